@@ -1,0 +1,799 @@
+/*
+ * Copyright (C) taskmgr developers
+ *
+ * ngx_http_taskmgr_auth_module: bearer JWT authentication in the ACCESS
+ * phase, and the $jwt_* variables.  Inert unless "taskmgr_auth_jwt on" (the
+ * variables need only a key in scope); knows nothing of the task API.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <jansson.h>
+#include <jwt.h>
+
+#include "ngx_http_taskmgr.h"
+#include "ngx_http_taskmgr_jwt.h"
+
+
+#define NGX_HTTP_TASKMGR_AUTH_KEY_MIN 32
+#define NGX_HTTP_TASKMGR_AUTH_KEY_MAX 65536
+
+
+typedef struct {
+    ngx_http_taskmgr_auth_loc_conf_t *conf; /* the result holds for it */
+    ngx_http_taskmgr_jwt_status_e     status;
+    ngx_http_taskmgr_identity_t       identity;
+    json_t                           *claims; /* r->pool owns it */
+} ngx_http_taskmgr_auth_ctx_t;
+
+
+static ngx_int_t ngx_http_taskmgr_auth_handler(ngx_http_request_t *r);
+static ngx_http_taskmgr_auth_ctx_t *ngx_http_taskmgr_auth_check(
+    ngx_http_request_t *r);
+static ngx_int_t ngx_http_taskmgr_auth_parse(ngx_http_request_t *r,
+                                             ngx_str_t          *token);
+static ngx_int_t ngx_http_taskmgr_auth_identity_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_taskmgr_auth_claim_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+
+static void *ngx_http_taskmgr_auth_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_taskmgr_auth_merge_loc_conf(ngx_conf_t *cf, void *parent,
+                                                  void *child);
+static char *ngx_http_taskmgr_auth_jwt(ngx_conf_t *cf, ngx_command_t *cmd,
+                                       void *conf);
+static char *ngx_http_taskmgr_auth_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
+                                            void *conf);
+static void  ngx_http_taskmgr_auth_wipe_key(void *data);
+static char *ngx_http_taskmgr_auth_alg(ngx_conf_t *cf, ngx_command_t *cmd,
+                                       void *conf);
+static char *ngx_http_taskmgr_auth_ttl_check(ngx_conf_t *cf, void *post,
+                                             void *data);
+static ngx_int_t ngx_http_taskmgr_auth_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_taskmgr_auth_init(ngx_conf_t *cf);
+
+
+/*
+ * Algorithms taskmgr_auth_jwt_alg accepts.  RS256 and ES256 go here once the
+ * key file setter loads PEM keys (public for verifying, private for issuing).
+ */
+/* clang-format off */
+static ngx_conf_enum_t  ngx_http_taskmgr_auth_algs[] = {
+    { ngx_string("HS256"), JWT_ALG_HS256 },
+    { ngx_null_string, 0 }
+};
+/* clang-format on */
+
+
+static ngx_conf_post_handler_pt ngx_http_taskmgr_auth_ttl_post =
+    ngx_http_taskmgr_auth_ttl_check;
+
+
+/* clang-format off */
+static ngx_command_t  ngx_http_taskmgr_auth_commands[] = {
+
+    { ngx_string("taskmgr_auth_jwt"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_http_taskmgr_auth_jwt,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_auth_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("taskmgr_auth_jwt_key_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_taskmgr_auth_key_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("taskmgr_auth_jwt_alg"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_taskmgr_auth_alg,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_auth_loc_conf_t, alg),
+      NULL },
+
+    { ngx_string("taskmgr_auth_jwt_issuer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_auth_loc_conf_t, issuer),
+      NULL },
+
+    { ngx_string("taskmgr_auth_jwt_audience"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_auth_loc_conf_t, audience),
+      NULL },
+
+    { ngx_string("taskmgr_auth_jwt_leeway"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_auth_loc_conf_t, leeway),
+      NULL },
+
+    { ngx_string("taskmgr_auth_jwt_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_auth_loc_conf_t, ttl),
+      &ngx_http_taskmgr_auth_ttl_post },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_taskmgr_auth_module_ctx = {
+    ngx_http_taskmgr_auth_add_variables,    /* preconfiguration */
+    ngx_http_taskmgr_auth_init,             /* postconfiguration */
+
+    NULL,                                   /* create main configuration */
+    NULL,                                   /* init main configuration */
+
+    NULL,                                   /* create server configuration */
+    NULL,                                   /* merge server configuration */
+
+    ngx_http_taskmgr_auth_create_loc_conf,  /* create location configuration */
+    ngx_http_taskmgr_auth_merge_loc_conf    /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_taskmgr_auth_module = {
+    NGX_MODULE_V1,
+    &ngx_http_taskmgr_auth_module_ctx,      /* module context */
+    ngx_http_taskmgr_auth_commands,         /* module directives */
+    NGX_HTTP_MODULE,                        /* module type */
+    NULL,                                   /* init master */
+    NULL,                                   /* init module */
+    NULL,                                   /* init process */
+    NULL,                                   /* init thread */
+    NULL,                                   /* exit thread */
+    NULL,                                   /* exit process */
+    NULL,                                   /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_variable_t  ngx_http_taskmgr_auth_vars[] = {
+
+    { ngx_string("jwt_sub"), NULL,
+      ngx_http_taskmgr_auth_identity_variable,
+      offsetof(ngx_http_taskmgr_identity_t, sub),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("jwt_sid"), NULL,
+      ngx_http_taskmgr_auth_identity_variable,
+      offsetof(ngx_http_taskmgr_identity_t, sid),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("jwt_jti"), NULL,
+      ngx_http_taskmgr_auth_identity_variable,
+      offsetof(ngx_http_taskmgr_identity_t, jti),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("jwt_claim_"), NULL,
+      ngx_http_taskmgr_auth_claim_variable,
+      0,
+      NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
+
+      ngx_http_null_variable
+};
+/* clang-format on */
+
+
+static ngx_int_t
+ngx_http_taskmgr_auth_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                         rc;
+    ngx_str_t                         challenge;
+    const char                       *code, *detail;
+    ngx_http_taskmgr_auth_ctx_t      *ctx;
+    ngx_http_taskmgr_auth_loc_conf_t *alcf;
+
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_taskmgr_auth_module);
+
+    if (!alcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_taskmgr_auth_check(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    switch (ctx->status) {
+
+    case NGX_HTTP_TASKMGR_JWT_VALID:
+        /* NGX_OK: passed (with "satisfy all", go on to the next handler) */
+        return NGX_OK;
+
+    case NGX_HTTP_TASKMGR_JWT_FAILED:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    case NGX_HTTP_TASKMGR_JWT_MISSING:
+        ngx_str_set(&challenge, "Bearer");
+        code = "unauthorized";
+        detail = "A bearer token is required.";
+        break;
+
+    case NGX_HTTP_TASKMGR_JWT_EXPIRED:
+        ngx_str_set(&challenge, "Bearer error=\"invalid_token\"");
+        code = "token_expired";
+        detail = "The access token has expired.";
+        break;
+
+    default: /* NGX_HTTP_TASKMGR_JWT_INVALID */
+        ngx_str_set(&challenge, "Bearer error=\"invalid_token\"");
+        code = "unauthorized";
+        detail = "The access token is not valid.";
+        break;
+    }
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    if (ngx_http_taskmgr_add_header(r, "WWW-Authenticate", &challenge)
+        != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_taskmgr_send_problem(r, NGX_HTTP_UNAUTHORIZED, code, detail);
+
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
+}
+
+
+/*
+ * Verifies the bearer token of r->main once per location conf and caches
+ * the result in the ctx; the access handler, the variables and
+ * ngx_http_taskmgr_auth_identity() all go through here, so a variable read
+ * before the ACCESS phase (e.g. by a rate limiter) never sees an unverified
+ * claim.  Returns NULL on allocation failure only.
+ */
+
+static ngx_http_taskmgr_auth_ctx_t *
+ngx_http_taskmgr_auth_check(ngx_http_request_t *r)
+{
+    ngx_int_t                         rc;
+    ngx_str_t                         token;
+    ngx_http_taskmgr_auth_ctx_t      *ctx;
+    ngx_http_taskmgr_auth_loc_conf_t *alcf;
+
+    r = r->main;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_taskmgr_auth_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_taskmgr_auth_module);
+
+    if (ctx == NULL) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_taskmgr_auth_ctx_t));
+        if (ctx == NULL) {
+            return NULL;
+        }
+
+        ngx_http_set_ctx(r, ctx, ngx_http_taskmgr_auth_module);
+
+    } else if (ctx->conf == alcf) {
+        return ctx;
+    }
+
+    /* first check, or the location (and maybe the key) changed since */
+
+    ctx->conf = alcf;
+    ctx->claims = NULL;
+    ngx_memzero(&ctx->identity, sizeof(ngx_http_taskmgr_identity_t));
+
+    if (alcf->key.len == 0) {
+        /* nothing to verify with: no identity */
+        ctx->status = NGX_HTTP_TASKMGR_JWT_INVALID;
+        return ctx;
+    }
+
+    rc = ngx_http_taskmgr_auth_parse(r, &token);
+
+    if (rc == NGX_DECLINED) {
+        ctx->status = NGX_HTTP_TASKMGR_JWT_MISSING;
+        return ctx;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "taskmgr: malformed bearer credentials");
+        ctx->status = NGX_HTTP_TASKMGR_JWT_INVALID;
+        return ctx;
+    }
+
+    ctx->status = ngx_http_taskmgr_jwt_verify(r, alcf, &token, &ctx->identity,
+                                              &ctx->claims);
+
+    return ctx;
+}
+
+
+/*
+ * "Authorization: Bearer <token>": NGX_OK with the token, NGX_DECLINED if
+ * there is no header or another scheme, NGX_ERROR if the credentials are
+ * malformed.  The token must be an RFC 6750 b64token.
+ */
+
+static ngx_int_t
+ngx_http_taskmgr_auth_parse(ngx_http_request_t *r, ngx_str_t *token)
+{
+    u_char          *p, *last;
+    ngx_table_elt_t *h;
+
+    h = r->headers_in.authorization;
+
+    if (h == NULL || h->value.len < sizeof("Bearer ") - 1
+        || ngx_strncasecmp(h->value.data, (u_char *) "Bearer ",
+                           sizeof("Bearer ") - 1)
+            != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    p = h->value.data + sizeof("Bearer ") - 1;
+    last = h->value.data + h->value.len;
+
+    if (p == last) {
+        return NGX_ERROR;
+    }
+
+    token->data = p;
+
+    for (/* void */; p < last; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')
+            || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_'
+            || *p == '~' || *p == '+' || *p == '/')
+        {
+            continue;
+        }
+
+        break;
+    }
+
+    /* trailing "=" padding only */
+
+    while (p < last && *p == '=') {
+        p++;
+    }
+
+    if (p != last || p == token->data || *token->data == '=') {
+        return NGX_ERROR;
+    }
+
+    token->len = last - token->data;
+
+    return NGX_OK;
+}
+
+
+ngx_http_taskmgr_identity_t *
+ngx_http_taskmgr_auth_identity(ngx_http_request_t *r)
+{
+    ngx_http_taskmgr_auth_ctx_t *ctx;
+
+    ctx = ngx_http_taskmgr_auth_check(r);
+
+    if (ctx == NULL || ctx->status != NGX_HTTP_TASKMGR_JWT_VALID) {
+        return NULL;
+    }
+
+    return &ctx->identity;
+}
+
+
+static ngx_int_t
+ngx_http_taskmgr_auth_identity_variable(ngx_http_request_t        *r,
+                                        ngx_http_variable_value_t *v,
+                                        uintptr_t                  data)
+{
+    ngx_str_t                   *s;
+    ngx_http_taskmgr_auth_ctx_t *ctx;
+
+    ctx = ngx_http_taskmgr_auth_check(r);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ctx->status != NGX_HTTP_TASKMGR_JWT_VALID) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = (ngx_str_t *) ((u_char *) &ctx->identity + data);
+
+    if (s->len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = s->data;
+
+    return NGX_OK;
+}
+
+
+/* $jwt_claim_<name>: a string or integer claim of a verified token */
+
+static ngx_int_t
+ngx_http_taskmgr_auth_claim_variable(ngx_http_request_t        *r,
+                                     ngx_http_variable_value_t *v,
+                                     uintptr_t                  data)
+{
+    ngx_str_t *name = (ngx_str_t *) data;
+
+    u_char                      *p;
+    size_t                       len;
+    json_t                      *claim;
+    ngx_http_taskmgr_auth_ctx_t *ctx;
+
+    len = sizeof("jwt_claim_") - 1;
+
+    ctx = ngx_http_taskmgr_auth_check(r);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ctx->status != NGX_HTTP_TASKMGR_JWT_VALID || ctx->claims == NULL
+        || name->len <= len)
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    claim = json_object_getn(ctx->claims, (const char *) name->data + len,
+                             name->len - len);
+
+    if (claim != NULL && json_is_string(claim)) {
+        v->data = (u_char *) json_string_value(claim);
+        v->len = json_string_length(claim);
+
+    } else if (claim != NULL && json_is_integer(claim)) {
+        p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->data = p;
+        v->len = ngx_sprintf(p, "%L", (int64_t) json_integer_value(claim)) - p;
+
+    } else {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_taskmgr_auth_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_taskmgr_auth_loc_conf_t *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_taskmgr_auth_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->key = { 0, NULL };
+     *     conf->key_file = { 0, NULL };
+     *     conf->issuer = { 0, NULL };
+     *     conf->audience = { 0, NULL };
+     *     conf->enable_file = NULL;
+     *     conf->enable_line = 0;
+     */
+
+    conf->enable = NGX_CONF_UNSET;
+    conf->alg = NGX_CONF_UNSET_UINT;
+    conf->leeway = NGX_CONF_UNSET;
+    conf->ttl = NGX_CONF_UNSET;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_taskmgr_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_taskmgr_auth_loc_conf_t *prev = parent;
+    ngx_http_taskmgr_auth_loc_conf_t *conf = child;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+
+    if (conf->enable_file == NULL) {
+        conf->enable_file = prev->enable_file;
+        conf->enable_line = prev->enable_line;
+    }
+
+    if (conf->key.data == NULL) {
+        conf->key = prev->key;
+        conf->key_file = prev->key_file;
+    }
+
+    ngx_conf_merge_uint_value(conf->alg, prev->alg, JWT_ALG_HS256);
+    ngx_conf_merge_str_value(conf->issuer, prev->issuer, "");
+    ngx_conf_merge_str_value(conf->audience, prev->audience, "");
+    ngx_conf_merge_sec_value(conf->leeway, prev->leeway, 30);
+    ngx_conf_merge_sec_value(conf->ttl, prev->ttl, 900);
+
+    if (conf->enable && conf->key.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "taskmgr: \"taskmgr_auth_jwt\" is on but no "
+                      "\"taskmgr_auth_jwt_key_file\" is defined for it "
+                      "in %s:%ui",
+                      conf->enable_file ? (char *) conf->enable_file : "?",
+                      conf->enable_line);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_taskmgr_auth_jwt(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_taskmgr_auth_loc_conf_t *alcf = conf;
+
+    char *rv;
+
+    rv = ngx_conf_set_flag_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    /* for the "no key" message at merge time */
+    alcf->enable_file = cf->conf_file->file.name.data;
+    alcf->enable_line = cf->conf_file->line;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Reads the key at configuration time (in the master).  The content, with
+ * trailing whitespace trimmed, is the key; it is never logged, and it is
+ * wiped when the configuration pool goes away.
+ */
+
+static char *
+ngx_http_taskmgr_auth_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_taskmgr_auth_loc_conf_t *alcf = conf;
+
+    char               *rv;
+    off_t               size;
+    u_char             *buf;
+    size_t              len;
+    ssize_t             n;
+    ngx_str_t          *value, path, *wipe;
+    ngx_file_t          file;
+    ngx_pool_cleanup_t *cln;
+
+    if (alcf->key.data != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    path = value[1];
+
+    if (path.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "taskmgr: empty key file name");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = path;
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "taskmgr: " ngx_open_file_n " \"%V\" failed", &path);
+        return NGX_CONF_ERROR;
+    }
+
+    rv = NGX_CONF_ERROR;
+
+    if (ngx_fd_info(file.fd, &file.info) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "taskmgr: " ngx_fd_info_n " \"%V\" failed", &path);
+        goto done;
+    }
+
+    size = ngx_file_size(&file.info);
+
+    if (!ngx_is_file(&file.info) || size > NGX_HTTP_TASKMGR_AUTH_KEY_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "taskmgr: key file \"%V\" is not a regular file "
+                           "of at most %d bytes",
+                           &path, NGX_HTTP_TASKMGR_AUTH_KEY_MAX);
+        goto done;
+    }
+
+    buf = ngx_pnalloc(cf->pool, (size_t) size + 1);
+    if (buf == NULL) {
+        goto done;
+    }
+
+    /* wipe the key bytes with the configuration */
+
+    cln = ngx_pool_cleanup_add(cf->pool, sizeof(ngx_str_t));
+    if (cln == NULL) {
+        goto done;
+    }
+
+    wipe = cln->data;
+    wipe->data = buf;
+    wipe->len = (size_t) size + 1;
+    cln->handler = ngx_http_taskmgr_auth_wipe_key;
+
+    n = ngx_read_file(&file, buf, (size_t) size, 0);
+
+    if (n == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "taskmgr: " ngx_read_file_n " \"%V\" failed", &path);
+        goto done;
+    }
+
+    if ((off_t) n != size) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "taskmgr: " ngx_read_file_n " \"%V\" returned "
+                           "only %z bytes instead of %O",
+                           &path, n, size);
+        goto done;
+    }
+
+    len = (size_t) size;
+
+    while (len > 0
+           && (buf[len - 1] == '\n' || buf[len - 1] == '\r'
+               || buf[len - 1] == ' ' || buf[len - 1] == '\t'))
+    {
+        len--;
+    }
+
+    buf[len] = '\0';
+
+    if (len < NGX_HTTP_TASKMGR_AUTH_KEY_MIN) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "taskmgr: key in \"%V\" is shorter than %d bytes",
+                           &path, NGX_HTTP_TASKMGR_AUTH_KEY_MIN);
+        goto done;
+    }
+
+    alcf->key.data = buf;
+    alcf->key.len = len;
+    alcf->key_file = path;
+
+    rv = NGX_CONF_OK;
+
+done:
+
+    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
+                      "taskmgr: " ngx_close_file_n " \"%V\" failed", &path);
+    }
+
+    return rv;
+}
+
+
+static void
+ngx_http_taskmgr_auth_wipe_key(void *data)
+{
+    ngx_str_t *key = data;
+
+    ngx_explicit_memzero(key->data, key->len);
+}
+
+
+static char *
+ngx_http_taskmgr_auth_alg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_taskmgr_auth_loc_conf_t *alcf = conf;
+
+    ngx_str_t       *value;
+    ngx_conf_enum_t *e;
+
+    if (alcf->alg != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (e = ngx_http_taskmgr_auth_algs; e->name.len; e++) {
+        if (e->name.len == value[1].len
+            && ngx_strncmp(e->name.data, value[1].data, value[1].len) == 0)
+        {
+            alcf->alg = e->value;
+            return NGX_CONF_OK;
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "taskmgr: unsupported JWT algorithm \"%V\"", &value[1]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_taskmgr_auth_ttl_check(ngx_conf_t *cf, void *post, void *data)
+{
+    time_t *tp = data;
+
+    if (*tp < 1) {
+        return "must be at least 1s";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_taskmgr_auth_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t *var, *v;
+
+    for (v = ngx_http_taskmgr_auth_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_taskmgr_auth_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt       *h;
+    ngx_http_core_main_conf_t *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_taskmgr_auth_handler;
+
+    return NGX_OK;
+}

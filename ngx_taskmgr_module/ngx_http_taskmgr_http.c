@@ -1,0 +1,326 @@
+/*
+ * Copyright (C) taskmgr developers
+ *
+ * Response helpers shared by every taskmgr module: JSON bodies, RFC 9457
+ * problem details, header lookups.
+ */
+
+
+#include "ngx_http_taskmgr.h"
+
+
+typedef struct {
+    const char  *code;
+    const char  *title;
+} ngx_http_taskmgr_problem_title_t;
+
+
+static ngx_http_taskmgr_problem_title_t  ngx_http_taskmgr_titles[] = {
+    { "validation_failed", "Validation failed" },
+    { "unauthorized", "Unauthorized" },
+    { "token_expired", "Token expired" },
+    { "mfa_required", "Second factor required" },
+    { "forbidden", "Forbidden" },
+    { "not_found", "Not found" },
+    { "method_not_allowed", "Method not allowed" },
+    { "conflict", "Conflict" },
+    { "precondition_failed", "Precondition failed" },
+    { "payload_too_large", "Payload too large" },
+    { "unsupported_media_type", "Unsupported media type" },
+    { "account_locked", "Account locked" },
+    { "rate_limited", "Too many requests" },
+    { "quota_exceeded", "Quota exceeded" },
+    { "dependency_unavailable", "Dependency unavailable" },
+    { "internal", "Internal error" },
+    { NULL, NULL }
+};
+
+
+static ngx_str_t  ngx_http_taskmgr_json_type =
+    ngx_string("application/json; charset=utf-8");
+static ngx_str_t  ngx_http_taskmgr_problem_type =
+    ngx_string("application/problem+json");
+
+
+ngx_int_t
+ngx_http_taskmgr_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *content_type, ngx_str_t *body)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    r->headers_out.status = status;
+
+    if (status == NGX_HTTP_NO_CONTENT || status == NGX_HTTP_NOT_MODIFIED
+        || body == NULL || body->len == 0)
+    {
+        if (status == NGX_HTTP_NO_CONTENT
+            || status == NGX_HTTP_NOT_MODIFIED)
+        {
+            r->header_only = 1;
+            ngx_http_clear_content_length(r);
+
+        } else {
+            r->headers_out.content_length_n = 0;
+        }
+
+        if (content_type && status != NGX_HTTP_NO_CONTENT
+            && status != NGX_HTTP_NOT_MODIFIED)
+        {
+            r->headers_out.content_type = *content_type;
+            r->headers_out.content_type_len = content_type->len;
+        }
+
+        rc = ngx_http_send_header(r);
+
+        if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+            return rc;
+        }
+
+        return ngx_http_send_special(r, NGX_HTTP_LAST);
+    }
+
+    r->headers_out.content_type = *content_type;
+    r->headers_out.content_type_len = content_type->len;
+    r->headers_out.content_length_n = body->len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_taskmgr_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *body)
+{
+    return ngx_http_taskmgr_send(r, status, &ngx_http_taskmgr_json_type,
+                                 body);
+}
+
+
+ngx_int_t
+ngx_http_taskmgr_send_problem(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *detail)
+{
+    return ngx_http_taskmgr_send_problem_errors(r, status, code, detail,
+                                                NULL);
+}
+
+
+ngx_int_t
+ngx_http_taskmgr_send_problem_errors(ngx_http_request_t *r,
+    ngx_uint_t status, const char *code, const char *detail,
+    ngx_str_t *errors_json)
+{
+    u_char                            *p;
+    size_t                             len;
+    ngx_str_t                          body, id, d, ed;
+    ngx_str_t                          cc = ngx_string("no-store");
+    ngx_str_t                          retry = ngx_string("1");
+    const char                        *title;
+    ngx_http_taskmgr_problem_title_t  *t;
+
+    title = "Error";
+
+    for (t = ngx_http_taskmgr_titles; t->code; t++) {
+        if (ngx_strcmp(t->code, code) == 0) {
+            title = t->title;
+            break;
+        }
+    }
+
+    ngx_http_taskmgr_request_id(r, &id);
+
+    d.data = (u_char *) (detail ? detail : title);
+    d.len = ngx_strlen(d.data);
+
+    if (ngx_http_taskmgr_json_escape(r->pool, &d, &ed) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    len = sizeof("{\"type\":\"https://taskmgr.dev/problems/\",\"title\":\"\","
+                 "\"status\":,\"code\":\"\",\"detail\":\"\","
+                 "\"request_id\":\"\",\"errors\":}") - 1
+          + 2 * ngx_strlen(code) + ngx_strlen(title) + NGX_INT_T_LEN
+          + ed.len + id.len + (errors_json ? errors_json->len : 0);
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body.data = p;
+
+    /* code, title and the request id hold no characters JSON escapes */
+    p = ngx_sprintf(p, "{\"type\":\"https://taskmgr.dev/problems/%s\","
+                       "\"title\":\"%s\",\"status\":%ui,\"code\":\"%s\","
+                       "\"detail\":\"%V\",\"request_id\":\"%V\"",
+                    code, title, status, code, &ed, &id);
+
+    if (errors_json && errors_json->len) {
+        p = ngx_sprintf(p, ",\"errors\":%V", errors_json);
+    }
+
+    *p++ = '}';
+    body.len = p - body.data;
+
+    if (body.len > len) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "taskmgr: problem body overflow");
+        return NGX_ERROR;
+    }
+
+    if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        if (ngx_http_taskmgr_add_header(r, "Retry-After", &retry) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_taskmgr_add_header(r, "Cache-Control", &cc) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_taskmgr_send(r, status, &ngx_http_taskmgr_problem_type,
+                                 &body);
+}
+
+
+ngx_int_t
+ngx_http_taskmgr_add_header(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value = *value;
+
+    return NGX_OK;
+}
+
+
+ngx_table_elt_t *
+ngx_http_taskmgr_find_header(ngx_http_request_t *r, const char *name)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    if (name == NULL) {
+        return NULL;
+    }
+
+    len = ngx_strlen(name);
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+ngx_int_t
+ngx_http_taskmgr_json_escape(ngx_pool_t *pool, ngx_str_t *in, ngx_str_t *out)
+{
+    u_char      *p, ch;
+    size_t       len;
+    ngx_uint_t   i;
+
+    static u_char  hex[] = "0123456789abcdef";
+
+    len = 0;
+
+    for (i = 0; i < in->len; i++) {
+        ch = in->data[i];
+
+        if (ch == '"' || ch == '\\') {
+            len += 2;
+
+        } else if (ch < 0x20) {
+            len += 6;
+
+        } else {
+            len++;
+        }
+    }
+
+    if (len == in->len) {
+        *out = *in;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+    out->len = len;
+
+    for (i = 0; i < in->len; i++) {
+        ch = in->data[i];
+
+        if (ch == '"' || ch == '\\') {
+            *p++ = '\\';
+            *p++ = ch;
+
+        } else if (ch < 0x20) {
+            *p++ = '\\';
+            *p++ = 'u';
+            *p++ = '0';
+            *p++ = '0';
+            *p++ = hex[ch >> 4];
+            *p++ = hex[ch & 0xf];
+
+        } else {
+            *p++ = ch;
+        }
+    }
+
+    return NGX_OK;
+}

@@ -1,0 +1,186 @@
+/*
+ * Copyright (C) taskmgr developers
+ */
+
+
+#include "ngx_http_taskmgr_handlers.h"
+
+
+#define TM_AUTH       NGX_HTTP_TASKMGR_AUTH
+#define TM_AUTH_BODY  (NGX_HTTP_TASKMGR_AUTH | NGX_HTTP_TASKMGR_BODY)
+#define TM_BODY       NGX_HTTP_TASKMGR_BODY
+
+
+/* clang-format off */
+static ngx_http_taskmgr_route_t  ngx_http_taskmgr_routes[] = {
+
+    { NGX_HTTP_POST, "/v1/auth/register", ngx_http_taskmgr_h_register,
+      TM_BODY, ngx_http_taskmgr_register_fields },
+    { NGX_HTTP_POST, "/v1/auth/login", ngx_http_taskmgr_h_login,
+      TM_BODY, ngx_http_taskmgr_login_fields },
+    { NGX_HTTP_POST, "/v1/auth/refresh", ngx_http_taskmgr_h_refresh,
+      TM_BODY, ngx_http_taskmgr_refresh_fields },
+    { NGX_HTTP_POST, "/v1/auth/logout", ngx_http_taskmgr_h_logout,
+      TM_AUTH, NULL },
+
+    { NGX_HTTP_GET, "/v1/me", ngx_http_taskmgr_h_me, TM_AUTH, NULL },
+    { NGX_HTTP_PATCH, "/v1/me", ngx_http_taskmgr_h_me_update,
+      TM_AUTH_BODY, ngx_http_taskmgr_me_fields },
+
+    { NGX_HTTP_GET, "/v1/workspaces", ngx_http_taskmgr_h_workspace_list,
+      TM_AUTH, NULL },
+    { NGX_HTTP_POST, "/v1/workspaces", ngx_http_taskmgr_h_workspace_create,
+      TM_AUTH_BODY, ngx_http_taskmgr_workspace_fields },
+    { NGX_HTTP_GET, "/v1/workspaces/{ws}", ngx_http_taskmgr_h_workspace_get,
+      TM_AUTH, NULL },
+
+    { NGX_HTTP_GET, "/v1/workspaces/{ws}/tasks",
+      ngx_http_taskmgr_h_task_list, TM_AUTH, NULL },
+    { NGX_HTTP_POST, "/v1/workspaces/{ws}/tasks",
+      ngx_http_taskmgr_h_task_create, TM_AUTH_BODY,
+      ngx_http_taskmgr_task_create_fields },
+    { NGX_HTTP_GET, "/v1/workspaces/{ws}/tasks/{id}",
+      ngx_http_taskmgr_h_task_get, TM_AUTH, NULL },
+    { NGX_HTTP_PATCH, "/v1/workspaces/{ws}/tasks/{id}",
+      ngx_http_taskmgr_h_task_update, TM_AUTH_BODY,
+      ngx_http_taskmgr_task_patch_fields },
+    { NGX_HTTP_DELETE, "/v1/workspaces/{ws}/tasks/{id}",
+      ngx_http_taskmgr_h_task_delete, TM_AUTH, NULL },
+    { NGX_HTTP_POST, "/v1/workspaces/{ws}/tasks/{id}/restore",
+      ngx_http_taskmgr_h_task_restore, TM_AUTH, NULL },
+
+    { 0, NULL, NULL, 0, NULL }
+};
+/* clang-format on */
+
+
+static const char *ngx_http_taskmgr_method_names[] = {
+    "GET", "POST", "PATCH", "DELETE", NULL
+};
+
+static ngx_uint_t  ngx_http_taskmgr_method_bits[] = {
+    NGX_HTTP_GET, NGX_HTTP_POST, NGX_HTTP_PATCH, NGX_HTTP_DELETE, 0
+};
+
+
+/*
+ * Matches the path against one pattern; captures go to ctx->params.
+ */
+static ngx_int_t
+ngx_http_taskmgr_route_match(const char *pattern, ngx_str_t *path,
+    ngx_http_taskmgr_api_ctx_t *ctx)
+{
+    u_char      *p, *end, *seg;
+    size_t       plen;
+    ngx_uint_t   n;
+    const char  *pp, *pseg;
+
+    p = path->data;
+    end = path->data + path->len;
+    pp = pattern;
+    n = 0;
+
+    while (*pp) {
+        if (*pp != '/' || p >= end || *p != '/') {
+            return NGX_DECLINED;
+        }
+
+        pp++;
+        p++;
+
+        pseg = pp;
+        while (*pp && *pp != '/') {
+            pp++;
+        }
+        plen = pp - pseg;
+
+        seg = p;
+        while (p < end && *p != '/') {
+            p++;
+        }
+
+        if (pseg[0] == '{') {
+            if (p == seg || n >= NGX_HTTP_TASKMGR_MAX_PARAMS) {
+                return NGX_DECLINED;
+            }
+
+            ctx->params[n].data = seg;
+            ctx->params[n].len = p - seg;
+            n++;
+            continue;
+        }
+
+        if ((size_t) (p - seg) != plen
+            || ngx_strncmp(seg, pseg, plen) != 0)
+        {
+            return NGX_DECLINED;
+        }
+    }
+
+    if (p != end) {
+        return NGX_DECLINED;
+    }
+
+    ctx->nparams = n;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_taskmgr_route(ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx,
+    ngx_str_t *allow)
+{
+    u_char                    *p;
+    ngx_uint_t                 i, method, allowed;
+    ngx_http_taskmgr_route_t  *rt;
+
+    method = (r->method == NGX_HTTP_HEAD) ? NGX_HTTP_GET : r->method;
+    allowed = 0;
+
+    for (rt = ngx_http_taskmgr_routes; rt->pattern; rt++) {
+        if (ngx_http_taskmgr_route_match(rt->pattern, &r->uri, ctx)
+            != NGX_OK)
+        {
+            continue;
+        }
+
+        if (rt->method == method) {
+            ctx->route = rt;
+            return NGX_OK;
+        }
+
+        allowed |= rt->method;
+    }
+
+    if (allowed == 0) {
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    p = ngx_pnalloc(r->pool, sizeof("GET, HEAD, POST, PATCH, DELETE"));
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    allow->data = p;
+
+    for (i = 0; ngx_http_taskmgr_method_names[i]; i++) {
+        if (allowed & ngx_http_taskmgr_method_bits[i]) {
+            if (p != allow->data) {
+                *p++ = ',';
+                *p++ = ' ';
+            }
+
+            p = ngx_cpymem(p, ngx_http_taskmgr_method_names[i],
+                           ngx_strlen(ngx_http_taskmgr_method_names[i]));
+
+            if (ngx_http_taskmgr_method_bits[i] == NGX_HTTP_GET) {
+                p = ngx_cpymem(p, ", HEAD", 6);
+            }
+        }
+    }
+
+    allow->len = p - allow->data;
+
+    return NGX_HTTP_NOT_ALLOWED;
+}

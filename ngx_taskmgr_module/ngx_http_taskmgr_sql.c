@@ -1,0 +1,81 @@
+/*
+ * Copyright (C) taskmgr developers
+ */
+
+
+#include "ngx_http_taskmgr_sql.h"
+
+
+#define TM_CALL(fn, args)                                                    \
+    "SELECT status, body, meta FROM tm_api." fn "(" args ")"
+
+
+ngx_http_taskmgr_sql_stmt_t  ngx_http_taskmgr_sql_stmts[] = {
+    { "tm_ping", "SELECT 1" },
+    { "tm_register", TM_CALL("register", "$1, $2, $3, $4, $5, $6, $7, $8") },
+    { "tm_login_lookup", TM_CALL("login_lookup", "$1") },
+    { "tm_session_create",
+      TM_CALL("session_create", "$1, $2, $3, $4, $5, $6") },
+    { "tm_refresh", TM_CALL("refresh", "$1, $2, $3") },
+    { "tm_logout", TM_CALL("logout", "$1, $2") },
+    { "tm_me", TM_CALL("me", "$1, $2") },
+    { "tm_me_update", TM_CALL("me_update", "$1, $2, $3") },
+    { "tm_workspace_list", TM_CALL("workspace_list", "$1, $2") },
+    { "tm_workspace_create", TM_CALL("workspace_create", "$1, $2, $3") },
+    { "tm_workspace_get", TM_CALL("workspace_get", "$1, $2, $3") },
+    { "tm_task_list", TM_CALL("task_list", "$1, $2, $3, $4, NULL, NULL") },
+    { "tm_task_list_after",
+      TM_CALL("task_list", "$1, $2, $3, $4, $5, $6") },
+    { "tm_task_get", TM_CALL("task_get", "$1, $2, $3, $4") },
+    { "tm_task_create", TM_CALL("task_create", "$1, $2, $3, $4") },
+    { "tm_task_update", TM_CALL("task_update", "$1, $2, $3, $4, $5, $6") },
+    { "tm_task_delete", TM_CALL("task_delete", "$1, $2, $3, $4, $5") },
+    { "tm_task_restore", TM_CALL("task_restore", "$1, $2, $3, $4") },
+    { NULL, NULL }
+};
+
+
+ngx_int_t
+ngx_http_taskmgr_sql_setup(ngx_pool_t *pool, ngx_msec_t timeout,
+    ngx_str_t *out)
+{
+    u_char                       *p;
+    size_t                        len;
+    ngx_uint_t                    i;
+    ngx_http_taskmgr_sql_stmt_t  *s;
+
+    static const char  head[] =
+        "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC'; "
+        "SET application_name = 'taskmgr-nginx'; "
+        "SET statement_timeout = ";
+
+    len = sizeof(head) - 1 + NGX_INT_T_LEN + sizeof("; ") - 1;
+
+    for (i = 0; i < NGX_HTTP_TASKMGR_SQL_LAST; i++) {
+        s = &ngx_http_taskmgr_sql_stmts[i];
+        len += sizeof("PREPARE  AS ; ") - 1 + ngx_strlen(s->name)
+               + ngx_strlen(s->sql);
+    }
+
+    p = ngx_pnalloc(pool, len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+    p = ngx_sprintf(p, "%s%M; ", head, timeout);
+
+    for (i = 0; i < NGX_HTTP_TASKMGR_SQL_LAST; i++) {
+        s = &ngx_http_taskmgr_sql_stmts[i];
+        p = ngx_sprintf(p, "PREPARE %s AS %s; ", s->name, s->sql);
+    }
+
+    *p = '\0';
+    out->len = p - out->data;
+
+    if (out->len > len) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
