@@ -15,50 +15,50 @@
 #include <ngx_thread_pool.h>
 
 
-#define NGX_HTTP_TASKMGR_UUID_LEN        36
-#define NGX_HTTP_TASKMGR_REQUEST_ID_MAX  128
-#define NGX_HTTP_UNPROCESSABLE_ENTITY    422
+#define NGX_HTTP_TASKMGR_UUID_LEN       36
+#define NGX_HTTP_TASKMGR_REQUEST_ID_MAX 128
+#define NGX_HTTP_UNPROCESSABLE_ENTITY   422
 
 
-extern ngx_module_t  ngx_http_taskmgr_module;
-extern ngx_module_t  ngx_http_taskmgr_auth_module;
-extern ngx_module_t  ngx_http_taskmgr_api_module;
+extern ngx_module_t ngx_http_taskmgr_module;
+extern ngx_module_t ngx_http_taskmgr_auth_module;
+extern ngx_module_t ngx_http_taskmgr_api_module;
 
 
-typedef struct ngx_http_taskmgr_pg_pool_s  ngx_http_taskmgr_pg_pool_t;
+typedef struct ngx_http_taskmgr_pg_pool_s ngx_http_taskmgr_pg_pool_t;
 
 
 /* main conf of the core module (http{} level) */
 typedef struct {
     /* PostgreSQL */
-    ngx_array_t                 *pg_keywords;  /* of char *, NULL-ended */
-    ngx_array_t                 *pg_values;    /* of char *, NULL-ended */
-    ngx_str_t                    pg_dsn;
-    ngx_str_t                    pg_password;
-    ngx_uint_t                   pg_pool_size;
-    ngx_uint_t                   pg_queue_size;
-    ngx_msec_t                   pg_query_timeout;
-    ngx_msec_t                   pg_connect_timeout;
+    ngx_array_t *pg_keywords; /* of char *, NULL-ended */
+    ngx_array_t *pg_values;   /* of char *, NULL-ended */
+    ngx_str_t    pg_dsn;
+    ngx_str_t    pg_password;
+    ngx_uint_t   pg_pool_size;
+    ngx_uint_t   pg_queue_size;
+    ngx_msec_t   pg_query_timeout;
+    ngx_msec_t   pg_connect_timeout;
 
     /* password hashing (argon2id) */
-    ngx_thread_pool_t           *pw_thread_pool;
-    ngx_str_t                    pw_thread_pool_name;
-    ngx_uint_t                   argon2_t_cost;
-    ngx_uint_t                   argon2_m_cost;   /* KiB */
-    ngx_uint_t                   argon2_parallelism;
+    ngx_thread_pool_t *pw_thread_pool;
+    ngx_str_t          pw_thread_pool_name;
+    ngx_uint_t         argon2_t_cost;
+    ngx_uint_t         argon2_m_cost; /* KiB */
+    ngx_uint_t         argon2_parallelism;
 
     /* per-worker state, created in init_process */
-    ngx_http_taskmgr_pg_pool_t  *pg;
+    ngx_http_taskmgr_pg_pool_t *pg;
 } ngx_http_taskmgr_main_conf_t;
 
 
 /* identity of a caller, set by the auth module after a verified token */
 typedef struct {
-    ngx_str_t   sub;   /* user id, a UUID */
-    ngx_str_t   sid;   /* session id, a UUID, or empty */
-    ngx_str_t   jti;
-    time_t      iat;
-    time_t      exp;
+    ngx_str_t sub; /* user id, a UUID */
+    ngx_str_t sid; /* session id, a UUID, or empty */
+    ngx_str_t jti;
+    time_t    iat;
+    time_t    exp;
 } ngx_http_taskmgr_identity_t;
 
 
@@ -68,20 +68,23 @@ void ngx_http_taskmgr_request_id(ngx_http_request_t *r, ngx_str_t *id);
 
 /* ngx_http_taskmgr_http.c: responses */
 ngx_int_t ngx_http_taskmgr_send(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *content_type, ngx_str_t *body);
-ngx_int_t ngx_http_taskmgr_send_json(ngx_http_request_t *r,
-    ngx_uint_t status, ngx_str_t *body);
+                                ngx_str_t *content_type, ngx_str_t *body);
+ngx_int_t ngx_http_taskmgr_send_json(ngx_http_request_t *r, ngx_uint_t status,
+                                     ngx_str_t *body);
 ngx_int_t ngx_http_taskmgr_send_problem(ngx_http_request_t *r,
-    ngx_uint_t status, const char *code, const char *detail);
+                                        ngx_uint_t status, const char *code,
+                                        const char *detail);
 ngx_int_t ngx_http_taskmgr_send_problem_errors(ngx_http_request_t *r,
-    ngx_uint_t status, const char *code, const char *detail,
-    ngx_str_t *errors_json);
-ngx_int_t ngx_http_taskmgr_add_header(ngx_http_request_t *r,
-    const char *name, ngx_str_t *value);
+                                               ngx_uint_t          status,
+                                               const char         *code,
+                                               const char         *detail,
+                                               ngx_str_t          *errors_json);
+ngx_int_t ngx_http_taskmgr_add_header(ngx_http_request_t *r, const char *name,
+                                      ngx_str_t *value);
 ngx_table_elt_t *ngx_http_taskmgr_find_header(ngx_http_request_t *r,
-    const char *name);
-ngx_int_t ngx_http_taskmgr_json_escape(ngx_pool_t *pool, ngx_str_t *in,
-    ngx_str_t *out);
+                                              const char         *name);
+ngx_int_t        ngx_http_taskmgr_json_escape(ngx_pool_t *pool, ngx_str_t *in,
+                                              ngx_str_t *out);
 
 /* ngx_http_taskmgr_auth.c */
 ngx_http_taskmgr_identity_t *ngx_http_taskmgr_auth_identity(
@@ -90,13 +93,14 @@ ngx_http_taskmgr_identity_t *ngx_http_taskmgr_auth_identity(
 /* ngx_http_taskmgr_jwt.c: issues an access token signed with the key,
  * algorithm, issuer, audience and lifetime of r's auth location conf */
 ngx_int_t ngx_http_taskmgr_jwt_issue(ngx_http_request_t *r, ngx_str_t *sub,
-    ngx_str_t *sid, ngx_str_t *token, time_t *expires_in);
+                                     ngx_str_t *sid, ngx_str_t *token,
+                                     time_t *expires_in);
 
 /* ngx_http_taskmgr_crypto.c */
 ngx_int_t ngx_http_taskmgr_random_token(ngx_pool_t *pool, size_t nbytes,
-    ngx_str_t *out);
+                                        ngx_str_t *out);
 ngx_int_t ngx_http_taskmgr_sha256_hex(ngx_pool_t *pool, ngx_str_t *in,
-    ngx_str_t *out);
+                                      ngx_str_t *out);
 ngx_int_t ngx_http_taskmgr_uuid_v7(ngx_pool_t *pool, ngx_str_t *out);
 ngx_int_t ngx_http_taskmgr_is_uuid(ngx_str_t *s);
 
@@ -108,14 +112,15 @@ ngx_int_t ngx_http_taskmgr_is_uuid(ngx_str_t *s);
  * with r->main->blocked while the thread runs.
  */
 typedef void (*ngx_http_taskmgr_pw_handler_pt)(ngx_http_request_t *r,
-    ngx_int_t rc, ngx_str_t *hash);
+                                               ngx_int_t rc, ngx_str_t *hash);
 
-ngx_int_t ngx_http_taskmgr_password_hash(ngx_http_request_t *r,
-    ngx_str_t *password, ngx_http_taskmgr_pw_handler_pt handler);
+ngx_int_t ngx_http_taskmgr_password_hash(
+    ngx_http_request_t *r, ngx_str_t *password,
+    ngx_http_taskmgr_pw_handler_pt handler);
 /* encoded == NULL verifies against a dummy hash and answers NGX_DECLINED,
  * so that unknown accounts cost the same time as known ones */
-ngx_int_t ngx_http_taskmgr_password_verify(ngx_http_request_t *r,
-    ngx_str_t *password, ngx_str_t *encoded,
+ngx_int_t ngx_http_taskmgr_password_verify(
+    ngx_http_request_t *r, ngx_str_t *password, ngx_str_t *encoded,
     ngx_http_taskmgr_pw_handler_pt handler);
 
 

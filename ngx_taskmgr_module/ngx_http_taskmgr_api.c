@@ -12,23 +12,24 @@
 
 
 static void *ngx_http_taskmgr_api_create_loc_conf(ngx_conf_t *cf);
-static char *ngx_http_taskmgr_api_merge_loc_conf(ngx_conf_t *cf,
-    void *parent, void *child);
+static char *ngx_http_taskmgr_api_merge_loc_conf(ngx_conf_t *cf, void *parent,
+                                                 void *child);
 static char *ngx_http_taskmgr_api(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+                                  void *conf);
 static char *ngx_http_taskmgr_healthz(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+                                      void *conf);
 static char *ngx_http_taskmgr_readyz(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+                                     void *conf);
 static ngx_int_t ngx_http_taskmgr_api_handler(ngx_http_request_t *r);
-static void ngx_http_taskmgr_api_body_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_taskmgr_api_body(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx);
+static void      ngx_http_taskmgr_api_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_taskmgr_api_body(ngx_http_request_t         *r,
+                                           ngx_http_taskmgr_api_ctx_t *ctx,
+                                           ngx_int_t                  *rc);
 static ngx_int_t ngx_http_taskmgr_api_json_type(ngx_http_request_t *r);
-static ngx_int_t ngx_http_taskmgr_api_sql_error(ngx_http_request_t *r,
-    ngx_http_taskmgr_pg_query_t *q);
+static ngx_int_t ngx_http_taskmgr_api_sql_error(ngx_http_request_t          *r,
+                                                ngx_http_taskmgr_pg_query_t *q);
 static ngx_int_t ngx_http_taskmgr_api_body_etag(ngx_http_request_t *r,
-    ngx_str_t *body);
+                                                ngx_str_t          *body);
 
 
 /* clang-format off */
@@ -108,7 +109,7 @@ ngx_module_t  ngx_http_taskmgr_api_module = {
 static void *
 ngx_http_taskmgr_api_create_loc_conf(ngx_conf_t *cf)
 {
-    ngx_http_taskmgr_api_loc_conf_t  *alcf;
+    ngx_http_taskmgr_api_loc_conf_t *alcf;
 
     alcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_taskmgr_api_loc_conf_t));
     if (alcf == NULL) {
@@ -124,13 +125,12 @@ ngx_http_taskmgr_api_create_loc_conf(ngx_conf_t *cf)
 
 
 static char *
-ngx_http_taskmgr_api_merge_loc_conf(ngx_conf_t *cf, void *parent,
-    void *child)
+ngx_http_taskmgr_api_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 {
     ngx_http_taskmgr_api_loc_conf_t *prev = parent;
     ngx_http_taskmgr_api_loc_conf_t *conf = child;
 
-    ngx_http_core_loc_conf_t  *clcf;
+    ngx_http_core_loc_conf_t *clcf;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_size_value(conf->max_body_size, prev->max_body_size,
@@ -156,8 +156,7 @@ ngx_http_taskmgr_api_merge_loc_conf(ngx_conf_t *cf, void *parent,
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "client_body_buffer_size (%uz) must be at least "
                            "taskmgr_api_max_body_size (%uz)",
-                           clcf->client_body_buffer_size,
-                           conf->max_body_size);
+                           clcf->client_body_buffer_size, conf->max_body_size);
         return NGX_CONF_ERROR;
     }
 
@@ -179,7 +178,7 @@ ngx_http_taskmgr_api_merge_loc_conf(ngx_conf_t *cf, void *parent,
 static char *
 ngx_http_taskmgr_set_handler(ngx_conf_t *cf, ngx_http_handler_pt handler)
 {
-    ngx_http_core_loc_conf_t  *clcf;
+    ngx_http_core_loc_conf_t *clcf;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
@@ -198,7 +197,7 @@ ngx_http_taskmgr_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_taskmgr_api_loc_conf_t *alcf = conf;
 
-    ngx_http_taskmgr_main_conf_t  *mcf;
+    ngx_http_taskmgr_main_conf_t *mcf;
 
     mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_taskmgr_module);
 
@@ -240,10 +239,10 @@ ngx_http_taskmgr_api_ctx(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_taskmgr_api_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                         rc;
-    ngx_str_t                         allow;
-    ngx_http_taskmgr_api_ctx_t       *ctx;
-    ngx_http_taskmgr_api_loc_conf_t  *alcf;
+    ngx_int_t                        rc;
+    ngx_str_t                        allow;
+    ngx_http_taskmgr_api_ctx_t      *ctx;
+    ngx_http_taskmgr_api_loc_conf_t *alcf;
 
     if (r != r->main) {
         return NGX_DECLINED;
@@ -274,9 +273,8 @@ ngx_http_taskmgr_api_handler(ngx_http_request_t *r)
         }
 
         if (rc == NGX_HTTP_NOT_FOUND) {
-            return ngx_http_taskmgr_send_problem(r, NGX_HTTP_NOT_FOUND,
-                                                 "not_found",
-                                                 "no such resource");
+            return ngx_http_taskmgr_send_problem(
+                r, NGX_HTTP_NOT_FOUND, "not_found", "no such resource");
         }
 
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -318,8 +316,7 @@ ngx_http_taskmgr_api_handler(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        return ngx_http_taskmgr_send_problem(r,
-                                             NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+        return ngx_http_taskmgr_send_problem(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
                                              "unsupported_media_type",
                                              "the body must be "
                                              "application/json");
@@ -331,14 +328,14 @@ ngx_http_taskmgr_api_handler(ngx_http_request_t *r)
         }
 
         return ngx_http_taskmgr_send_problem(
-                   r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "payload_too_large",
-                   "the body is larger than this endpoint accepts");
+            r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "payload_too_large",
+            "the body is larger than this endpoint accepts");
     }
 
     r->request_body_in_single_buf = 1;
 
-    rc = ngx_http_read_client_request_body(r,
-                                           ngx_http_taskmgr_api_body_handler);
+    rc =
+        ngx_http_read_client_request_body(r, ngx_http_taskmgr_api_body_handler);
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         return rc;
@@ -351,14 +348,12 @@ ngx_http_taskmgr_api_handler(ngx_http_request_t *r)
 static void
 ngx_http_taskmgr_api_body_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                    rc;
-    ngx_http_taskmgr_api_ctx_t  *ctx;
+    ngx_int_t                   rc;
+    ngx_http_taskmgr_api_ctx_t *ctx;
 
     ctx = ngx_http_taskmgr_api_ctx(r);
 
-    rc = ngx_http_taskmgr_api_body(r, ctx);
-
-    if (rc == NGX_OK) {
+    if (ngx_http_taskmgr_api_body(r, ctx, &rc) == NGX_OK) {
         rc = ctx->route->handler(r, ctx);
     }
 
@@ -368,43 +363,48 @@ ngx_http_taskmgr_api_body_handler(ngx_http_request_t *r)
 }
 
 
-/* NGX_OK: ctx->body holds a valid object; else a finalize code */
+/*
+ * NGX_OK: ctx->body holds a valid object.  NGX_DONE: an error answer was
+ * sent, *rc is its finalize code.
+ */
 static ngx_int_t
-ngx_http_taskmgr_api_body(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx)
+ngx_http_taskmgr_api_body(ngx_http_request_t         *r,
+                          ngx_http_taskmgr_api_ctx_t *ctx, ngx_int_t *rc)
 {
-    u_char                           *p;
-    size_t                            len;
-    ngx_str_t                         errors;
-    ngx_uint_t                        status;
-    ngx_chain_t                      *cl;
-    ngx_http_taskmgr_api_loc_conf_t  *alcf;
+    u_char                          *p;
+    size_t                           len;
+    ngx_str_t                        errors;
+    ngx_uint_t                       status;
+    ngx_chain_t                     *cl;
+    ngx_http_taskmgr_api_loc_conf_t *alcf;
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_taskmgr_api_module);
 
     if (r->request_body == NULL || r->request_body->bufs == NULL) {
-        return ngx_http_taskmgr_send_problem(r, NGX_HTTP_BAD_REQUEST,
-                                             "validation_failed",
-                                             "a JSON body is required");
+        *rc = ngx_http_taskmgr_send_problem(r, NGX_HTTP_BAD_REQUEST,
+                                            "validation_failed",
+                                            "a JSON body is required");
+        return NGX_DONE;
     }
 
     len = 0;
 
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
         if (cl->buf->in_file || !ngx_buf_in_memory(cl->buf)) {
-            return ngx_http_taskmgr_send_problem(
-                       r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                       "payload_too_large",
-                       "the body is larger than this endpoint accepts");
+            *rc = ngx_http_taskmgr_send_problem(
+                r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "payload_too_large",
+                "the body is larger than this endpoint accepts");
+            return NGX_DONE;
         }
 
         len += cl->buf->last - cl->buf->pos;
     }
 
     if (len > alcf->max_body_size) {
-        return ngx_http_taskmgr_send_problem(
-                   r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "payload_too_large",
-                   "the body is larger than this endpoint accepts");
+        *rc = ngx_http_taskmgr_send_problem(
+            r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "payload_too_large",
+            "the body is larger than this endpoint accepts");
+        return NGX_DONE;
     }
 
     if (r->request_body->bufs->next == NULL) {
@@ -413,7 +413,8 @@ ngx_http_taskmgr_api_body(ngx_http_request_t *r,
     } else {
         p = ngx_pnalloc(r->pool, len);
         if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_DONE;
         }
 
         len = 0;
@@ -426,9 +427,10 @@ ngx_http_taskmgr_api_body(ngx_http_request_t *r,
     ctx->body = ngx_http_taskmgr_json_parse(r, p, len);
 
     if (ctx->body == NULL) {
-        return ngx_http_taskmgr_send_problem(r, NGX_HTTP_BAD_REQUEST,
-                                             "validation_failed",
-                                             "the body is not valid JSON");
+        *rc = ngx_http_taskmgr_send_problem(r, NGX_HTTP_BAD_REQUEST,
+                                            "validation_failed",
+                                            "the body is not valid JSON");
+        return NGX_DONE;
     }
 
     switch (ngx_http_taskmgr_json_validate(r, ctx->body, ctx->route->fields,
@@ -438,19 +440,22 @@ ngx_http_taskmgr_api_body(ngx_http_request_t *r,
         break;
 
     case NGX_DECLINED:
-        return ngx_http_taskmgr_send_problem_errors(
-                   r, status, "validation_failed",
-                   status == NGX_HTTP_BAD_REQUEST
-                   ? "the body does not match this endpoint"
-                   : "some fields are invalid",
-                   &errors);
+        *rc = ngx_http_taskmgr_send_problem_errors(
+            r, status, "validation_failed",
+            status == NGX_HTTP_BAD_REQUEST
+                ? "the body does not match this endpoint"
+                : "some fields are invalid",
+            &errors);
+        return NGX_DONE;
 
     default:
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_DONE;
     }
 
     if (ngx_http_taskmgr_json_dump(r, ctx->body, &ctx->body_json) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_DONE;
     }
 
     return NGX_OK;
@@ -461,9 +466,9 @@ ngx_http_taskmgr_api_body(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_taskmgr_api_json_type(ngx_http_request_t *r)
 {
-    size_t      len;
-    u_char     *p;
-    ngx_str_t  *ct;
+    size_t     len;
+    u_char    *p;
+    ngx_str_t *ct;
 
     if (r->headers_in.content_type == NULL) {
         return NGX_DECLINED;
@@ -480,7 +485,8 @@ ngx_http_taskmgr_api_json_type(ngx_http_request_t *r)
          && ngx_strncasecmp(p, (u_char *) "application/json", len) == 0)
         || (len == sizeof("application/merge-patch+json") - 1
             && ngx_strncasecmp(p, (u_char *) "application/merge-patch+json",
-                               len) == 0))
+                               len)
+                == 0))
     {
         return NGX_OK;
     }
@@ -494,11 +500,11 @@ ngx_http_taskmgr_api_json_type(ngx_http_request_t *r)
  * id (NULL for tokens without a session).
  */
 ngx_http_taskmgr_pg_query_t *
-ngx_http_taskmgr_api_query(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx, ngx_uint_t stmt,
-    ngx_http_taskmgr_pg_handler_pt handler)
+ngx_http_taskmgr_api_query(ngx_http_request_t         *r,
+                           ngx_http_taskmgr_api_ctx_t *ctx, ngx_uint_t stmt,
+                           ngx_http_taskmgr_pg_handler_pt handler)
 {
-    ngx_http_taskmgr_pg_query_t  *q;
+    ngx_http_taskmgr_pg_query_t *q;
 
     q = ngx_http_taskmgr_pg_query_create(r, stmt, handler);
     if (q == NULL) {
@@ -507,8 +513,8 @@ ngx_http_taskmgr_api_query(ngx_http_request_t *r,
 
     if (ctx->identity) {
         ngx_http_taskmgr_pg_param(q, &ctx->identity->sub);
-        ngx_http_taskmgr_pg_param(q, ctx->identity->sid.len
-                                     ? &ctx->identity->sid : NULL);
+        ngx_http_taskmgr_pg_param(
+            q, ctx->identity->sid.len ? &ctx->identity->sid : NULL);
     }
 
     return q;
@@ -517,10 +523,10 @@ ngx_http_taskmgr_api_query(ngx_http_request_t *r,
 
 /* NGX_DONE when submitted, else the finalize code of the 503 sent */
 ngx_int_t
-ngx_http_taskmgr_api_submit(ngx_http_request_t *r,
-    ngx_http_taskmgr_pg_query_t *q)
+ngx_http_taskmgr_api_submit(ngx_http_request_t          *r,
+                            ngx_http_taskmgr_pg_query_t *q)
 {
-    ngx_int_t  rc;
+    ngx_int_t rc;
 
     if (q == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -549,11 +555,11 @@ ngx_http_taskmgr_api_submit(ngx_http_request_t *r,
  */
 ngx_int_t
 ngx_http_taskmgr_api_result(ngx_http_taskmgr_pg_query_t *q,
-    ngx_http_taskmgr_result_t *res, ngx_int_t *rc)
+                            ngx_http_taskmgr_result_t *res, ngx_int_t *rc)
 {
-    ngx_int_t            n;
-    ngx_str_t            s;
-    ngx_http_request_t  *r;
+    ngx_int_t           n;
+    ngx_str_t           s;
+    ngx_http_request_t *r;
 
     r = q->request;
 
@@ -577,8 +583,7 @@ ngx_http_taskmgr_api_result(ngx_http_taskmgr_pg_query_t *q,
     }
 
     if (ngx_http_taskmgr_pg_value(q, 0, &s) != NGX_OK
-        || (n = ngx_atoi(s.data, s.len)) == NGX_ERROR
-        || n < 100 || n > 599)
+        || (n = ngx_atoi(s.data, s.len)) == NGX_ERROR || n < 100 || n > 599)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "taskmgr: unexpected result shape from statement %s",
@@ -597,10 +602,10 @@ ngx_http_taskmgr_api_result(ngx_http_taskmgr_pg_query_t *q,
 
 
 static ngx_int_t
-ngx_http_taskmgr_api_sql_error(ngx_http_request_t *r,
-    ngx_http_taskmgr_pg_query_t *q)
+ngx_http_taskmgr_api_sql_error(ngx_http_request_t          *r,
+                               ngx_http_taskmgr_pg_query_t *q)
 {
-    const char  *st;
+    const char *st;
 
     st = q->sqlstate;
 
@@ -618,8 +623,7 @@ ngx_http_taskmgr_api_sql_error(ngx_http_request_t *r,
     }
 
     if (ngx_strcmp(st, "23505") == 0) {
-        return ngx_http_taskmgr_send_problem(r, NGX_HTTP_CONFLICT,
-                                             "conflict",
+        return ngx_http_taskmgr_send_problem(r, NGX_HTTP_CONFLICT, "conflict",
                                              "that already exists");
     }
 
@@ -649,8 +653,8 @@ ngx_http_taskmgr_api_sql_error(ngx_http_request_t *r,
 
 /* the plain answer: a problem for status >= 400, else the JSON body */
 ngx_int_t
-ngx_http_taskmgr_api_respond(ngx_http_request_t *r,
-    ngx_http_taskmgr_result_t *res)
+ngx_http_taskmgr_api_respond(ngx_http_request_t        *r,
+                             ngx_http_taskmgr_result_t *res)
 {
     if (res->status >= NGX_HTTP_BAD_REQUEST) {
         return ngx_http_taskmgr_send_problem(r, res->status,
@@ -659,8 +663,7 @@ ngx_http_taskmgr_api_respond(ngx_http_request_t *r,
     }
 
     if ((r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))
-        && res->status == NGX_HTTP_OK)
-    {
+        && res->status == NGX_HTTP_OK) {
         if (ngx_http_taskmgr_api_cache_private(r) != NGX_OK) {
             return NGX_ERROR;
         }
@@ -687,9 +690,9 @@ ngx_http_taskmgr_api_respond(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_taskmgr_api_body_etag(ngx_http_request_t *r, ngx_str_t *body)
 {
-    u_char     *p, digest[16];
-    ngx_md5_t   md5;
-    ngx_str_t   etag;
+    u_char   *p, digest[16];
+    ngx_md5_t md5;
+    ngx_str_t etag;
 
     p = ngx_pnalloc(r->pool, sizeof("W/\"\"") - 1 + 32);
     if (p == NULL) {
@@ -717,9 +720,9 @@ ngx_http_taskmgr_api_body_etag(ngx_http_request_t *r, ngx_str_t *body)
 ngx_int_t
 ngx_http_taskmgr_api_etag(ngx_http_request_t *r, ngx_str_t *etag)
 {
-    u_char           *p, *end, *start;
-    ngx_str_t         mine, theirs;
-    ngx_table_elt_t  *h;
+    u_char          *p, *end, *start;
+    ngx_str_t        mine, theirs;
+    ngx_table_elt_t *h;
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
@@ -757,8 +760,9 @@ ngx_http_taskmgr_api_etag(ngx_http_request_t *r, ngx_str_t *etag)
         theirs.data = start;
         theirs.len = p - start;
 
-        while (theirs.len && (theirs.data[theirs.len - 1] == ' '
-                              || theirs.data[theirs.len - 1] == '\t'))
+        while (theirs.len
+               && (theirs.data[theirs.len - 1] == ' '
+                   || theirs.data[theirs.len - 1] == '\t'))
         {
             theirs.len--;
         }
@@ -767,8 +771,7 @@ ngx_http_taskmgr_api_etag(ngx_http_request_t *r, ngx_str_t *etag)
             return NGX_DECLINED;
         }
 
-        if (theirs.len > 2 && theirs.data[0] == 'W' && theirs.data[1] == '/')
-        {
+        if (theirs.len > 2 && theirs.data[0] == 'W' && theirs.data[1] == '/') {
             theirs.data += 2;
             theirs.len -= 2;
         }
@@ -788,8 +791,8 @@ ngx_http_taskmgr_api_etag(ngx_http_request_t *r, ngx_str_t *etag)
 void
 ngx_http_taskmgr_api_done(ngx_http_taskmgr_pg_query_t *q)
 {
-    ngx_int_t                  rc;
-    ngx_http_taskmgr_result_t  res;
+    ngx_int_t                 rc;
+    ngx_http_taskmgr_result_t res;
 
     if (ngx_http_taskmgr_api_result(q, &res, &rc) == NGX_OK) {
         rc = ngx_http_taskmgr_api_respond(q->request, &res);
@@ -811,18 +814,17 @@ ngx_http_taskmgr_api_finish(ngx_http_request_t *r, ngx_int_t rc)
  * unknown one.  NGX_OK, or NGX_DONE with *rc the finalize code.
  */
 ngx_int_t
-ngx_http_taskmgr_api_uuid_param(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx, ngx_uint_t i, const char *what,
-    ngx_int_t *rc)
+ngx_http_taskmgr_api_uuid_param(ngx_http_request_t         *r,
+                                ngx_http_taskmgr_api_ctx_t *ctx, ngx_uint_t i,
+                                const char *what, ngx_int_t *rc)
 {
-    if (i < ctx->nparams && ngx_http_taskmgr_is_uuid(&ctx->params[i])
-                            == NGX_OK)
+    if (i < ctx->nparams && ngx_http_taskmgr_is_uuid(&ctx->params[i]) == NGX_OK)
     {
         return NGX_OK;
     }
 
-    *rc = ngx_http_taskmgr_send_problem(r, NGX_HTTP_NOT_FOUND, "not_found",
-                                        what);
+    *rc =
+        ngx_http_taskmgr_send_problem(r, NGX_HTTP_NOT_FOUND, "not_found", what);
     return NGX_DONE;
 }
 
@@ -831,7 +833,7 @@ ngx_http_taskmgr_api_uuid_param(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_taskmgr_api_split_meta(ngx_str_t *meta, ngx_str_t *a, ngx_str_t *b)
 {
-    u_char  *sp;
+    u_char *sp;
 
     if (meta->data == NULL) {
         return NGX_ERROR;
@@ -854,7 +856,7 @@ ngx_http_taskmgr_api_split_meta(ngx_str_t *meta, ngx_str_t *a, ngx_str_t *b)
 ngx_int_t
 ngx_http_taskmgr_api_cache_private(ngx_http_request_t *r)
 {
-    ngx_str_t  v = ngx_string("private, no-cache");
+    ngx_str_t v = ngx_string("private, no-cache");
 
     return ngx_http_taskmgr_add_header(r, "Cache-Control", &v);
 }

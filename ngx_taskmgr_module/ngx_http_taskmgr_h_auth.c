@@ -11,7 +11,7 @@
 #include "ngx_http_taskmgr_handlers.h"
 
 
-#define NGX_HTTP_TASKMGR_REFRESH_BYTES  32
+#define NGX_HTTP_TASKMGR_REFRESH_BYTES 32
 
 
 /* clang-format off */
@@ -45,15 +45,16 @@ ngx_http_taskmgr_field_t  ngx_http_taskmgr_me_fields[] = {
 
 
 static void ngx_http_taskmgr_register_hashed(ngx_http_request_t *r,
-    ngx_int_t rc, ngx_str_t *hash);
+                                             ngx_int_t rc, ngx_str_t *hash);
 static void ngx_http_taskmgr_login_looked_up(ngx_http_taskmgr_pg_query_t *q);
-static void ngx_http_taskmgr_login_verified(ngx_http_request_t *r,
-    ngx_int_t rc, ngx_str_t *hash);
+static void ngx_http_taskmgr_login_verified(ngx_http_request_t *r, ngx_int_t rc,
+                                            ngx_str_t *hash);
 static void ngx_http_taskmgr_tokens_done(ngx_http_taskmgr_pg_query_t *q);
-static ngx_int_t ngx_http_taskmgr_new_refresh(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx);
-static void ngx_http_taskmgr_session_params(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx, ngx_http_taskmgr_pg_query_t *q);
+static ngx_int_t  ngx_http_taskmgr_new_refresh(ngx_http_request_t         *r,
+                                               ngx_http_taskmgr_api_ctx_t *ctx);
+static void       ngx_http_taskmgr_session_params(ngx_http_request_t          *r,
+                                                  ngx_http_taskmgr_api_ctx_t  *ctx,
+                                                  ngx_http_taskmgr_pg_query_t *q);
 static ngx_str_t *ngx_http_taskmgr_refresh_ttl(ngx_http_request_t *r);
 
 
@@ -63,19 +64,17 @@ static ngx_str_t *ngx_http_taskmgr_refresh_ttl(ngx_http_request_t *r);
 
 
 ngx_int_t
-ngx_http_taskmgr_h_register(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx)
+ngx_http_taskmgr_h_register(ngx_http_request_t         *r,
+                            ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    ngx_str_t  pw;
+    ngx_str_t pw;
 
     (void) ngx_http_taskmgr_json_string(ctx->body, "password", &pw);
 
-    if (ngx_http_taskmgr_password_hash(r, &pw,
-                                       ngx_http_taskmgr_register_hashed)
+    if (ngx_http_taskmgr_password_hash(r, &pw, ngx_http_taskmgr_register_hashed)
         != NGX_OK)
     {
-        return ngx_http_taskmgr_send_problem(r,
-                                             NGX_HTTP_INTERNAL_SERVER_ERROR,
+        return ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                              "internal", NULL);
     }
 
@@ -85,18 +84,19 @@ ngx_http_taskmgr_h_register(ngx_http_request_t *r,
 
 static void
 ngx_http_taskmgr_register_hashed(ngx_http_request_t *r, ngx_int_t rc,
-    ngx_str_t *hash)
+                                 ngx_str_t *hash)
 {
-    ngx_str_t                     email, name;
-    ngx_http_taskmgr_api_ctx_t   *ctx;
-    ngx_http_taskmgr_pg_query_t  *q;
+    ngx_str_t                    email, name;
+    ngx_http_taskmgr_api_ctx_t  *ctx;
+    ngx_http_taskmgr_pg_query_t *q;
 
     ctx = ngx_http_taskmgr_api_ctx(r);
 
     if (rc != NGX_OK || hash == NULL
         || ngx_http_taskmgr_new_refresh(r, ctx) != NGX_OK)
     {
-        ngx_http_taskmgr_api_finish(r,
+        ngx_http_taskmgr_api_finish(
+            r,
             ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                           "internal", NULL));
         return;
@@ -123,16 +123,14 @@ ngx_http_taskmgr_register_hashed(ngx_http_request_t *r, ngx_int_t rc,
 
 
 ngx_int_t
-ngx_http_taskmgr_h_login(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx)
+ngx_http_taskmgr_h_login(ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    ngx_str_t                     email;
-    ngx_http_taskmgr_pg_query_t  *q;
+    ngx_str_t                    email;
+    ngx_http_taskmgr_pg_query_t *q;
 
     (void) ngx_http_taskmgr_json_string(ctx->body, "email", &email);
 
-    q = ngx_http_taskmgr_pg_query_create(r,
-                                         NGX_HTTP_TASKMGR_SQL_LOGIN_LOOKUP,
+    q = ngx_http_taskmgr_pg_query_create(r, NGX_HTTP_TASKMGR_SQL_LOGIN_LOOKUP,
                                          ngx_http_taskmgr_login_looked_up);
     if (q != NULL) {
         ngx_http_taskmgr_pg_param(q, &email);
@@ -149,11 +147,11 @@ ngx_http_taskmgr_h_login(ngx_http_request_t *r,
 static void
 ngx_http_taskmgr_login_looked_up(ngx_http_taskmgr_pg_query_t *q)
 {
-    ngx_int_t                    rc;
-    ngx_str_t                    pw, *encoded;
-    ngx_http_request_t          *r;
-    ngx_http_taskmgr_result_t    res;
-    ngx_http_taskmgr_api_ctx_t  *ctx;
+    ngx_int_t                   rc;
+    ngx_str_t                   pw, *encoded;
+    ngx_http_request_t         *r;
+    ngx_http_taskmgr_result_t   res;
+    ngx_http_taskmgr_api_ctx_t *ctx;
 
     r = q->request;
     ctx = ngx_http_taskmgr_api_ctx(r);
@@ -177,7 +175,8 @@ ngx_http_taskmgr_login_looked_up(ngx_http_taskmgr_pg_query_t *q)
                                          ngx_http_taskmgr_login_verified)
         != NGX_OK)
     {
-        ngx_http_taskmgr_api_finish(r,
+        ngx_http_taskmgr_api_finish(
+            r,
             ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                           "internal", NULL));
     }
@@ -186,15 +185,16 @@ ngx_http_taskmgr_login_looked_up(ngx_http_taskmgr_pg_query_t *q)
 
 static void
 ngx_http_taskmgr_login_verified(ngx_http_request_t *r, ngx_int_t rc,
-    ngx_str_t *hash)
+                                ngx_str_t *hash)
 {
-    ngx_http_taskmgr_api_ctx_t   *ctx;
-    ngx_http_taskmgr_pg_query_t  *q;
+    ngx_http_taskmgr_api_ctx_t  *ctx;
+    ngx_http_taskmgr_pg_query_t *q;
 
     ctx = ngx_http_taskmgr_api_ctx(r);
 
     if (rc == NGX_DECLINED || (rc == NGX_OK && ctx->str[2].len == 0)) {
-        ngx_http_taskmgr_api_finish(r,
+        ngx_http_taskmgr_api_finish(
+            r,
             ngx_http_taskmgr_send_problem(r, NGX_HTTP_UNAUTHORIZED,
                                           "unauthorized",
                                           "invalid email or password"));
@@ -202,14 +202,14 @@ ngx_http_taskmgr_login_verified(ngx_http_request_t *r, ngx_int_t rc,
     }
 
     if (rc != NGX_OK || ngx_http_taskmgr_new_refresh(r, ctx) != NGX_OK) {
-        ngx_http_taskmgr_api_finish(r,
+        ngx_http_taskmgr_api_finish(
+            r,
             ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                           "internal", NULL));
         return;
     }
 
-    q = ngx_http_taskmgr_pg_query_create(r,
-                                         NGX_HTTP_TASKMGR_SQL_SESSION_CREATE,
+    q = ngx_http_taskmgr_pg_query_create(r, NGX_HTTP_TASKMGR_SQL_SESSION_CREATE,
                                          ngx_http_taskmgr_tokens_done);
     if (q != NULL) {
         ngx_http_taskmgr_pg_param(q, &ctx->str[2]);
@@ -225,11 +225,11 @@ ngx_http_taskmgr_login_verified(ngx_http_request_t *r, ngx_int_t rc,
 
 
 ngx_int_t
-ngx_http_taskmgr_h_refresh(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx)
+ngx_http_taskmgr_h_refresh(ngx_http_request_t         *r,
+                           ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    ngx_str_t                     old, old_hash;
-    ngx_http_taskmgr_pg_query_t  *q;
+    ngx_str_t                    old, old_hash;
+    ngx_http_taskmgr_pg_query_t *q;
 
     (void) ngx_http_taskmgr_json_string(ctx->body, "refresh_token", &old);
 
@@ -258,15 +258,15 @@ ngx_http_taskmgr_h_refresh(ngx_http_request_t *r,
 static void
 ngx_http_taskmgr_tokens_done(ngx_http_taskmgr_pg_query_t *q)
 {
-    u_char                      *p;
-    size_t                       len;
-    time_t                       expires_in;
-    ngx_int_t                    rc;
-    ngx_str_t                    uid, sid, access, body;
-    ngx_str_t                    cc = ngx_string("no-store");
-    ngx_http_request_t          *r;
-    ngx_http_taskmgr_result_t    res;
-    ngx_http_taskmgr_api_ctx_t  *ctx;
+    u_char                     *p;
+    size_t                      len;
+    time_t                      expires_in;
+    ngx_int_t                   rc;
+    ngx_str_t                   uid, sid, access, body;
+    ngx_str_t                   cc = ngx_string("no-store");
+    ngx_http_request_t         *r;
+    ngx_http_taskmgr_result_t   res;
+    ngx_http_taskmgr_api_ctx_t *ctx;
 
     r = q->request;
     ctx = ngx_http_taskmgr_api_ctx(r);
@@ -283,17 +283,18 @@ ngx_http_taskmgr_tokens_done(ngx_http_taskmgr_pg_query_t *q)
 
     if (ngx_http_taskmgr_api_split_meta(&res.meta, &uid, &sid) != NGX_OK
         || ngx_http_taskmgr_jwt_issue(r, &uid, &sid, &access, &expires_in)
-           != NGX_OK)
+            != NGX_OK)
     {
-        ngx_http_taskmgr_api_finish(r,
+        ngx_http_taskmgr_api_finish(
+            r,
             ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                           "internal", NULL));
         return;
     }
 
     len = sizeof("{\"user\":,\"access_token\":\"\",\"refresh_token\":\"\","
-                 "\"token_type\":\"Bearer\",\"expires_in\":}") - 1
-          + res.body.len + access.len + ctx->str[0].len + NGX_TIME_T_LEN;
+                 "\"token_type\":\"Bearer\",\"expires_in\":}")
+        - 1 + res.body.len + access.len + ctx->str[0].len + NGX_TIME_T_LEN;
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
@@ -310,8 +311,9 @@ ngx_http_taskmgr_tokens_done(ngx_http_taskmgr_pg_query_t *q)
         p = ngx_sprintf(p, "\"user\":%V,", &res.body);
     }
 
-    p = ngx_sprintf(p, "\"access_token\":\"%V\",\"refresh_token\":\"%V\","
-                       "\"token_type\":\"Bearer\",\"expires_in\":%T}",
+    p = ngx_sprintf(p,
+                    "\"access_token\":\"%V\",\"refresh_token\":\"%V\","
+                    "\"token_type\":\"Bearer\",\"expires_in\":%T}",
                     &access, &ctx->str[0], expires_in);
 
     body.len = p - body.data;
@@ -321,35 +323,37 @@ ngx_http_taskmgr_tokens_done(ngx_http_taskmgr_pg_query_t *q)
         return;
     }
 
-    ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_send_json(r, res.status,
-                                                              &body));
+    ngx_http_taskmgr_api_finish(
+        r, ngx_http_taskmgr_send_json(r, res.status, &body));
 }
 
 
 ngx_int_t
-ngx_http_taskmgr_h_logout(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx)
+ngx_http_taskmgr_h_logout(ngx_http_request_t         *r,
+                          ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    return ngx_http_taskmgr_api_submit(r,
-               ngx_http_taskmgr_api_query(r, ctx, NGX_HTTP_TASKMGR_SQL_LOGOUT,
-                                          ngx_http_taskmgr_api_done));
+    return ngx_http_taskmgr_api_submit(
+        r,
+        ngx_http_taskmgr_api_query(r, ctx, NGX_HTTP_TASKMGR_SQL_LOGOUT,
+                                   ngx_http_taskmgr_api_done));
 }
 
 
 ngx_int_t
 ngx_http_taskmgr_h_me(ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    return ngx_http_taskmgr_api_submit(r,
-               ngx_http_taskmgr_api_query(r, ctx, NGX_HTTP_TASKMGR_SQL_ME,
-                                          ngx_http_taskmgr_api_done));
+    return ngx_http_taskmgr_api_submit(
+        r,
+        ngx_http_taskmgr_api_query(r, ctx, NGX_HTTP_TASKMGR_SQL_ME,
+                                   ngx_http_taskmgr_api_done));
 }
 
 
 ngx_int_t
-ngx_http_taskmgr_h_me_update(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx)
+ngx_http_taskmgr_h_me_update(ngx_http_request_t         *r,
+                             ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    ngx_http_taskmgr_pg_query_t  *q;
+    ngx_http_taskmgr_pg_query_t *q;
 
     q = ngx_http_taskmgr_api_query(r, ctx, NGX_HTTP_TASKMGR_SQL_ME_UPDATE,
                                    ngx_http_taskmgr_api_done);
@@ -362,11 +366,10 @@ ngx_http_taskmgr_h_me_update(ngx_http_request_t *r,
 
 
 static ngx_int_t
-ngx_http_taskmgr_new_refresh(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx)
+ngx_http_taskmgr_new_refresh(ngx_http_request_t         *r,
+                             ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    if (ngx_http_taskmgr_random_token(r->pool,
-                                      NGX_HTTP_TASKMGR_REFRESH_BYTES,
+    if (ngx_http_taskmgr_random_token(r->pool, NGX_HTTP_TASKMGR_REFRESH_BYTES,
                                       &ctx->str[0])
         != NGX_OK)
     {
@@ -379,16 +382,16 @@ ngx_http_taskmgr_new_refresh(ngx_http_request_t *r,
 
 /* refresh hash, device name, client address, user agent, lifetime */
 static void
-ngx_http_taskmgr_session_params(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx, ngx_http_taskmgr_pg_query_t *q)
+ngx_http_taskmgr_session_params(ngx_http_request_t          *r,
+                                ngx_http_taskmgr_api_ctx_t  *ctx,
+                                ngx_http_taskmgr_pg_query_t *q)
 {
-    ngx_str_t  device;
+    ngx_str_t device;
 
     ngx_http_taskmgr_pg_param(q, &ctx->str[1]);
 
     if (ngx_http_taskmgr_json_string(ctx->body, "device_name", &device)
-        != NGX_OK)
-    {
+        != NGX_OK) {
         ngx_http_taskmgr_pg_param(q, NULL);
 
     } else {
@@ -396,8 +399,8 @@ ngx_http_taskmgr_session_params(ngx_http_request_t *r,
     }
 
     ngx_http_taskmgr_pg_param(q, &r->connection->addr_text);
-    ngx_http_taskmgr_pg_param(q, r->headers_in.user_agent
-                                 ? &r->headers_in.user_agent->value : NULL);
+    ngx_http_taskmgr_pg_param(
+        q, r->headers_in.user_agent ? &r->headers_in.user_agent->value : NULL);
     ngx_http_taskmgr_pg_param(q, ngx_http_taskmgr_refresh_ttl(r));
 }
 
@@ -405,8 +408,8 @@ ngx_http_taskmgr_session_params(ngx_http_request_t *r,
 static ngx_str_t *
 ngx_http_taskmgr_refresh_ttl(ngx_http_request_t *r)
 {
-    ngx_str_t                        *s;
-    ngx_http_taskmgr_api_loc_conf_t  *alcf;
+    ngx_str_t                       *s;
+    ngx_http_taskmgr_api_loc_conf_t *alcf;
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_taskmgr_api_module);
 

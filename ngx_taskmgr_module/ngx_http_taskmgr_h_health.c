@@ -9,18 +9,18 @@
 #include "ngx_http_taskmgr_handlers.h"
 
 
-static void ngx_http_taskmgr_readyz_done(ngx_http_taskmgr_pg_query_t *q);
+static void      ngx_http_taskmgr_readyz_done(ngx_http_taskmgr_pg_query_t *q);
 static ngx_int_t ngx_http_taskmgr_readyz_send(ngx_http_request_t *r,
-    ngx_uint_t ok);
+                                              ngx_uint_t          ok);
 
 
-static ngx_str_t  ngx_http_taskmgr_no_store = ngx_string("no-store");
+static ngx_str_t ngx_http_taskmgr_no_store = ngx_string("no-store");
 
 
 ngx_int_t
 ngx_http_taskmgr_healthz_handler(ngx_http_request_t *r)
 {
-    ngx_str_t  body = ngx_string("{\"status\":\"ok\"}");
+    ngx_str_t body = ngx_string("{\"status\":\"ok\"}");
 
     if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -44,7 +44,7 @@ ngx_http_taskmgr_healthz_handler(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_taskmgr_readyz_handler(ngx_http_request_t *r)
 {
-    ngx_http_taskmgr_pg_query_t  *q;
+    ngx_http_taskmgr_pg_query_t *q;
 
     if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -73,7 +73,7 @@ ngx_http_taskmgr_readyz_handler(ngx_http_request_t *r)
 static void
 ngx_http_taskmgr_readyz_done(ngx_http_taskmgr_pg_query_t *q)
 {
-    ngx_uint_t  ok;
+    ngx_uint_t ok;
 
     ok = (q->rc == NGX_OK && q->res != NULL && q->sqlstate == NULL);
 
@@ -85,7 +85,7 @@ ngx_http_taskmgr_readyz_done(ngx_http_taskmgr_pg_query_t *q)
 static ngx_int_t
 ngx_http_taskmgr_readyz_send(ngx_http_request_t *r, ngx_uint_t ok)
 {
-    ngx_str_t  body;
+    ngx_str_t body;
 
     if (ngx_http_taskmgr_add_header(r, "Cache-Control",
                                     &ngx_http_taskmgr_no_store)
@@ -95,13 +95,15 @@ ngx_http_taskmgr_readyz_send(ngx_http_request_t *r, ngx_uint_t ok)
     }
 
     if (ok) {
-        ngx_str_set(&body, "{\"status\":\"ready\","
-                           "\"checks\":{\"postgres\":\"ok\"}}");
+        ngx_str_set(&body,
+                    "{\"status\":\"ready\","
+                    "\"checks\":{\"postgres\":\"ok\"}}");
         return ngx_http_taskmgr_send_json(r, NGX_HTTP_OK, &body);
     }
 
-    ngx_str_set(&body, "{\"status\":\"unavailable\","
-                       "\"checks\":{\"postgres\":\"unavailable\"}}");
+    ngx_str_set(&body,
+                "{\"status\":\"unavailable\","
+                "\"checks\":{\"postgres\":\"unavailable\"}}");
 
     return ngx_http_taskmgr_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE, &body);
 }

@@ -10,14 +10,13 @@
 #include "ngx_http_taskmgr_handlers.h"
 
 
-#define NGX_HTTP_TASKMGR_LIMIT_DEFAULT  50
-#define NGX_HTTP_TASKMGR_LIMIT_MAX      200
-#define NGX_HTTP_TASKMGR_TS_LEN         (sizeof("2026-11-22T10:00:00.000Z") - 1)
+#define NGX_HTTP_TASKMGR_LIMIT_DEFAULT 50
+#define NGX_HTTP_TASKMGR_LIMIT_MAX     200
+#define NGX_HTTP_TASKMGR_TS_LEN        (sizeof("2026-11-22T10:00:00.000Z") - 1)
 
 
-static const char  *ngx_http_taskmgr_statuses[] = {
-    "todo", "in_progress", "done", "archived", NULL
-};
+static const char *ngx_http_taskmgr_statuses[] = { "todo", "in_progress",
+                                                   "done", "archived", NULL };
 
 
 /* clang-format off */
@@ -45,31 +44,32 @@ ngx_http_taskmgr_field_t  ngx_http_taskmgr_task_patch_fields[] = {
 /* clang-format on */
 
 
-static void ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q);
-static void ngx_http_taskmgr_task_answer(ngx_http_taskmgr_pg_query_t *q);
+static void      ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q);
+static void      ngx_http_taskmgr_task_answer(ngx_http_taskmgr_pg_query_t *q);
 static ngx_int_t ngx_http_taskmgr_task_bad_param(ngx_http_request_t *r,
-    ngx_str_t *name, const char *message);
-static ngx_int_t ngx_http_taskmgr_task_cursor(ngx_str_t *cursor,
-    ngx_str_t *ts, ngx_str_t *id, ngx_pool_t *pool);
+                                                 ngx_str_t          *name,
+                                                 const char         *message);
+static ngx_int_t ngx_http_taskmgr_task_cursor(ngx_str_t *cursor, ngx_str_t *ts,
+                                              ngx_str_t *id, ngx_pool_t *pool);
 static ngx_int_t ngx_http_taskmgr_task_if_match(ngx_http_request_t *r,
-    ngx_str_t *version, ngx_int_t *rc);
+                                                ngx_str_t          *version,
+                                                ngx_int_t          *rc);
 static ngx_int_t ngx_http_taskmgr_task_no_args(ngx_http_request_t *r,
-    ngx_int_t *rc);
+                                               ngx_int_t          *rc);
 static ngx_http_taskmgr_pg_query_t *ngx_http_taskmgr_task_query(
     ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx, ngx_uint_t stmt,
-    ngx_http_taskmgr_pg_handler_pt handler, ngx_uint_t with_id,
-    ngx_int_t *rc);
+    ngx_http_taskmgr_pg_handler_pt handler, ngx_uint_t with_id, ngx_int_t *rc);
 
 
 ngx_int_t
-ngx_http_taskmgr_h_task_list(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx)
+ngx_http_taskmgr_h_task_list(ngx_http_request_t         *r,
+                             ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    u_char                       *p, *end, *amp, *eq, *dst;
-    ngx_int_t                     rc, limit;
-    ngx_str_t                     name, value, cursor, ts, id, lim;
-    ngx_uint_t                    seen;
-    ngx_http_taskmgr_pg_query_t  *q;
+    u_char                      *p, *end, *amp, *eq, *dst;
+    ngx_int_t                    rc, limit;
+    ngx_str_t                    name, value, cursor, ts, id, lim;
+    ngx_uint_t                   seen;
+    ngx_http_taskmgr_pg_query_t *q;
 
     limit = NGX_HTTP_TASKMGR_LIMIT_DEFAULT;
     ngx_str_null(&cursor);
@@ -104,7 +104,7 @@ ngx_http_taskmgr_h_task_list(ngx_http_request_t *r,
         }
 
         {
-            u_char  *s, *d;
+            u_char *s, *d;
 
             s = name.data;
             d = dst;
@@ -121,23 +121,20 @@ ngx_http_taskmgr_h_task_list(ngx_http_request_t *r,
 
         if (name.len == 5 && ngx_strncmp(name.data, "limit", 5) == 0) {
             if (seen & 1) {
-                return ngx_http_taskmgr_task_bad_param(r, &name,
-                                                       "given twice");
+                return ngx_http_taskmgr_task_bad_param(r, &name, "given twice");
             }
 
             seen |= 1;
             limit = ngx_atoi(value.data, value.len);
 
             if (limit < 1 || limit > NGX_HTTP_TASKMGR_LIMIT_MAX) {
-                return ngx_http_taskmgr_task_bad_param(r, &name,
-                           "must be an integer from 1 to 200");
+                return ngx_http_taskmgr_task_bad_param(
+                    r, &name, "must be an integer from 1 to 200");
             }
 
-        } else if (name.len == 6 && ngx_strncmp(name.data, "cursor", 6) == 0)
-        {
+        } else if (name.len == 6 && ngx_strncmp(name.data, "cursor", 6) == 0) {
             if (seen & 2) {
-                return ngx_http_taskmgr_task_bad_param(r, &name,
-                                                       "given twice");
+                return ngx_http_taskmgr_task_bad_param(r, &name, "given twice");
             }
 
             seen |= 2;
@@ -150,8 +147,7 @@ ngx_http_taskmgr_h_task_list(ngx_http_request_t *r,
     }
 
     if (cursor.data
-        && ngx_http_taskmgr_task_cursor(&cursor, &ts, &id, r->pool)
-           != NGX_OK)
+        && ngx_http_taskmgr_task_cursor(&cursor, &ts, &id, r->pool) != NGX_OK)
     {
         ngx_str_set(&name, "cursor");
         return ngx_http_taskmgr_task_bad_param(r, &name,
@@ -160,8 +156,8 @@ ngx_http_taskmgr_h_task_list(ngx_http_request_t *r,
 
     q = ngx_http_taskmgr_task_query(r, ctx,
                                     cursor.data
-                                    ? NGX_HTTP_TASKMGR_SQL_TASK_LIST_AFTER
-                                    : NGX_HTTP_TASKMGR_SQL_TASK_LIST,
+                                        ? NGX_HTTP_TASKMGR_SQL_TASK_LIST_AFTER
+                                        : NGX_HTTP_TASKMGR_SQL_TASK_LIST,
                                     ngx_http_taskmgr_task_listed, 0, &rc);
     if (q == NULL) {
         return rc;
@@ -190,13 +186,13 @@ ngx_http_taskmgr_h_task_list(ngx_http_request_t *r,
 static void
 ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q)
 {
-    u_char                      *p;
-    size_t                       len;
-    ngx_int_t                    rc;
-    ngx_str_t                    link;
-    ngx_http_request_t          *r;
-    ngx_http_taskmgr_result_t    res;
-    ngx_http_taskmgr_api_ctx_t  *ctx;
+    u_char                     *p;
+    size_t                      len;
+    ngx_int_t                   rc;
+    ngx_str_t                   link;
+    ngx_http_request_t         *r;
+    ngx_http_taskmgr_result_t   res;
+    ngx_http_taskmgr_api_ctx_t *ctx;
 
     r = q->request;
     ctx = ngx_http_taskmgr_api_ctx(r);
@@ -208,7 +204,7 @@ ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q)
 
     if (res.status == NGX_HTTP_OK && res.meta.len) {
         len = sizeof("<?limit=&cursor=>; rel=\"next\"") - 1 + r->uri.len
-              + NGX_INT_T_LEN + res.meta.len;
+            + NGX_INT_T_LEN + res.meta.len;
 
         p = ngx_pnalloc(r->pool, len);
         if (p == NULL) {
@@ -220,7 +216,7 @@ ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q)
         link.data = p;
         link.len = ngx_sprintf(p, "<%V?limit=%i&cursor=%V>; rel=\"next\"",
                                &r->uri, ctx->num, &res.meta)
-                   - p;
+            - p;
 
         if (ngx_http_taskmgr_add_header(r, "Link", &link) != NGX_OK) {
             ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -233,11 +229,11 @@ ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q)
 
 
 ngx_int_t
-ngx_http_taskmgr_h_task_create(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx)
+ngx_http_taskmgr_h_task_create(ngx_http_request_t         *r,
+                               ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    ngx_int_t                     rc;
-    ngx_http_taskmgr_pg_query_t  *q;
+    ngx_int_t                    rc;
+    ngx_http_taskmgr_pg_query_t *q;
 
     q = ngx_http_taskmgr_task_query(r, ctx, NGX_HTTP_TASKMGR_SQL_TASK_CREATE,
                                     ngx_http_taskmgr_task_answer, 0, &rc);
@@ -252,11 +248,11 @@ ngx_http_taskmgr_h_task_create(ngx_http_request_t *r,
 
 
 ngx_int_t
-ngx_http_taskmgr_h_task_get(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx)
+ngx_http_taskmgr_h_task_get(ngx_http_request_t         *r,
+                            ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    ngx_int_t                     rc;
-    ngx_http_taskmgr_pg_query_t  *q;
+    ngx_int_t                    rc;
+    ngx_http_taskmgr_pg_query_t *q;
 
     if (ngx_http_taskmgr_task_no_args(r, &rc) != NGX_OK) {
         return rc;
@@ -273,12 +269,12 @@ ngx_http_taskmgr_h_task_get(ngx_http_request_t *r,
 
 
 ngx_int_t
-ngx_http_taskmgr_h_task_update(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx)
+ngx_http_taskmgr_h_task_update(ngx_http_request_t         *r,
+                               ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    ngx_int_t                     rc;
-    ngx_str_t                     version;
-    ngx_http_taskmgr_pg_query_t  *q;
+    ngx_int_t                    rc;
+    ngx_str_t                    version;
+    ngx_http_taskmgr_pg_query_t *q;
 
     q = ngx_http_taskmgr_task_query(r, ctx, NGX_HTTP_TASKMGR_SQL_TASK_UPDATE,
                                     ngx_http_taskmgr_task_answer, 1, &rc);
@@ -298,12 +294,12 @@ ngx_http_taskmgr_h_task_update(ngx_http_request_t *r,
 
 
 ngx_int_t
-ngx_http_taskmgr_h_task_delete(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx)
+ngx_http_taskmgr_h_task_delete(ngx_http_request_t         *r,
+                               ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    ngx_int_t                     rc;
-    ngx_str_t                     version;
-    ngx_http_taskmgr_pg_query_t  *q;
+    ngx_int_t                    rc;
+    ngx_str_t                    version;
+    ngx_http_taskmgr_pg_query_t *q;
 
     if (ngx_http_taskmgr_task_no_args(r, &rc) != NGX_OK) {
         return rc;
@@ -326,11 +322,11 @@ ngx_http_taskmgr_h_task_delete(ngx_http_request_t *r,
 
 
 ngx_int_t
-ngx_http_taskmgr_h_task_restore(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx)
+ngx_http_taskmgr_h_task_restore(ngx_http_request_t         *r,
+                                ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    ngx_int_t                     rc;
-    ngx_http_taskmgr_pg_query_t  *q;
+    ngx_int_t                    rc;
+    ngx_http_taskmgr_pg_query_t *q;
 
     if (ngx_http_taskmgr_task_no_args(r, &rc) != NGX_OK) {
         return rc;
@@ -353,12 +349,12 @@ ngx_http_taskmgr_h_task_restore(ngx_http_request_t *r,
 static void
 ngx_http_taskmgr_task_answer(ngx_http_taskmgr_pg_query_t *q)
 {
-    u_char                      *p;
-    ngx_int_t                    rc;
-    ngx_str_t                    id, version, etag, loc;
-    ngx_http_request_t          *r;
-    ngx_http_taskmgr_result_t    res;
-    ngx_http_taskmgr_api_ctx_t  *ctx;
+    u_char                     *p;
+    ngx_int_t                   rc;
+    ngx_str_t                   id, version, etag, loc;
+    ngx_http_request_t         *r;
+    ngx_http_taskmgr_result_t   res;
+    ngx_http_taskmgr_api_ctx_t *ctx;
 
     r = q->request;
     ctx = ngx_http_taskmgr_api_ctx(r);
@@ -369,8 +365,7 @@ ngx_http_taskmgr_task_answer(ngx_http_taskmgr_pg_query_t *q)
     }
 
     if (res.status >= NGX_HTTP_BAD_REQUEST
-        || ngx_http_taskmgr_api_split_meta(&res.meta, &id, &version)
-           != NGX_OK)
+        || ngx_http_taskmgr_api_split_meta(&res.meta, &id, &version) != NGX_OK)
     {
         ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_api_respond(r, &res));
         return;
@@ -401,23 +396,24 @@ ngx_http_taskmgr_task_answer(ngx_http_taskmgr_pg_query_t *q)
             return;
         }
 
-        ngx_http_taskmgr_api_finish(r,
-            ngx_http_taskmgr_send(r, NGX_HTTP_NOT_MODIFIED, NULL, NULL));
+        ngx_http_taskmgr_api_finish(
+            r, ngx_http_taskmgr_send(r, NGX_HTTP_NOT_MODIFIED, NULL, NULL));
         return;
     }
 
     if (res.status == NGX_HTTP_CREATED) {
-        p = ngx_pnalloc(r->pool, sizeof("/v1/workspaces//tasks/") - 1
-                                 + ctx->params[0].len + id.len);
+        p = ngx_pnalloc(r->pool,
+                        sizeof("/v1/workspaces//tasks/") - 1
+                            + ctx->params[0].len + id.len);
         if (p == NULL) {
             ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
         }
 
         loc.data = p;
-        loc.len = ngx_sprintf(p, "/v1/workspaces/%V/tasks/%V",
-                              &ctx->params[0], &id)
-                  - p;
+        loc.len =
+            ngx_sprintf(p, "/v1/workspaces/%V/tasks/%V", &ctx->params[0], &id)
+            - p;
 
         if (ngx_http_taskmgr_add_header(r, "Location", &loc) != NGX_OK) {
             ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -431,12 +427,12 @@ ngx_http_taskmgr_task_answer(ngx_http_taskmgr_pg_query_t *q)
 
 /* caller, workspace and (with_id) task id; malformed ids answer 404 */
 static ngx_http_taskmgr_pg_query_t *
-ngx_http_taskmgr_task_query(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx, ngx_uint_t stmt,
-    ngx_http_taskmgr_pg_handler_pt handler, ngx_uint_t with_id,
-    ngx_int_t *rc)
+ngx_http_taskmgr_task_query(ngx_http_request_t         *r,
+                            ngx_http_taskmgr_api_ctx_t *ctx, ngx_uint_t stmt,
+                            ngx_http_taskmgr_pg_handler_pt handler,
+                            ngx_uint_t with_id, ngx_int_t *rc)
 {
-    ngx_http_taskmgr_pg_query_t  *q;
+    ngx_http_taskmgr_pg_query_t *q;
 
     if (ngx_http_taskmgr_api_uuid_param(r, ctx, 0, "workspace not found", rc)
         != NGX_OK)
@@ -446,7 +442,7 @@ ngx_http_taskmgr_task_query(ngx_http_request_t *r,
 
     if (with_id
         && ngx_http_taskmgr_api_uuid_param(r, ctx, 1, "task not found", rc)
-           != NGX_OK)
+            != NGX_OK)
     {
         return NULL;
     }
@@ -469,11 +465,11 @@ ngx_http_taskmgr_task_query(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_http_taskmgr_task_bad_param(ngx_http_request_t *r, ngx_str_t *name,
-    const char *message)
+                                const char *message)
 {
-    u_char     *p;
-    size_t      len;
-    ngx_str_t   esc, errors;
+    u_char   *p;
+    size_t    len;
+    ngx_str_t esc, errors;
 
     if (name->len > 64) {
         name->len = 64;
@@ -484,7 +480,7 @@ ngx_http_taskmgr_task_bad_param(ngx_http_request_t *r, ngx_str_t *name,
     }
 
     len = sizeof("[{\"field\":\"\",\"message\":\"\"}]") - 1 + esc.len
-          + ngx_strlen(message);
+        + ngx_strlen(message);
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
@@ -492,14 +488,13 @@ ngx_http_taskmgr_task_bad_param(ngx_http_request_t *r, ngx_str_t *name,
     }
 
     errors.data = p;
-    errors.len = ngx_sprintf(p, "[{\"field\":\"%V\",\"message\":\"%s\"}]",
-                             &esc, message)
-                 - p;
+    errors.len =
+        ngx_sprintf(p, "[{\"field\":\"%V\",\"message\":\"%s\"}]", &esc, message)
+        - p;
 
-    return ngx_http_taskmgr_send_problem_errors(r, NGX_HTTP_BAD_REQUEST,
-                                                "validation_failed",
-                                                "invalid query parameter",
-                                                &errors);
+    return ngx_http_taskmgr_send_problem_errors(
+        r, NGX_HTTP_BAD_REQUEST, "validation_failed", "invalid query parameter",
+        &errors);
 }
 
 
@@ -507,7 +502,7 @@ ngx_http_taskmgr_task_bad_param(ngx_http_request_t *r, ngx_str_t *name,
 static ngx_int_t
 ngx_http_taskmgr_task_no_args(ngx_http_request_t *r, ngx_int_t *rc)
 {
-    ngx_str_t  name;
+    ngx_str_t name;
 
     if (r->args.len == 0) {
         return NGX_OK;
@@ -530,11 +525,11 @@ ngx_http_taskmgr_task_no_args(ngx_http_request_t *r, ngx_int_t *rc)
 
 /* base64url("YYYY-MM-DDTHH:MM:SS.mmmZ|<uuid>") */
 static ngx_int_t
-ngx_http_taskmgr_task_cursor(ngx_str_t *cursor, ngx_str_t *ts,
-    ngx_str_t *id, ngx_pool_t *pool)
+ngx_http_taskmgr_task_cursor(ngx_str_t *cursor, ngx_str_t *ts, ngx_str_t *id,
+                             ngx_pool_t *pool)
 {
-    ngx_str_t   raw;
-    ngx_uint_t  i;
+    ngx_str_t  raw;
+    ngx_uint_t i;
 
     if (cursor->len == 0 || cursor->len > 128) {
         return NGX_DECLINED;
@@ -583,10 +578,10 @@ ngx_http_taskmgr_task_cursor(ngx_str_t *cursor, ngx_str_t *ts,
  */
 static ngx_int_t
 ngx_http_taskmgr_task_if_match(ngx_http_request_t *r, ngx_str_t *version,
-    ngx_int_t *rc)
+                               ngx_int_t *rc)
 {
-    u_char           *p, *last;
-    ngx_table_elt_t  *h;
+    u_char          *p, *last;
+    ngx_table_elt_t *h;
 
     ngx_str_null(version);
 

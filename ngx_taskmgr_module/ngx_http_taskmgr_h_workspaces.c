@@ -17,26 +17,25 @@ ngx_http_taskmgr_field_t  ngx_http_taskmgr_workspace_fields[] = {
 /* clang-format on */
 
 
-static void ngx_http_taskmgr_workspace_created(
-    ngx_http_taskmgr_pg_query_t *q);
+static void ngx_http_taskmgr_workspace_created(ngx_http_taskmgr_pg_query_t *q);
 
 
 ngx_int_t
-ngx_http_taskmgr_h_workspace_list(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx)
+ngx_http_taskmgr_h_workspace_list(ngx_http_request_t         *r,
+                                  ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    return ngx_http_taskmgr_api_submit(r,
-               ngx_http_taskmgr_api_query(r, ctx,
-                                          NGX_HTTP_TASKMGR_SQL_WORKSPACE_LIST,
-                                          ngx_http_taskmgr_api_done));
+    return ngx_http_taskmgr_api_submit(
+        r,
+        ngx_http_taskmgr_api_query(r, ctx, NGX_HTTP_TASKMGR_SQL_WORKSPACE_LIST,
+                                   ngx_http_taskmgr_api_done));
 }
 
 
 ngx_int_t
-ngx_http_taskmgr_h_workspace_create(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx)
+ngx_http_taskmgr_h_workspace_create(ngx_http_request_t         *r,
+                                    ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    ngx_http_taskmgr_pg_query_t  *q;
+    ngx_http_taskmgr_pg_query_t *q;
 
     q = ngx_http_taskmgr_api_query(r, ctx,
                                    NGX_HTTP_TASKMGR_SQL_WORKSPACE_CREATE,
@@ -52,11 +51,11 @@ ngx_http_taskmgr_h_workspace_create(ngx_http_request_t *r,
 static void
 ngx_http_taskmgr_workspace_created(ngx_http_taskmgr_pg_query_t *q)
 {
-    u_char                     *p;
-    ngx_int_t                   rc;
-    ngx_str_t                   loc;
-    ngx_http_request_t         *r;
-    ngx_http_taskmgr_result_t   res;
+    u_char                   *p;
+    ngx_int_t                 rc;
+    ngx_str_t                 loc;
+    ngx_http_request_t       *r;
+    ngx_http_taskmgr_result_t res;
 
     r = q->request;
 
@@ -66,8 +65,7 @@ ngx_http_taskmgr_workspace_created(ngx_http_taskmgr_pg_query_t *q)
     }
 
     if (res.status == NGX_HTTP_CREATED && res.meta.len) {
-        p = ngx_pnalloc(r->pool, sizeof("/v1/workspaces/") - 1
-                                 + res.meta.len);
+        p = ngx_pnalloc(r->pool, sizeof("/v1/workspaces/") - 1 + res.meta.len);
         if (p == NULL) {
             ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
@@ -87,14 +85,13 @@ ngx_http_taskmgr_workspace_created(ngx_http_taskmgr_pg_query_t *q)
 
 
 ngx_int_t
-ngx_http_taskmgr_h_workspace_get(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx)
+ngx_http_taskmgr_h_workspace_get(ngx_http_request_t         *r,
+                                 ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    ngx_int_t                     rc;
-    ngx_http_taskmgr_pg_query_t  *q;
+    ngx_int_t                    rc;
+    ngx_http_taskmgr_pg_query_t *q;
 
-    if (ngx_http_taskmgr_api_uuid_param(r, ctx, 0, "workspace not found",
-                                        &rc)
+    if (ngx_http_taskmgr_api_uuid_param(r, ctx, 0, "workspace not found", &rc)
         != NGX_OK)
     {
         return rc;

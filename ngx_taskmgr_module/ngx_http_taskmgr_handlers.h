@@ -16,86 +16,88 @@
 
 
 typedef struct {
-    ngx_flag_t   enable;
-    size_t       max_body_size;
-    time_t       refresh_ttl;
+    ngx_flag_t enable;
+    size_t     max_body_size;
+    time_t     refresh_ttl;
 } ngx_http_taskmgr_api_loc_conf_t;
 
 
 /* one row of a tm_api function: see sql/0001_init.sql */
 typedef struct {
-    ngx_uint_t   status;
-    ngx_str_t    body;     /* NUL-terminated, lives with the request */
-    ngx_str_t    meta;
+    ngx_uint_t status;
+    ngx_str_t  body; /* NUL-terminated, lives with the request */
+    ngx_str_t  meta;
 } ngx_http_taskmgr_result_t;
 
 
 /* api.c */
-ngx_http_taskmgr_api_ctx_t *ngx_http_taskmgr_api_ctx(ngx_http_request_t *r);
+ngx_http_taskmgr_api_ctx_t  *ngx_http_taskmgr_api_ctx(ngx_http_request_t *r);
 ngx_http_taskmgr_pg_query_t *ngx_http_taskmgr_api_query(
     ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx, ngx_uint_t stmt,
     ngx_http_taskmgr_pg_handler_pt handler);
-ngx_int_t ngx_http_taskmgr_api_submit(ngx_http_request_t *r,
-    ngx_http_taskmgr_pg_query_t *q);
+ngx_int_t ngx_http_taskmgr_api_submit(ngx_http_request_t          *r,
+                                      ngx_http_taskmgr_pg_query_t *q);
 ngx_int_t ngx_http_taskmgr_api_result(ngx_http_taskmgr_pg_query_t *q,
-    ngx_http_taskmgr_result_t *res, ngx_int_t *rc);
-ngx_int_t ngx_http_taskmgr_api_respond(ngx_http_request_t *r,
-    ngx_http_taskmgr_result_t *res);
-void ngx_http_taskmgr_api_done(ngx_http_taskmgr_pg_query_t *q);
-void ngx_http_taskmgr_api_finish(ngx_http_request_t *r, ngx_int_t rc);
-ngx_int_t ngx_http_taskmgr_api_uuid_param(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx, ngx_uint_t i, const char *what,
-    ngx_int_t *rc);
+                                      ngx_http_taskmgr_result_t   *res,
+                                      ngx_int_t                   *rc);
+ngx_int_t ngx_http_taskmgr_api_respond(ngx_http_request_t        *r,
+                                       ngx_http_taskmgr_result_t *res);
+void      ngx_http_taskmgr_api_done(ngx_http_taskmgr_pg_query_t *q);
+void      ngx_http_taskmgr_api_finish(ngx_http_request_t *r, ngx_int_t rc);
+ngx_int_t ngx_http_taskmgr_api_uuid_param(ngx_http_request_t         *r,
+                                          ngx_http_taskmgr_api_ctx_t *ctx,
+                                          ngx_uint_t i, const char *what,
+                                          ngx_int_t *rc);
 ngx_int_t ngx_http_taskmgr_api_split_meta(ngx_str_t *meta, ngx_str_t *a,
-    ngx_str_t *b);
+                                          ngx_str_t *b);
 ngx_int_t ngx_http_taskmgr_api_cache_private(ngx_http_request_t *r);
 ngx_int_t ngx_http_taskmgr_api_etag(ngx_http_request_t *r, ngx_str_t *etag);
 
 /* ngx_http_taskmgr_h_auth.c */
-extern ngx_http_taskmgr_field_t  ngx_http_taskmgr_register_fields[];
-extern ngx_http_taskmgr_field_t  ngx_http_taskmgr_login_fields[];
-extern ngx_http_taskmgr_field_t  ngx_http_taskmgr_refresh_fields[];
-extern ngx_http_taskmgr_field_t  ngx_http_taskmgr_me_fields[];
+extern ngx_http_taskmgr_field_t ngx_http_taskmgr_register_fields[];
+extern ngx_http_taskmgr_field_t ngx_http_taskmgr_login_fields[];
+extern ngx_http_taskmgr_field_t ngx_http_taskmgr_refresh_fields[];
+extern ngx_http_taskmgr_field_t ngx_http_taskmgr_me_fields[];
 
-ngx_int_t ngx_http_taskmgr_h_register(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx);
-ngx_int_t ngx_http_taskmgr_h_login(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx);
-ngx_int_t ngx_http_taskmgr_h_refresh(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx);
-ngx_int_t ngx_http_taskmgr_h_logout(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx);
-ngx_int_t ngx_http_taskmgr_h_me(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx);
-ngx_int_t ngx_http_taskmgr_h_me_update(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_register(ngx_http_request_t         *r,
+                                      ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_login(ngx_http_request_t         *r,
+                                   ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_refresh(ngx_http_request_t         *r,
+                                     ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_logout(ngx_http_request_t         *r,
+                                    ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_me(ngx_http_request_t         *r,
+                                ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_me_update(ngx_http_request_t         *r,
+                                       ngx_http_taskmgr_api_ctx_t *ctx);
 
 /* ngx_http_taskmgr_h_workspaces.c */
-extern ngx_http_taskmgr_field_t  ngx_http_taskmgr_workspace_fields[];
+extern ngx_http_taskmgr_field_t ngx_http_taskmgr_workspace_fields[];
 
-ngx_int_t ngx_http_taskmgr_h_workspace_list(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx);
-ngx_int_t ngx_http_taskmgr_h_workspace_create(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx);
-ngx_int_t ngx_http_taskmgr_h_workspace_get(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_workspace_list(ngx_http_request_t         *r,
+                                            ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_workspace_create(ngx_http_request_t         *r,
+                                              ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_workspace_get(ngx_http_request_t         *r,
+                                           ngx_http_taskmgr_api_ctx_t *ctx);
 
 /* ngx_http_taskmgr_h_tasks.c */
-extern ngx_http_taskmgr_field_t  ngx_http_taskmgr_task_create_fields[];
-extern ngx_http_taskmgr_field_t  ngx_http_taskmgr_task_patch_fields[];
+extern ngx_http_taskmgr_field_t ngx_http_taskmgr_task_create_fields[];
+extern ngx_http_taskmgr_field_t ngx_http_taskmgr_task_patch_fields[];
 
-ngx_int_t ngx_http_taskmgr_h_task_list(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx);
-ngx_int_t ngx_http_taskmgr_h_task_create(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx);
-ngx_int_t ngx_http_taskmgr_h_task_get(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx);
-ngx_int_t ngx_http_taskmgr_h_task_update(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx);
-ngx_int_t ngx_http_taskmgr_h_task_delete(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx);
-ngx_int_t ngx_http_taskmgr_h_task_restore(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_task_list(ngx_http_request_t         *r,
+                                       ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_task_create(ngx_http_request_t         *r,
+                                         ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_task_get(ngx_http_request_t         *r,
+                                      ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_task_update(ngx_http_request_t         *r,
+                                         ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_task_delete(ngx_http_request_t         *r,
+                                         ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_task_restore(ngx_http_request_t         *r,
+                                          ngx_http_taskmgr_api_ctx_t *ctx);
 
 /* ngx_http_taskmgr_h_health.c */
 ngx_int_t ngx_http_taskmgr_healthz_handler(ngx_http_request_t *r);

@@ -10,12 +10,12 @@
 
 
 typedef struct {
-    const char  *code;
-    const char  *title;
+    const char *code;
+    const char *title;
 } ngx_http_taskmgr_problem_title_t;
 
 
-static ngx_http_taskmgr_problem_title_t  ngx_http_taskmgr_titles[] = {
+static ngx_http_taskmgr_problem_title_t ngx_http_taskmgr_titles[] = {
     { "validation_failed", "Validation failed" },
     { "unauthorized", "Unauthorized" },
     { "token_expired", "Token expired" },
@@ -36,28 +36,26 @@ static ngx_http_taskmgr_problem_title_t  ngx_http_taskmgr_titles[] = {
 };
 
 
-static ngx_str_t  ngx_http_taskmgr_json_type =
+static ngx_str_t ngx_http_taskmgr_json_type =
     ngx_string("application/json; charset=utf-8");
-static ngx_str_t  ngx_http_taskmgr_problem_type =
+static ngx_str_t ngx_http_taskmgr_problem_type =
     ngx_string("application/problem+json");
 
 
 ngx_int_t
 ngx_http_taskmgr_send(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *content_type, ngx_str_t *body)
+                      ngx_str_t *content_type, ngx_str_t *body)
 {
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
+    ngx_int_t   rc;
+    ngx_buf_t  *b;
+    ngx_chain_t out;
 
     r->headers_out.status = status;
 
     if (status == NGX_HTTP_NO_CONTENT || status == NGX_HTTP_NOT_MODIFIED
         || body == NULL || body->len == 0)
     {
-        if (status == NGX_HTTP_NO_CONTENT
-            || status == NGX_HTTP_NOT_MODIFIED)
-        {
+        if (status == NGX_HTTP_NO_CONTENT || status == NGX_HTTP_NOT_MODIFIED) {
             r->header_only = 1;
             ngx_http_clear_content_length(r);
 
@@ -111,34 +109,32 @@ ngx_http_taskmgr_send(ngx_http_request_t *r, ngx_uint_t status,
 
 ngx_int_t
 ngx_http_taskmgr_send_json(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *body)
+                           ngx_str_t *body)
 {
-    return ngx_http_taskmgr_send(r, status, &ngx_http_taskmgr_json_type,
-                                 body);
+    return ngx_http_taskmgr_send(r, status, &ngx_http_taskmgr_json_type, body);
 }
 
 
 ngx_int_t
 ngx_http_taskmgr_send_problem(ngx_http_request_t *r, ngx_uint_t status,
-    const char *code, const char *detail)
+                              const char *code, const char *detail)
 {
-    return ngx_http_taskmgr_send_problem_errors(r, status, code, detail,
-                                                NULL);
+    return ngx_http_taskmgr_send_problem_errors(r, status, code, detail, NULL);
 }
 
 
 ngx_int_t
-ngx_http_taskmgr_send_problem_errors(ngx_http_request_t *r,
-    ngx_uint_t status, const char *code, const char *detail,
-    ngx_str_t *errors_json)
+ngx_http_taskmgr_send_problem_errors(ngx_http_request_t *r, ngx_uint_t status,
+                                     const char *code, const char *detail,
+                                     ngx_str_t *errors_json)
 {
-    u_char                            *p;
-    size_t                             len;
-    ngx_str_t                          body, id, d, ed;
-    ngx_str_t                          cc = ngx_string("no-store");
-    ngx_str_t                          retry = ngx_string("1");
-    const char                        *title;
-    ngx_http_taskmgr_problem_title_t  *t;
+    u_char                           *p;
+    size_t                            len;
+    ngx_str_t                         body, id, d, ed;
+    ngx_str_t                         cc = ngx_string("no-store");
+    ngx_str_t                         retry = ngx_string("1");
+    const char                       *title;
+    ngx_http_taskmgr_problem_title_t *t;
 
     title = "Error";
 
@@ -160,9 +156,9 @@ ngx_http_taskmgr_send_problem_errors(ngx_http_request_t *r,
 
     len = sizeof("{\"type\":\"https://taskmgr.dev/problems/\",\"title\":\"\","
                  "\"status\":,\"code\":\"\",\"detail\":\"\","
-                 "\"request_id\":\"\",\"errors\":}") - 1
-          + 2 * ngx_strlen(code) + ngx_strlen(title) + NGX_INT_T_LEN
-          + ed.len + id.len + (errors_json ? errors_json->len : 0);
+                 "\"request_id\":\"\",\"errors\":}")
+        - 1 + 2 * ngx_strlen(code) + ngx_strlen(title) + NGX_INT_T_LEN + ed.len
+        + id.len + (errors_json ? errors_json->len : 0);
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
@@ -172,9 +168,10 @@ ngx_http_taskmgr_send_problem_errors(ngx_http_request_t *r,
     body.data = p;
 
     /* code, title and the request id hold no characters JSON escapes */
-    p = ngx_sprintf(p, "{\"type\":\"https://taskmgr.dev/problems/%s\","
-                       "\"title\":\"%s\",\"status\":%ui,\"code\":\"%s\","
-                       "\"detail\":\"%V\",\"request_id\":\"%V\"",
+    p = ngx_sprintf(p,
+                    "{\"type\":\"https://taskmgr.dev/problems/%s\","
+                    "\"title\":\"%s\",\"status\":%ui,\"code\":\"%s\","
+                    "\"detail\":\"%V\",\"request_id\":\"%V\"",
                     code, title, status, code, &ed, &id);
 
     if (errors_json && errors_json->len) {
@@ -207,9 +204,9 @@ ngx_http_taskmgr_send_problem_errors(ngx_http_request_t *r,
 
 ngx_int_t
 ngx_http_taskmgr_add_header(ngx_http_request_t *r, const char *name,
-    ngx_str_t *value)
+                            ngx_str_t *value)
 {
-    ngx_table_elt_t  *h;
+    ngx_table_elt_t *h;
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
@@ -228,10 +225,10 @@ ngx_http_taskmgr_add_header(ngx_http_request_t *r, const char *name,
 ngx_table_elt_t *
 ngx_http_taskmgr_find_header(ngx_http_request_t *r, const char *name)
 {
-    size_t            len;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
+    size_t           len;
+    ngx_uint_t       i;
+    ngx_list_part_t *part;
+    ngx_table_elt_t *h;
 
     if (name == NULL) {
         return NULL;
@@ -267,11 +264,11 @@ ngx_http_taskmgr_find_header(ngx_http_request_t *r, const char *name)
 ngx_int_t
 ngx_http_taskmgr_json_escape(ngx_pool_t *pool, ngx_str_t *in, ngx_str_t *out)
 {
-    u_char      *p, ch;
-    size_t       len;
-    ngx_uint_t   i;
+    u_char    *p, ch;
+    size_t     len;
+    ngx_uint_t i;
 
-    static u_char  hex[] = "0123456789abcdef";
+    static u_char hex[] = "0123456789abcdef";
 
     len = 0;
 

@@ -6,20 +6,21 @@
 #include "ngx_http_taskmgr_json.h"
 
 
-static void ngx_http_taskmgr_json_cleanup(void *data);
-static ngx_uint_t ngx_http_taskmgr_utf8_chars(const char *s, size_t len);
-static ngx_int_t ngx_http_taskmgr_json_time(const char *s, size_t len);
-static ngx_int_t ngx_http_taskmgr_json_email(const char *s, size_t len);
-static const char *ngx_http_taskmgr_json_check(
-    ngx_http_taskmgr_field_t *f, json_t *v, u_char *buf, size_t size);
+static void        ngx_http_taskmgr_json_cleanup(void *data);
+static ngx_uint_t  ngx_http_taskmgr_utf8_chars(const char *s, size_t len);
+static ngx_int_t   ngx_http_taskmgr_json_time(const char *s, size_t len);
+static ngx_int_t   ngx_http_taskmgr_json_email(const char *s, size_t len);
+static const char *ngx_http_taskmgr_json_check(ngx_http_taskmgr_field_t *f,
+                                               json_t *v, u_char *buf,
+                                               size_t size);
 
 
 json_t *
 ngx_http_taskmgr_json_parse(ngx_http_request_t *r, u_char *data, size_t len)
 {
-    json_t              *j;
-    json_error_t         err;
-    ngx_pool_cleanup_t  *cln;
+    json_t             *j;
+    json_error_t        err;
+    ngx_pool_cleanup_t *cln;
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
@@ -50,7 +51,7 @@ ngx_http_taskmgr_json_cleanup(void *data)
 ngx_int_t
 ngx_http_taskmgr_json_dump(ngx_http_request_t *r, json_t *j, ngx_str_t *out)
 {
-    size_t  len;
+    size_t len;
 
     len = json_dumpb(j, NULL, 0, JSON_COMPACT);
     if (len == 0) {
@@ -74,7 +75,7 @@ ngx_http_taskmgr_json_dump(ngx_http_request_t *r, json_t *j, ngx_str_t *out)
 ngx_int_t
 ngx_http_taskmgr_json_string(json_t *obj, const char *key, ngx_str_t *out)
 {
-    json_t  *v;
+    json_t *v;
 
     v = obj ? json_object_get(obj, key) : NULL;
 
@@ -92,20 +93,22 @@ ngx_http_taskmgr_json_string(json_t *obj, const char *key, ngx_str_t *out)
 
 ngx_int_t
 ngx_http_taskmgr_json_validate(ngx_http_request_t *r, json_t *obj,
-    ngx_http_taskmgr_field_t *fields, ngx_uint_t *status, ngx_str_t *errors)
+                               ngx_http_taskmgr_field_t *fields,
+                               ngx_uint_t *status, ngx_str_t *errors)
 {
-    u_char                     msg[128];
-    json_t                    *errs, *e, *v;
-    ngx_int_t                  rc;
-    ngx_uint_t                 n;
-    const char                *key, *m;
-    ngx_pool_cleanup_t        *cln;
-    ngx_http_taskmgr_field_t  *f;
+    u_char                    msg[128];
+    json_t                   *errs, *e, *v;
+    ngx_int_t                 rc;
+    ngx_uint_t                n;
+    const char               *key, *m;
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_taskmgr_field_t *f;
 
     if (!json_is_object(obj)) {
         *status = NGX_HTTP_BAD_REQUEST;
-        ngx_str_set(errors, "[{\"field\":\"\",\"message\":"
-                            "\"the body must be a JSON object\"}]");
+        ngx_str_set(errors,
+                    "[{\"field\":\"\",\"message\":"
+                    "\"the body must be a JSON object\"}]");
         return NGX_DECLINED;
     }
 
@@ -126,7 +129,8 @@ ngx_http_taskmgr_json_validate(ngx_http_request_t *r, json_t *obj,
     *status = 0;
 
     /* unknown members are a 400: the client speaks another contract */
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         for (f = fields; f->name; f++) {
             if (ngx_strcmp(f->name, key) == 0) {
                 break;
@@ -134,8 +138,8 @@ ngx_http_taskmgr_json_validate(ngx_http_request_t *r, json_t *obj,
         }
 
         if (f->name == NULL && n < NGX_HTTP_TASKMGR_MAX_ERRORS) {
-            e = json_pack("{s:s,s:s}", "field", key,
-                          "message", "unknown field");
+            e = json_pack("{s:s,s:s}", "field", key, "message",
+                          "unknown field");
             if (e == NULL || json_array_append_new(errs, e) != 0) {
                 return NGX_ERROR;
             }
@@ -187,15 +191,15 @@ ngx_http_taskmgr_json_validate(ngx_http_request_t *r, json_t *obj,
 
 /* NULL when v is a valid value for f, else the message */
 static const char *
-ngx_http_taskmgr_json_check(ngx_http_taskmgr_field_t *f, json_t *v,
-    u_char *buf, size_t size)
+ngx_http_taskmgr_json_check(ngx_http_taskmgr_field_t *f, json_t *v, u_char *buf,
+                            size_t size)
 {
-    size_t        len, i;
-    json_t       *item;
-    json_int_t    n;
-    ngx_str_t     s;
-    ngx_uint_t    chars;
-    const char  **e, *str;
+    size_t       len, i;
+    json_t      *item;
+    json_int_t   n;
+    ngx_str_t    s;
+    ngx_uint_t   chars;
+    const char **e, *str;
 
     if (json_is_null(v)) {
         return f->nullable ? NULL : "must not be null";
@@ -210,8 +214,8 @@ ngx_http_taskmgr_json_check(ngx_http_taskmgr_field_t *f, json_t *v,
 
         n = json_integer_value(v);
         if (n < f->min || n > f->max) {
-            *ngx_snprintf(buf, size - 1, "must be between %i and %i",
-                          f->min, f->max) = '\0';
+            *ngx_snprintf(buf, size - 1, "must be between %i and %i", f->min,
+                          f->max) = '\0';
             return (const char *) buf;
         }
 
@@ -223,12 +227,13 @@ ngx_http_taskmgr_json_check(ngx_http_taskmgr_field_t *f, json_t *v,
         }
 
         if ((ngx_int_t) json_array_size(v) > f->max) {
-            *ngx_snprintf(buf, size - 1, "must have at most %i items",
-                          f->max) = '\0';
+            *ngx_snprintf(buf, size - 1, "must have at most %i items", f->max) =
+                '\0';
             return (const char *) buf;
         }
 
-        json_array_foreach(v, i, item) {
+        json_array_foreach(v, i, item)
+        {
             if (!json_is_string(item)) {
                 return "must be an array of strings";
             }
@@ -261,12 +266,12 @@ ngx_http_taskmgr_json_check(ngx_http_taskmgr_field_t *f, json_t *v,
     case NGX_HTTP_TASKMGR_F_UUID:
         s.data = (u_char *) str;
         s.len = len;
-        return ngx_http_taskmgr_is_uuid(&s) == NGX_OK ? NULL
-                                                      : "must be a UUID";
+        return ngx_http_taskmgr_is_uuid(&s) == NGX_OK ? NULL : "must be a UUID";
 
     case NGX_HTTP_TASKMGR_F_TIME:
         return ngx_http_taskmgr_json_time(str, len) == NGX_OK
-               ? NULL : "must be an RFC 3339 date-time";
+            ? NULL
+            : "must be an RFC 3339 date-time";
 
     case NGX_HTTP_TASKMGR_F_ENUM:
         for (e = f->values; *e; e++) {
@@ -302,8 +307,8 @@ ngx_http_taskmgr_json_check(ngx_http_taskmgr_field_t *f, json_t *v,
 static ngx_uint_t
 ngx_http_taskmgr_utf8_chars(const char *s, size_t len)
 {
-    size_t      i;
-    ngx_uint_t  n;
+    size_t     i;
+    ngx_uint_t n;
 
     n = 0;
 
@@ -322,8 +327,8 @@ ngx_http_taskmgr_utf8_chars(const char *s, size_t len)
 static ngx_int_t
 ngx_http_taskmgr_json_time(const char *s, size_t len)
 {
-    size_t       i;
-    const char  *shape = "dddd-dd-ddTdd:dd:dd";
+    size_t      i;
+    const char *shape = "dddd-dd-ddTdd:dd:dd";
 
     if (len < 20 || len > 40) {
         return NGX_DECLINED;
@@ -361,10 +366,9 @@ ngx_http_taskmgr_json_time(const char *s, size_t len)
         return NGX_OK;
     }
 
-    if (i + 6 == len && (s[i] == '+' || s[i] == '-')
-        && s[i + 1] >= '0' && s[i + 1] <= '9'
-        && s[i + 2] >= '0' && s[i + 2] <= '9' && s[i + 3] == ':'
-        && s[i + 4] >= '0' && s[i + 4] <= '9'
+    if (i + 6 == len && (s[i] == '+' || s[i] == '-') && s[i + 1] >= '0'
+        && s[i + 1] <= '9' && s[i + 2] >= '0' && s[i + 2] <= '9'
+        && s[i + 3] == ':' && s[i + 4] >= '0' && s[i + 4] <= '9'
         && s[i + 5] >= '0' && s[i + 5] <= '9')
     {
         return NGX_OK;
@@ -379,7 +383,7 @@ ngx_http_taskmgr_json_time(const char *s, size_t len)
 static ngx_int_t
 ngx_http_taskmgr_json_email(const char *s, size_t len)
 {
-    size_t  i, at, dot;
+    size_t i, at, dot;
 
     at = 0;
     dot = 0;

@@ -12,7 +12,7 @@
 #include <jansson.h>
 
 
-#define NGX_HTTP_TASKMGR_MAX_ERRORS  20
+#define NGX_HTTP_TASKMGR_MAX_ERRORS 20
 
 
 typedef enum {
@@ -27,20 +27,20 @@ typedef enum {
 
 
 typedef struct {
-    const char                     *name;
-    ngx_http_taskmgr_field_type_e   type;
-    ngx_uint_t                      required;
-    ngx_uint_t                      nullable;
-    ngx_int_t                       min;       /* chars, value or items */
-    ngx_int_t                       max;
-    const char                    **values;    /* ENUM: NULL-ended */
-    ngx_int_t                       item_max;  /* STRINGS: chars per item */
+    const char                   *name;
+    ngx_http_taskmgr_field_type_e type;
+    ngx_uint_t                    required;
+    ngx_uint_t                    nullable;
+    ngx_int_t                     min; /* chars, value or items */
+    ngx_int_t                     max;
+    const char                  **values;   /* ENUM: NULL-ended */
+    ngx_int_t                     item_max; /* STRINGS: chars per item */
 } ngx_http_taskmgr_field_t;
 
 
 /* parses an object of at most max bytes; NULL when malformed (400) */
 json_t *ngx_http_taskmgr_json_parse(ngx_http_request_t *r, u_char *data,
-    size_t len);
+                                    size_t len);
 
 /*
  * NGX_OK when obj is an object whose members all appear in fields and hold
@@ -48,16 +48,16 @@ json_t *ngx_http_taskmgr_json_parse(ngx_http_request_t *r, u_char *data,
  * value) and *errors the JSON array of {"field","message"}.
  */
 ngx_int_t ngx_http_taskmgr_json_validate(ngx_http_request_t *r, json_t *obj,
-    ngx_http_taskmgr_field_t *fields, ngx_uint_t *status,
-    ngx_str_t *errors);
+                                         ngx_http_taskmgr_field_t *fields,
+                                         ngx_uint_t *status, ngx_str_t *errors);
 
 /* compact dump into r->pool */
 ngx_int_t ngx_http_taskmgr_json_dump(ngx_http_request_t *r, json_t *j,
-    ngx_str_t *out);
+                                     ngx_str_t *out);
 
 /* a member's string value, or NULL */
 ngx_int_t ngx_http_taskmgr_json_string(json_t *obj, const char *key,
-    ngx_str_t *out);
+                                       ngx_str_t *out);
 
 
 #endif /* _NGX_HTTP_TASKMGR_JSON_H_INCLUDED_ */

@@ -11,38 +11,39 @@
 
 
 typedef struct {
-    ngx_flag_t  request_id;
+    ngx_flag_t request_id;
 } ngx_http_taskmgr_loc_conf_t;
 
 
 static ngx_int_t ngx_http_taskmgr_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_taskmgr_init(ngx_conf_t *cf);
-static void *ngx_http_taskmgr_create_main_conf(ngx_conf_t *cf);
-static char *ngx_http_taskmgr_init_main_conf(ngx_conf_t *cf, void *conf);
-static void *ngx_http_taskmgr_create_loc_conf(ngx_conf_t *cf);
-static char *ngx_http_taskmgr_merge_loc_conf(ngx_conf_t *cf, void *parent,
-    void *child);
-static char *ngx_http_taskmgr_pg_dsn(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_taskmgr_pg_password_file(ngx_conf_t *cf,
-    ngx_command_t *cmd, void *conf);
-static char *ngx_http_taskmgr_argon2(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_taskmgr_strdup(ngx_pool_t *pool, const char *s);
-static ngx_int_t ngx_http_taskmgr_push_kv(ngx_conf_t *cf,
-    ngx_http_taskmgr_main_conf_t *mcf, const char *k, const char *v);
+static void     *ngx_http_taskmgr_create_main_conf(ngx_conf_t *cf);
+static char     *ngx_http_taskmgr_init_main_conf(ngx_conf_t *cf, void *conf);
+static void     *ngx_http_taskmgr_create_loc_conf(ngx_conf_t *cf);
+static char     *ngx_http_taskmgr_merge_loc_conf(ngx_conf_t *cf, void *parent,
+                                                 void *child);
+static char     *ngx_http_taskmgr_pg_dsn(ngx_conf_t *cf, ngx_command_t *cmd,
+                                         void *conf);
+static char     *ngx_http_taskmgr_pg_password_file(ngx_conf_t    *cf,
+                                                   ngx_command_t *cmd, void *conf);
+static char     *ngx_http_taskmgr_argon2(ngx_conf_t *cf, ngx_command_t *cmd,
+                                         void *conf);
+static char     *ngx_http_taskmgr_strdup(ngx_pool_t *pool, const char *s);
+static ngx_int_t ngx_http_taskmgr_push_kv(ngx_conf_t                   *cf,
+                                          ngx_http_taskmgr_main_conf_t *mcf,
+                                          const char *k, const char *v);
 static ngx_int_t ngx_http_taskmgr_init_process(ngx_cycle_t *cycle);
-static void ngx_http_taskmgr_exit_process(ngx_cycle_t *cycle);
-static ngx_int_t ngx_http_taskmgr_request_id_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
+static void      ngx_http_taskmgr_exit_process(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_taskmgr_request_id_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_taskmgr_header_filter(ngx_http_request_t *r);
 
 
-static ngx_conf_num_bounds_t  ngx_http_taskmgr_pool_size_bounds = {
+static ngx_conf_num_bounds_t ngx_http_taskmgr_pool_size_bounds = {
     ngx_conf_check_num_bounds, 1, 1024
 };
 
-static ngx_conf_num_bounds_t  ngx_http_taskmgr_queue_size_bounds = {
+static ngx_conf_num_bounds_t ngx_http_taskmgr_queue_size_bounds = {
     ngx_conf_check_num_bounds, 0, 1000000
 };
 
@@ -149,14 +150,14 @@ ngx_module_t  ngx_http_taskmgr_module = {
 /* clang-format on */
 
 
-static ngx_str_t  ngx_http_taskmgr_request_id_name =
+static ngx_str_t ngx_http_taskmgr_request_id_name =
     ngx_string("taskmgr_request_id");
-static ngx_str_t  ngx_http_taskmgr_x_request_id = ngx_string("X-Request-Id");
+static ngx_str_t ngx_http_taskmgr_x_request_id = ngx_string("X-Request-Id");
 
-static ngx_int_t  ngx_http_taskmgr_request_id_index = NGX_ERROR;
-static ngx_int_t  ngx_http_taskmgr_nginx_request_id_index = NGX_ERROR;
+static ngx_int_t ngx_http_taskmgr_request_id_index = NGX_ERROR;
+static ngx_int_t ngx_http_taskmgr_nginx_request_id_index = NGX_ERROR;
 
-static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_header_filter_pt ngx_http_next_header_filter;
 
 
 ngx_http_taskmgr_main_conf_t *
@@ -170,7 +171,7 @@ ngx_http_taskmgr_main_conf(void)
 static ngx_int_t
 ngx_http_taskmgr_add_variables(ngx_conf_t *cf)
 {
-    ngx_http_variable_t  *var;
+    ngx_http_variable_t *var;
 
     var = ngx_http_add_variable(cf, &ngx_http_taskmgr_request_id_name, 0);
     if (var == NULL) {
@@ -186,7 +187,7 @@ ngx_http_taskmgr_add_variables(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_taskmgr_init(ngx_conf_t *cf)
 {
-    ngx_str_t  name = ngx_string("request_id");
+    ngx_str_t name = ngx_string("request_id");
 
     ngx_http_taskmgr_request_id_index =
         ngx_http_get_variable_index(cf, &ngx_http_taskmgr_request_id_name);
@@ -210,7 +211,7 @@ ngx_http_taskmgr_init(ngx_conf_t *cf)
 static void *
 ngx_http_taskmgr_create_main_conf(ngx_conf_t *cf)
 {
-    ngx_http_taskmgr_main_conf_t  *mcf;
+    ngx_http_taskmgr_main_conf_t *mcf;
 
     mcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_taskmgr_main_conf_t));
     if (mcf == NULL) {
@@ -244,8 +245,8 @@ ngx_http_taskmgr_create_main_conf(ngx_conf_t *cf)
 static char *
 ngx_http_taskmgr_strdup(ngx_pool_t *pool, const char *s)
 {
-    char    *p;
-    size_t   len;
+    char  *p;
+    size_t len;
 
     len = ngx_strlen(s);
 
@@ -262,9 +263,9 @@ ngx_http_taskmgr_strdup(ngx_pool_t *pool, const char *s)
 
 static ngx_int_t
 ngx_http_taskmgr_push_kv(ngx_conf_t *cf, ngx_http_taskmgr_main_conf_t *mcf,
-    const char *k, const char *v)
+                         const char *k, const char *v)
 {
-    char  **kp, **vp;
+    char **kp, **vp;
 
     kp = ngx_array_push(mcf->pg_keywords);
     vp = ngx_array_push(mcf->pg_values);
@@ -285,9 +286,9 @@ ngx_http_taskmgr_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_taskmgr_main_conf_t *mcf = conf;
 
-    char               *err, *s, *v;
-    PQconninfoOption   *opts, *o;
-    ngx_str_t           name = ngx_string("default");
+    char             *err, *s, *v;
+    PQconninfoOption *opts, *o;
+    ngx_str_t         name = ngx_string("default");
 
     ngx_conf_init_uint_value(mcf->pg_pool_size, 8);
     ngx_conf_init_uint_value(mcf->pg_queue_size, 1024);
@@ -339,7 +340,8 @@ ngx_http_taskmgr_init_main_conf(ngx_conf_t *cf, void *conf)
                                "taskmgr_pg_dsn: use \"hostaddr=<ip>\" or "
                                "a unix socket directory instead of "
                                "\"host=%s\": a name lookup would block "
-                               "the worker", o->val);
+                               "the worker",
+                               o->val);
             PQconninfoFree(opts);
             return NGX_CONF_ERROR;
         }
@@ -356,8 +358,7 @@ ngx_http_taskmgr_init_main_conf(ngx_conf_t *cf, void *conf)
         v = ngx_http_taskmgr_strdup(cf->pool, o->val);
 
         if (s == NULL || v == NULL
-            || ngx_http_taskmgr_push_kv(cf, mcf, s, v) != NGX_OK)
-        {
+            || ngx_http_taskmgr_push_kv(cf, mcf, s, v) != NGX_OK) {
             PQconninfoFree(opts);
             return NGX_CONF_ERROR;
         }
@@ -385,7 +386,7 @@ ngx_http_taskmgr_init_main_conf(ngx_conf_t *cf, void *conf)
 static void *
 ngx_http_taskmgr_create_loc_conf(ngx_conf_t *cf)
 {
-    ngx_http_taskmgr_loc_conf_t  *lcf;
+    ngx_http_taskmgr_loc_conf_t *lcf;
 
     lcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_taskmgr_loc_conf_t));
     if (lcf == NULL) {
@@ -415,7 +416,7 @@ ngx_http_taskmgr_pg_dsn(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_taskmgr_main_conf_t *mcf = conf;
 
-    ngx_str_t  *value;
+    ngx_str_t *value;
 
     if (mcf->pg_dsn.data) {
         return "is duplicate";
@@ -437,15 +438,15 @@ ngx_http_taskmgr_pg_dsn(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 /* reads a small secret file at configuration time, trimming whitespace */
 static char *
 ngx_http_taskmgr_pg_password_file(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
+                                  void *conf)
 {
     ngx_http_taskmgr_main_conf_t *mcf = conf;
 
-    u_char           *buf;
-    ssize_t           n;
-    ngx_fd_t          fd;
-    ngx_str_t        *value, path;
-    ngx_file_info_t   fi;
+    u_char         *buf;
+    ssize_t         n;
+    ngx_fd_t        fd;
+    ngx_str_t      *value, path;
+    ngx_file_info_t fi;
 
     if (mcf->pg_password.data) {
         return "is duplicate";
@@ -465,12 +466,13 @@ ngx_http_taskmgr_pg_password_file(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
-        || ngx_file_size(&fi) > 4096 || ngx_file_size(&fi) == 0)
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR || ngx_file_size(&fi) > 4096
+        || ngx_file_size(&fi) == 0)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "taskmgr_pg_password_file \"%V\" must hold "
-                           "1 to 4096 bytes", &path);
+                           "1 to 4096 bytes",
+                           &path);
         (void) ngx_close_file(fd);
         return NGX_CONF_ERROR;
     }
@@ -490,8 +492,9 @@ ngx_http_taskmgr_pg_password_file(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'
-                     || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+    while (n > 0
+           && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '
+               || buf[n - 1] == '\t'))
     {
         n--;
     }
@@ -513,9 +516,9 @@ ngx_http_taskmgr_argon2(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_taskmgr_main_conf_t *mcf = conf;
 
-    ngx_int_t    n;
-    ngx_str_t   *value, v;
-    ngx_uint_t   i, *field, min, max;
+    ngx_int_t  n;
+    ngx_str_t *value, v;
+    ngx_uint_t i, *field, min, max;
 
     if (mcf->argon2_t_cost != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
@@ -547,16 +550,16 @@ ngx_http_taskmgr_argon2(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             max = 64;
 
         } else {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\"", &value[i]);
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\"",
+                               &value[i]);
             return NGX_CONF_ERROR;
         }
 
         n = ngx_atoi(v.data, v.len);
         if (n == NGX_ERROR || (ngx_uint_t) n < min || (ngx_uint_t) n > max) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid value in \"%V\" (%ui..%ui)",
-                               &value[i], min, max);
+                               "invalid value in \"%V\" (%ui..%ui)", &value[i],
+                               min, max);
             return NGX_CONF_ERROR;
         }
 
@@ -574,10 +577,9 @@ ngx_http_taskmgr_argon2(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_taskmgr_init_process(ngx_cycle_t *cycle)
 {
-    ngx_http_taskmgr_main_conf_t  *mcf;
+    ngx_http_taskmgr_main_conf_t *mcf;
 
-    if (ngx_process != NGX_PROCESS_WORKER
-        && ngx_process != NGX_PROCESS_SINGLE)
+    if (ngx_process != NGX_PROCESS_WORKER && ngx_process != NGX_PROCESS_SINGLE)
     {
         return NGX_OK;
     }
@@ -599,7 +601,7 @@ ngx_http_taskmgr_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_taskmgr_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_http_taskmgr_main_conf_t  *mcf;
+    ngx_http_taskmgr_main_conf_t *mcf;
 
     mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_taskmgr_module);
     if (mcf == NULL || mcf->pg == NULL) {
@@ -613,20 +615,20 @@ ngx_http_taskmgr_exit_process(ngx_cycle_t *cycle)
 
 /* a client's own id is kept when it is 1..128 of [A-Za-z0-9._:-] */
 static ngx_int_t
-ngx_http_taskmgr_request_id_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
+ngx_http_taskmgr_request_id_variable(ngx_http_request_t        *r,
+                                     ngx_http_variable_value_t *v,
+                                     uintptr_t                  data)
 {
-    ngx_uint_t                  i;
-    ngx_table_elt_t            *h;
-    ngx_http_variable_value_t  *rv;
+    ngx_uint_t                 i;
+    ngx_table_elt_t           *h;
+    ngx_http_variable_value_t *rv;
 
     h = ngx_http_taskmgr_find_header(r, "X-Request-Id");
 
     if (h && h->value.len > 0
-        && h->value.len <= NGX_HTTP_TASKMGR_REQUEST_ID_MAX)
-    {
+        && h->value.len <= NGX_HTTP_TASKMGR_REQUEST_ID_MAX) {
         for (i = 0; i < h->value.len; i++) {
-            u_char  ch = h->value.data[i];
+            u_char ch = h->value.data[i];
 
             if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z')
                   || (ch >= 'A' && ch <= 'Z') || ch == '-' || ch == '_'
@@ -647,7 +649,7 @@ ngx_http_taskmgr_request_id_variable(ngx_http_request_t *r,
     }
 
     rv = ngx_http_get_indexed_variable(r,
-                                      ngx_http_taskmgr_nginx_request_id_index);
+                                       ngx_http_taskmgr_nginx_request_id_index);
     if (rv == NULL || rv->not_found) {
         v->not_found = 1;
         return NGX_OK;
@@ -662,7 +664,7 @@ ngx_http_taskmgr_request_id_variable(ngx_http_request_t *r,
 void
 ngx_http_taskmgr_request_id(ngx_http_request_t *r, ngx_str_t *id)
 {
-    ngx_http_variable_value_t  *v;
+    ngx_http_variable_value_t *v;
 
     v = ngx_http_get_indexed_variable(r->main,
                                       ngx_http_taskmgr_request_id_index);
@@ -679,9 +681,9 @@ ngx_http_taskmgr_request_id(ngx_http_request_t *r, ngx_str_t *id)
 static ngx_int_t
 ngx_http_taskmgr_header_filter(ngx_http_request_t *r)
 {
-    ngx_str_t                     id;
-    ngx_table_elt_t              *h;
-    ngx_http_taskmgr_loc_conf_t  *lcf;
+    ngx_str_t                    id;
+    ngx_table_elt_t             *h;
+    ngx_http_taskmgr_loc_conf_t *lcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_taskmgr_module);
 

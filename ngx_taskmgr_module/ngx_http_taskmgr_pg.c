@@ -13,8 +13,8 @@
 #include "ngx_http_taskmgr_sql.h"
 
 
-#define NGX_HTTP_TASKMGR_PG_BACKOFF_MIN  100
-#define NGX_HTTP_TASKMGR_PG_BACKOFF_MAX  5000
+#define NGX_HTTP_TASKMGR_PG_BACKOFF_MIN 100
+#define NGX_HTTP_TASKMGR_PG_BACKOFF_MAX 5000
 
 
 typedef enum {
@@ -27,55 +27,55 @@ typedef enum {
 
 
 struct ngx_http_taskmgr_pg_conn_s {
-    PGconn                          *pgconn;
-    ngx_connection_t                *c;
-    ngx_http_taskmgr_pg_pool_t      *pool;
-    ngx_http_taskmgr_pg_query_t     *query;
-    ngx_http_taskmgr_pg_state_e      state;
-    ngx_queue_t                      idle;      /* in pool->idle */
-    ngx_event_t                      reconnect;
-    ngx_msec_t                       backoff;
-    ngx_uint_t                       index;
-    unsigned                         flushing:1;
-    unsigned                         in_idle:1;
+    PGconn                      *pgconn;
+    ngx_connection_t            *c;
+    ngx_http_taskmgr_pg_pool_t  *pool;
+    ngx_http_taskmgr_pg_query_t *query;
+    ngx_http_taskmgr_pg_state_e  state;
+    ngx_queue_t                  idle; /* in pool->idle */
+    ngx_event_t                  reconnect;
+    ngx_msec_t                   backoff;
+    ngx_uint_t                   index;
+    unsigned                     flushing : 1;
+    unsigned                     in_idle : 1;
 };
 
 
 struct ngx_http_taskmgr_pg_pool_s {
-    ngx_http_taskmgr_main_conf_t    *mcf;
-    ngx_pool_t                      *pool;
-    ngx_log_t                       *log;
-    ngx_http_taskmgr_pg_conn_t      *conns;
-    ngx_uint_t                       nconns;
-    ngx_uint_t                       nup;       /* not DOWN */
-    ngx_uint_t                       nready;    /* IDLE or BUSY */
-    ngx_queue_t                      idle;
-    ngx_queue_t                      waiting;
-    ngx_uint_t                       nwaiting;
-    ngx_str_t                        setup;
-    unsigned                         destroying:1;
+    ngx_http_taskmgr_main_conf_t *mcf;
+    ngx_pool_t                   *pool;
+    ngx_log_t                    *log;
+    ngx_http_taskmgr_pg_conn_t   *conns;
+    ngx_uint_t                    nconns;
+    ngx_uint_t                    nup;    /* not DOWN */
+    ngx_uint_t                    nready; /* IDLE or BUSY */
+    ngx_queue_t                   idle;
+    ngx_queue_t                   waiting;
+    ngx_uint_t                    nwaiting;
+    ngx_str_t                     setup;
+    unsigned                      destroying : 1;
 };
 
 
-static void ngx_http_taskmgr_pg_connect(ngx_http_taskmgr_pg_conn_t *pc);
-static void ngx_http_taskmgr_pg_reconnect_handler(ngx_event_t *ev);
+static void      ngx_http_taskmgr_pg_connect(ngx_http_taskmgr_pg_conn_t *pc);
+static void      ngx_http_taskmgr_pg_reconnect_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_taskmgr_pg_bind(ngx_http_taskmgr_pg_conn_t *pc);
-static void ngx_http_taskmgr_pg_unbind(ngx_http_taskmgr_pg_conn_t *pc);
+static void      ngx_http_taskmgr_pg_unbind(ngx_http_taskmgr_pg_conn_t *pc);
 static ngx_int_t ngx_http_taskmgr_pg_want(ngx_http_taskmgr_pg_conn_t *pc,
-    ngx_uint_t read, ngx_uint_t write);
-static void ngx_http_taskmgr_pg_event_handler(ngx_event_t *ev);
+                                          ngx_uint_t read, ngx_uint_t write);
+static void      ngx_http_taskmgr_pg_event_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_taskmgr_pg_poll(ngx_http_taskmgr_pg_conn_t *pc);
 static ngx_int_t ngx_http_taskmgr_pg_flush(ngx_http_taskmgr_pg_conn_t *pc);
 static ngx_int_t ngx_http_taskmgr_pg_receive(ngx_http_taskmgr_pg_conn_t *pc);
-static void ngx_http_taskmgr_pg_fail(ngx_http_taskmgr_pg_conn_t *pc,
-    const char *what);
-static void ngx_http_taskmgr_pg_close(ngx_http_taskmgr_pg_conn_t *pc);
-static void ngx_http_taskmgr_pg_set_idle(ngx_http_taskmgr_pg_conn_t *pc);
-static ngx_int_t ngx_http_taskmgr_pg_send(ngx_http_taskmgr_pg_conn_t *pc,
-    ngx_http_taskmgr_pg_query_t *q);
-static void ngx_http_taskmgr_pg_dispatch(ngx_http_taskmgr_pg_pool_t *pool);
-static void ngx_http_taskmgr_pg_complete(ngx_http_taskmgr_pg_query_t *q,
-    ngx_int_t rc, PGresult *res);
+static void      ngx_http_taskmgr_pg_fail(ngx_http_taskmgr_pg_conn_t *pc,
+                                          const char                 *what);
+static void      ngx_http_taskmgr_pg_close(ngx_http_taskmgr_pg_conn_t *pc);
+static void      ngx_http_taskmgr_pg_set_idle(ngx_http_taskmgr_pg_conn_t *pc);
+static ngx_int_t ngx_http_taskmgr_pg_send(ngx_http_taskmgr_pg_conn_t  *pc,
+                                          ngx_http_taskmgr_pg_query_t *q);
+static void      ngx_http_taskmgr_pg_dispatch(ngx_http_taskmgr_pg_pool_t *pool);
+static void      ngx_http_taskmgr_pg_complete(ngx_http_taskmgr_pg_query_t *q,
+                                              ngx_int_t rc, PGresult *res);
 static void ngx_http_taskmgr_pg_fail_waiting(ngx_http_taskmgr_pg_pool_t *pool);
 static void ngx_http_taskmgr_pg_timeout_handler(ngx_event_t *ev);
 static void ngx_http_taskmgr_pg_cleanup(void *data);
@@ -84,13 +84,13 @@ static void ngx_http_taskmgr_pg_res_cleanup(void *data);
 
 
 ngx_http_taskmgr_pg_pool_t *
-ngx_http_taskmgr_pg_pool_create(ngx_cycle_t *cycle,
-    ngx_http_taskmgr_main_conf_t *mcf)
+ngx_http_taskmgr_pg_pool_create(ngx_cycle_t                  *cycle,
+                                ngx_http_taskmgr_main_conf_t *mcf)
 {
-    ngx_uint_t                   i;
-    ngx_pool_t                  *p;
-    ngx_http_taskmgr_pg_conn_t  *pc;
-    ngx_http_taskmgr_pg_pool_t  *pool;
+    ngx_uint_t                  i;
+    ngx_pool_t                 *p;
+    ngx_http_taskmgr_pg_conn_t *pc;
+    ngx_http_taskmgr_pg_pool_t *pool;
 
     p = ngx_create_pool(4096, cycle->log);
     if (p == NULL) {
@@ -117,8 +117,8 @@ ngx_http_taskmgr_pg_pool_create(ngx_cycle_t *cycle,
         return NULL;
     }
 
-    pool->conns = ngx_pcalloc(p, pool->nconns
-                                 * sizeof(ngx_http_taskmgr_pg_conn_t));
+    pool->conns =
+        ngx_pcalloc(p, pool->nconns * sizeof(ngx_http_taskmgr_pg_conn_t));
     if (pool->conns == NULL) {
         ngx_destroy_pool(p);
         return NULL;
@@ -145,8 +145,8 @@ ngx_http_taskmgr_pg_pool_create(ngx_cycle_t *cycle,
 void
 ngx_http_taskmgr_pg_pool_destroy(ngx_http_taskmgr_pg_pool_t *pool)
 {
-    ngx_uint_t                   i;
-    ngx_http_taskmgr_pg_conn_t  *pc;
+    ngx_uint_t                  i;
+    ngx_http_taskmgr_pg_conn_t *pc;
 
     pool->destroying = 1;
 
@@ -182,7 +182,7 @@ ngx_http_taskmgr_pg_nready(ngx_http_taskmgr_pg_pool_t *pool)
 static void
 ngx_http_taskmgr_pg_connect(ngx_http_taskmgr_pg_conn_t *pc)
 {
-    ngx_http_taskmgr_main_conf_t  *mcf;
+    ngx_http_taskmgr_main_conf_t *mcf;
 
     mcf = pc->pool->mcf;
 
@@ -190,9 +190,9 @@ ngx_http_taskmgr_pg_connect(ngx_http_taskmgr_pg_conn_t *pc)
         return;
     }
 
-    pc->pgconn = PQconnectStartParams(
-                     (const char *const *) mcf->pg_keywords->elts,
-                     (const char *const *) mcf->pg_values->elts, 0);
+    pc->pgconn =
+        PQconnectStartParams((const char *const *) mcf->pg_keywords->elts,
+                             (const char *const *) mcf->pg_values->elts, 0);
 
     if (pc->pgconn == NULL) {
         ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
@@ -228,7 +228,7 @@ ngx_http_taskmgr_pg_connect(ngx_http_taskmgr_pg_conn_t *pc)
 static void
 ngx_http_taskmgr_pg_reconnect_handler(ngx_event_t *ev)
 {
-    ngx_http_taskmgr_pg_conn_t  *pc;
+    ngx_http_taskmgr_pg_conn_t *pc;
 
     pc = ev->data;
 
@@ -242,8 +242,8 @@ ngx_http_taskmgr_pg_reconnect_handler(ngx_event_t *ev)
 static ngx_int_t
 ngx_http_taskmgr_pg_bind(ngx_http_taskmgr_pg_conn_t *pc)
 {
-    int                fd;
-    ngx_connection_t  *c;
+    int               fd;
+    ngx_connection_t *c;
 
     fd = PQsocket(pc->pgconn);
     if (fd == -1) {
@@ -273,7 +273,7 @@ ngx_http_taskmgr_pg_bind(ngx_http_taskmgr_pg_conn_t *pc)
 static void
 ngx_http_taskmgr_pg_unbind(ngx_http_taskmgr_pg_conn_t *pc)
 {
-    ngx_connection_t  *c;
+    ngx_connection_t *c;
 
     c = pc->c;
     if (c == NULL) {
@@ -312,16 +312,14 @@ ngx_http_taskmgr_pg_unbind(ngx_http_taskmgr_pg_conn_t *pc)
 
 static ngx_int_t
 ngx_http_taskmgr_pg_want(ngx_http_taskmgr_pg_conn_t *pc, ngx_uint_t read,
-    ngx_uint_t write)
+                         ngx_uint_t write)
 {
-    ngx_connection_t  *c;
+    ngx_connection_t *c;
 
     c = pc->c;
 
     if (read && !c->read->active) {
-        if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT)
-            != NGX_OK)
-        {
+        if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
             return NGX_ERROR;
         }
 
@@ -332,8 +330,7 @@ ngx_http_taskmgr_pg_want(ngx_http_taskmgr_pg_conn_t *pc, ngx_uint_t read,
     }
 
     if (write && !c->write->active) {
-        if (ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
-            != NGX_OK)
+        if (ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT) != NGX_OK)
         {
             return NGX_ERROR;
         }
@@ -351,9 +348,9 @@ ngx_http_taskmgr_pg_want(ngx_http_taskmgr_pg_conn_t *pc, ngx_uint_t read,
 static void
 ngx_http_taskmgr_pg_event_handler(ngx_event_t *ev)
 {
-    ngx_int_t                    rc;
-    ngx_connection_t            *c;
-    ngx_http_taskmgr_pg_conn_t  *pc;
+    ngx_int_t                   rc;
+    ngx_connection_t           *c;
+    ngx_http_taskmgr_pg_conn_t *pc;
 
     c = ev->data;
     pc = c->data;
@@ -406,23 +403,22 @@ ngx_http_taskmgr_pg_event_handler(ngx_event_t *ev)
 static ngx_int_t
 ngx_http_taskmgr_pg_poll(ngx_http_taskmgr_pg_conn_t *pc)
 {
-    PostgresPollingStatusType  st;
+    PostgresPollingStatusType st;
 
     st = PQconnectPoll(pc->pgconn);
 
     /* libpq may switch sockets while it tries addresses */
     if (PQsocket(pc->pgconn) != pc->c->fd) {
-        ngx_msec_t  left;
+        ngx_msec_t left;
 
         left = pc->c->read->timer_set
-               ? (ngx_msec_t) (pc->c->read->timer.key - ngx_current_msec)
-               : pc->pool->mcf->pg_connect_timeout;
+            ? (ngx_msec_t) (pc->c->read->timer.key - ngx_current_msec)
+            : pc->pool->mcf->pg_connect_timeout;
 
         ngx_http_taskmgr_pg_unbind(pc);
 
         if (st == PGRES_POLLING_FAILED
-            || ngx_http_taskmgr_pg_bind(pc) != NGX_OK)
-        {
+            || ngx_http_taskmgr_pg_bind(pc) != NGX_OK) {
             ngx_http_taskmgr_pg_fail(pc, "connect");
             return NGX_DONE;
         }
@@ -471,7 +467,7 @@ ngx_http_taskmgr_pg_poll(ngx_http_taskmgr_pg_conn_t *pc)
 static ngx_int_t
 ngx_http_taskmgr_pg_flush(ngx_http_taskmgr_pg_conn_t *pc)
 {
-    int  rc;
+    int rc;
 
     rc = PQflush(pc->pgconn);
 
@@ -488,9 +484,9 @@ ngx_http_taskmgr_pg_flush(ngx_http_taskmgr_pg_conn_t *pc)
 static ngx_int_t
 ngx_http_taskmgr_pg_receive(ngx_http_taskmgr_pg_conn_t *pc)
 {
-    PGresult                     *res;
-    PGnotify                     *n;
-    ngx_http_taskmgr_pg_query_t  *q;
+    PGresult                    *res;
+    PGnotify                    *n;
+    ngx_http_taskmgr_pg_query_t *q;
 
     if (!PQconsumeInput(pc->pgconn)) {
         return NGX_ERROR;
@@ -509,7 +505,7 @@ ngx_http_taskmgr_pg_receive(ngx_http_taskmgr_pg_conn_t *pc)
         return NGX_OK;
     }
 
-    for ( ;; ) {
+    for (;;) {
 
         if (PQisBusy(pc->pgconn)) {
             return NGX_OK;
@@ -525,7 +521,8 @@ ngx_http_taskmgr_pg_receive(ngx_http_taskmgr_pg_conn_t *pc)
             if (PQresultStatus(res) != PGRES_COMMAND_OK) {
                 ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
                               "taskmgr: postgres: preparing statements "
-                              "failed: %s", PQresultErrorMessage(res));
+                              "failed: %s",
+                              PQresultErrorMessage(res));
                 PQclear(res);
                 return NGX_ERROR;
             }
@@ -608,8 +605,8 @@ ngx_http_taskmgr_pg_set_idle(ngx_http_taskmgr_pg_conn_t *pc)
 static void
 ngx_http_taskmgr_pg_fail(ngx_http_taskmgr_pg_conn_t *pc, const char *what)
 {
-    ngx_http_taskmgr_pg_pool_t   *pool;
-    ngx_http_taskmgr_pg_query_t  *q;
+    ngx_http_taskmgr_pg_pool_t  *pool;
+    ngx_http_taskmgr_pg_query_t *q;
 
     pool = pc->pool;
 
@@ -633,9 +630,9 @@ ngx_http_taskmgr_pg_fail(ngx_http_taskmgr_pg_conn_t *pc, const char *what)
         return;
     }
 
-    pc->backoff = pc->backoff ? ngx_min(pc->backoff * 2,
-                                        NGX_HTTP_TASKMGR_PG_BACKOFF_MAX)
-                              : NGX_HTTP_TASKMGR_PG_BACKOFF_MIN;
+    pc->backoff = pc->backoff
+        ? ngx_min(pc->backoff * 2, NGX_HTTP_TASKMGR_PG_BACKOFF_MAX)
+        : NGX_HTTP_TASKMGR_PG_BACKOFF_MIN;
 
     if (!pc->reconnect.timer_set) {
         ngx_add_timer(&pc->reconnect, pc->backoff);
@@ -651,7 +648,7 @@ ngx_http_taskmgr_pg_fail(ngx_http_taskmgr_pg_conn_t *pc, const char *what)
 static void
 ngx_http_taskmgr_pg_close(ngx_http_taskmgr_pg_conn_t *pc)
 {
-    ngx_http_taskmgr_pg_pool_t  *pool;
+    ngx_http_taskmgr_pg_pool_t *pool;
 
     pool = pc->pool;
 
@@ -684,10 +681,10 @@ ngx_http_taskmgr_pg_close(ngx_http_taskmgr_pg_conn_t *pc)
 
 ngx_http_taskmgr_pg_query_t *
 ngx_http_taskmgr_pg_query_create(ngx_http_request_t *r, ngx_uint_t stmt,
-    ngx_http_taskmgr_pg_handler_pt handler)
+                                 ngx_http_taskmgr_pg_handler_pt handler)
 {
-    ngx_http_cleanup_t           *cln;
-    ngx_http_taskmgr_pg_query_t  *q;
+    ngx_http_cleanup_t          *cln;
+    ngx_http_taskmgr_pg_query_t *q;
 
     cln = ngx_http_cleanup_add(r, 0);
     if (cln == NULL) {
@@ -705,7 +702,7 @@ ngx_http_taskmgr_pg_query_create(ngx_http_request_t *r, ngx_uint_t stmt,
     q->timer.handler = ngx_http_taskmgr_pg_timeout_handler;
     q->timer.data = q;
     q->timer.log = r->connection->log;
-    q->done = 1;   /* until submitted */
+    q->done = 1; /* until submitted */
 
     cln->handler = ngx_http_taskmgr_pg_cleanup;
     cln->data = q;
@@ -717,7 +714,7 @@ ngx_http_taskmgr_pg_query_create(ngx_http_request_t *r, ngx_uint_t stmt,
 void
 ngx_http_taskmgr_pg_param(ngx_http_taskmgr_pg_query_t *q, ngx_str_t *value)
 {
-    u_char  *p;
+    u_char *p;
 
     if (q->nparams >= NGX_HTTP_TASKMGR_PG_MAX_PARAMS) {
         /* a programming error: the statement will fail loudly */
@@ -750,9 +747,9 @@ ngx_http_taskmgr_pg_param(ngx_http_taskmgr_pg_query_t *q, ngx_str_t *value)
 
 void
 ngx_http_taskmgr_pg_param_cstr(ngx_http_taskmgr_pg_query_t *q,
-    const char *value)
+                               const char                  *value)
 {
-    ngx_str_t  s;
+    ngx_str_t s;
 
     if (value == NULL) {
         ngx_http_taskmgr_pg_param(q, NULL);
@@ -769,10 +766,10 @@ ngx_http_taskmgr_pg_param_cstr(ngx_http_taskmgr_pg_query_t *q,
 ngx_int_t
 ngx_http_taskmgr_pg_submit(ngx_http_taskmgr_pg_query_t *q)
 {
-    ngx_queue_t                   *qq;
-    ngx_http_taskmgr_pg_conn_t    *pc;
-    ngx_http_taskmgr_pg_pool_t    *pool;
-    ngx_http_taskmgr_main_conf_t  *mcf;
+    ngx_queue_t                  *qq;
+    ngx_http_taskmgr_pg_conn_t   *pc;
+    ngx_http_taskmgr_pg_pool_t   *pool;
+    ngx_http_taskmgr_main_conf_t *mcf;
 
     mcf = ngx_http_taskmgr_main_conf();
     pool = mcf ? mcf->pg : NULL;
@@ -829,13 +826,12 @@ ngx_http_taskmgr_pg_submit(ngx_http_taskmgr_pg_query_t *q)
 
 
 static ngx_int_t
-ngx_http_taskmgr_pg_send(ngx_http_taskmgr_pg_conn_t *pc,
-    ngx_http_taskmgr_pg_query_t *q)
+ngx_http_taskmgr_pg_send(ngx_http_taskmgr_pg_conn_t  *pc,
+                         ngx_http_taskmgr_pg_query_t *q)
 {
     if (!PQsendQueryPrepared(pc->pgconn,
                              ngx_http_taskmgr_sql_stmts[q->stmt].name,
-                             (int) q->nparams, q->params, q->lengths,
-                             NULL, 0))
+                             (int) q->nparams, q->params, q->lengths, NULL, 0))
     {
         return NGX_ERROR;
     }
@@ -863,13 +859,11 @@ ngx_http_taskmgr_pg_send(ngx_http_taskmgr_pg_conn_t *pc,
 static void
 ngx_http_taskmgr_pg_dispatch(ngx_http_taskmgr_pg_pool_t *pool)
 {
-    ngx_queue_t                  *qq;
-    ngx_http_taskmgr_pg_conn_t   *pc;
-    ngx_http_taskmgr_pg_query_t  *q;
+    ngx_queue_t                 *qq;
+    ngx_http_taskmgr_pg_conn_t  *pc;
+    ngx_http_taskmgr_pg_query_t *q;
 
-    while (!ngx_queue_empty(&pool->waiting)
-           && !ngx_queue_empty(&pool->idle))
-    {
+    while (!ngx_queue_empty(&pool->waiting) && !ngx_queue_empty(&pool->idle)) {
         qq = ngx_queue_head(&pool->waiting);
         q = ngx_queue_data(qq, ngx_http_taskmgr_pg_query_t, queue);
 
@@ -902,8 +896,8 @@ ngx_http_taskmgr_pg_dispatch(ngx_http_taskmgr_pg_pool_t *pool)
 static void
 ngx_http_taskmgr_pg_fail_waiting(ngx_http_taskmgr_pg_pool_t *pool)
 {
-    ngx_queue_t                  *qq;
-    ngx_http_taskmgr_pg_query_t  *q;
+    ngx_queue_t                 *qq;
+    ngx_http_taskmgr_pg_query_t *q;
 
     while (!ngx_queue_empty(&pool->waiting)) {
         qq = ngx_queue_head(&pool->waiting);
@@ -922,10 +916,10 @@ ngx_http_taskmgr_pg_fail_waiting(ngx_http_taskmgr_pg_pool_t *pool)
  */
 static void
 ngx_http_taskmgr_pg_complete(ngx_http_taskmgr_pg_query_t *q, ngx_int_t rc,
-    PGresult *res)
+                             PGresult *res)
 {
-    ngx_connection_t    *c;
-    ngx_pool_cleanup_t  *cln;
+    ngx_connection_t   *c;
+    ngx_pool_cleanup_t *cln;
 
     if (q->done) {
         if (res) {
@@ -980,8 +974,8 @@ ngx_http_taskmgr_pg_complete(ngx_http_taskmgr_pg_query_t *q, ngx_int_t rc,
 static void
 ngx_http_taskmgr_pg_timeout_handler(ngx_event_t *ev)
 {
-    ngx_http_taskmgr_pg_conn_t   *pc;
-    ngx_http_taskmgr_pg_query_t  *q;
+    ngx_http_taskmgr_pg_conn_t  *pc;
+    ngx_http_taskmgr_pg_query_t *q;
 
     q = ev->data;
 
@@ -1017,7 +1011,7 @@ ngx_http_taskmgr_pg_timeout_handler(ngx_event_t *ev)
 static void
 ngx_http_taskmgr_pg_cleanup(void *data)
 {
-    ngx_http_taskmgr_pg_query_t  *q = data;
+    ngx_http_taskmgr_pg_query_t *q = data;
 
     if (q->done) {
         return;
@@ -1045,7 +1039,7 @@ ngx_http_taskmgr_pg_cleanup(void *data)
 
 ngx_int_t
 ngx_http_taskmgr_pg_value(ngx_http_taskmgr_pg_query_t *q, int col,
-    ngx_str_t *out)
+                          ngx_str_t *out)
 {
     if (q->res == NULL || q->sqlstate != NULL || PQntuples(q->res) < 1
         || col >= PQnfields(q->res) || PQgetisnull(q->res, 0, col))
@@ -1065,10 +1059,10 @@ ngx_http_taskmgr_pg_value(ngx_http_taskmgr_pg_query_t *q, int col,
 static void
 ngx_http_taskmgr_pg_notice(void *arg, const char *message)
 {
-    ngx_http_taskmgr_pg_conn_t  *pc = arg;
+    ngx_http_taskmgr_pg_conn_t *pc = arg;
 
-    ngx_log_error(NGX_LOG_INFO, pc->pool->log, 0,
-                  "taskmgr: postgres: %s", message);
+    ngx_log_error(NGX_LOG_INFO, pc->pool->log, 0, "taskmgr: postgres: %s",
+                  message);
 }
 
 

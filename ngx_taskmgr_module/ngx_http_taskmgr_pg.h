@@ -13,14 +13,13 @@
 #include <libpq-fe.h>
 
 
-#define NGX_HTTP_TASKMGR_PG_MAX_PARAMS  12
+#define NGX_HTTP_TASKMGR_PG_MAX_PARAMS 12
 
 
-typedef struct ngx_http_taskmgr_pg_query_s  ngx_http_taskmgr_pg_query_t;
-typedef struct ngx_http_taskmgr_pg_conn_s   ngx_http_taskmgr_pg_conn_t;
+typedef struct ngx_http_taskmgr_pg_query_s ngx_http_taskmgr_pg_query_t;
+typedef struct ngx_http_taskmgr_pg_conn_s  ngx_http_taskmgr_pg_conn_t;
 
-typedef void (*ngx_http_taskmgr_pg_handler_pt)(
-    ngx_http_taskmgr_pg_query_t *q);
+typedef void (*ngx_http_taskmgr_pg_handler_pt)(ngx_http_taskmgr_pg_query_t *q);
 
 
 /*
@@ -31,26 +30,26 @@ typedef void (*ngx_http_taskmgr_pg_handler_pt)(
  * connection died), or NGX_ERROR.  res is freed with the request pool.
  */
 struct ngx_http_taskmgr_pg_query_s {
-    ngx_uint_t                       stmt;
-    ngx_uint_t                       nparams;
-    const char                      *params[NGX_HTTP_TASKMGR_PG_MAX_PARAMS];
-    int                              lengths[NGX_HTTP_TASKMGR_PG_MAX_PARAMS];
+    ngx_uint_t  stmt;
+    ngx_uint_t  nparams;
+    const char *params[NGX_HTTP_TASKMGR_PG_MAX_PARAMS];
+    int         lengths[NGX_HTTP_TASKMGR_PG_MAX_PARAMS];
 
-    ngx_http_taskmgr_pg_handler_pt   handler;
-    ngx_http_request_t              *request;
-    void                            *data;
+    ngx_http_taskmgr_pg_handler_pt handler;
+    ngx_http_request_t            *request;
+    void                          *data;
 
-    ngx_int_t                        rc;
-    PGresult                        *res;
-    const char                      *sqlstate;   /* NULL on success */
+    ngx_int_t   rc;
+    PGresult   *res;
+    const char *sqlstate; /* NULL on success */
 
     /* private */
-    ngx_queue_t                      queue;
-    ngx_event_t                      timer;
-    ngx_http_taskmgr_pg_conn_t      *conn;
-    ngx_http_taskmgr_pg_pool_t      *pool;
-    unsigned                         waiting:1;
-    unsigned                         done:1;
+    ngx_queue_t                 queue;
+    ngx_event_t                 timer;
+    ngx_http_taskmgr_pg_conn_t *conn;
+    ngx_http_taskmgr_pg_pool_t *pool;
+    unsigned                    waiting : 1;
+    unsigned                    done : 1;
 };
 
 
@@ -62,9 +61,9 @@ ngx_http_taskmgr_pg_query_t *ngx_http_taskmgr_pg_query_create(
     ngx_http_request_t *r, ngx_uint_t stmt,
     ngx_http_taskmgr_pg_handler_pt handler);
 void ngx_http_taskmgr_pg_param(ngx_http_taskmgr_pg_query_t *q,
-    ngx_str_t *value);
+                               ngx_str_t                   *value);
 void ngx_http_taskmgr_pg_param_cstr(ngx_http_taskmgr_pg_query_t *q,
-    const char *value);
+                                    const char                  *value);
 
 /* NGX_OK: the handler will be called; NGX_HTTP_SERVICE_UNAVAILABLE: the
  * queue is full or every connection is down, answer at once */
@@ -74,8 +73,8 @@ ngx_int_t ngx_http_taskmgr_pg_submit(ngx_http_taskmgr_pg_query_t *q);
 ngx_uint_t ngx_http_taskmgr_pg_nready(ngx_http_taskmgr_pg_pool_t *pool);
 
 /* text value of the single row's column, or NULL when SQL NULL */
-ngx_int_t ngx_http_taskmgr_pg_value(ngx_http_taskmgr_pg_query_t *q,
-    int col, ngx_str_t *out);
+ngx_int_t ngx_http_taskmgr_pg_value(ngx_http_taskmgr_pg_query_t *q, int col,
+                                    ngx_str_t *out);
 
 
 #endif /* _NGX_HTTP_TASKMGR_PG_H_INCLUDED_ */

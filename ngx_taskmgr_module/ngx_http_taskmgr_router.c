@@ -6,9 +6,9 @@
 #include "ngx_http_taskmgr_handlers.h"
 
 
-#define TM_AUTH       NGX_HTTP_TASKMGR_AUTH
-#define TM_AUTH_BODY  (NGX_HTTP_TASKMGR_AUTH | NGX_HTTP_TASKMGR_BODY)
-#define TM_BODY       NGX_HTTP_TASKMGR_BODY
+#define TM_AUTH      NGX_HTTP_TASKMGR_AUTH
+#define TM_AUTH_BODY (NGX_HTTP_TASKMGR_AUTH | NGX_HTTP_TASKMGR_BODY)
+#define TM_BODY      NGX_HTTP_TASKMGR_BODY
 
 
 /* clang-format off */
@@ -54,11 +54,10 @@ static ngx_http_taskmgr_route_t  ngx_http_taskmgr_routes[] = {
 /* clang-format on */
 
 
-static const char *ngx_http_taskmgr_method_names[] = {
-    "GET", "POST", "PATCH", "DELETE", NULL
-};
+static const char *ngx_http_taskmgr_method_names[] = { "GET", "POST", "PATCH",
+                                                       "DELETE", NULL };
 
-static ngx_uint_t  ngx_http_taskmgr_method_bits[] = {
+static ngx_uint_t ngx_http_taskmgr_method_bits[] = {
     NGX_HTTP_GET, NGX_HTTP_POST, NGX_HTTP_PATCH, NGX_HTTP_DELETE, 0
 };
 
@@ -68,12 +67,12 @@ static ngx_uint_t  ngx_http_taskmgr_method_bits[] = {
  */
 static ngx_int_t
 ngx_http_taskmgr_route_match(const char *pattern, ngx_str_t *path,
-    ngx_http_taskmgr_api_ctx_t *ctx)
+                             ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    u_char      *p, *end, *seg;
-    size_t       plen;
-    ngx_uint_t   n;
-    const char  *pp, *pseg;
+    u_char     *p, *end, *seg;
+    size_t      plen;
+    ngx_uint_t  n;
+    const char *pp, *pseg;
 
     p = path->data;
     end = path->data + path->len;
@@ -110,9 +109,7 @@ ngx_http_taskmgr_route_match(const char *pattern, ngx_str_t *path,
             continue;
         }
 
-        if ((size_t) (p - seg) != plen
-            || ngx_strncmp(seg, pseg, plen) != 0)
-        {
+        if ((size_t) (p - seg) != plen || ngx_strncmp(seg, pseg, plen) != 0) {
             return NGX_DECLINED;
         }
     }
@@ -129,19 +126,17 @@ ngx_http_taskmgr_route_match(const char *pattern, ngx_str_t *path,
 
 ngx_int_t
 ngx_http_taskmgr_route(ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx,
-    ngx_str_t *allow)
+                       ngx_str_t *allow)
 {
-    u_char                    *p;
-    ngx_uint_t                 i, method, allowed;
-    ngx_http_taskmgr_route_t  *rt;
+    u_char                   *p;
+    ngx_uint_t                i, method, allowed;
+    ngx_http_taskmgr_route_t *rt;
 
     method = (r->method == NGX_HTTP_HEAD) ? NGX_HTTP_GET : r->method;
     allowed = 0;
 
     for (rt = ngx_http_taskmgr_routes; rt->pattern; rt++) {
-        if (ngx_http_taskmgr_route_match(rt->pattern, &r->uri, ctx)
-            != NGX_OK)
-        {
+        if (ngx_http_taskmgr_route_match(rt->pattern, &r->uri, ctx) != NGX_OK) {
             continue;
         }
 

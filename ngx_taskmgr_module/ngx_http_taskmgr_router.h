@@ -13,41 +13,41 @@
 #include "ngx_http_taskmgr_json.h"
 
 
-#define NGX_HTTP_TASKMGR_MAX_PARAMS    4
-#define NGX_HTTP_TASKMGR_MAX_SEGMENTS  8
+#define NGX_HTTP_TASKMGR_MAX_PARAMS   4
+#define NGX_HTTP_TASKMGR_MAX_SEGMENTS 8
 
 /* route flags */
-#define NGX_HTTP_TASKMGR_AUTH    0x01   /* needs a verified caller */
-#define NGX_HTTP_TASKMGR_BODY    0x02   /* reads a JSON object body */
+#define NGX_HTTP_TASKMGR_AUTH 0x01 /* needs a verified caller */
+#define NGX_HTTP_TASKMGR_BODY 0x02 /* reads a JSON object body */
 
 
-typedef struct ngx_http_taskmgr_api_ctx_s  ngx_http_taskmgr_api_ctx_t;
+typedef struct ngx_http_taskmgr_api_ctx_s ngx_http_taskmgr_api_ctx_t;
 
 /* returns NGX_DONE when the answer comes later, else a finalize code */
-typedef ngx_int_t (*ngx_http_taskmgr_handler_pt)(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx);
+typedef ngx_int_t (*ngx_http_taskmgr_handler_pt)(
+    ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx);
 
 
 typedef struct {
-    ngx_uint_t                    method;     /* NGX_HTTP_GET, ... */
-    const char                   *pattern;
-    ngx_http_taskmgr_handler_pt   handler;
-    ngx_uint_t                    flags;
-    ngx_http_taskmgr_field_t     *fields;     /* body schema */
+    ngx_uint_t                  method; /* NGX_HTTP_GET, ... */
+    const char                 *pattern;
+    ngx_http_taskmgr_handler_pt handler;
+    ngx_uint_t                  flags;
+    ngx_http_taskmgr_field_t   *fields; /* body schema */
 } ngx_http_taskmgr_route_t;
 
 
 struct ngx_http_taskmgr_api_ctx_s {
-    ngx_http_taskmgr_route_t     *route;
-    ngx_str_t                     params[NGX_HTTP_TASKMGR_MAX_PARAMS];
-    ngx_uint_t                    nparams;
-    ngx_http_taskmgr_identity_t  *identity;
-    json_t                       *body;
-    ngx_str_t                     body_json;  /* validated, compact */
+    ngx_http_taskmgr_route_t    *route;
+    ngx_str_t                    params[NGX_HTTP_TASKMGR_MAX_PARAMS];
+    ngx_uint_t                   nparams;
+    ngx_http_taskmgr_identity_t *identity;
+    json_t                      *body;
+    ngx_str_t                    body_json; /* validated, compact */
 
     /* handler scratch across asynchronous steps */
-    ngx_str_t                     str[4];
-    ngx_int_t                     num;
+    ngx_str_t str[4];
+    ngx_int_t num;
 };
 
 
@@ -56,8 +56,9 @@ struct ngx_http_taskmgr_api_ctx_s {
  * matches; NGX_HTTP_NOT_ALLOWED: a pattern matches but not the method,
  * allow lists the methods that would.
  */
-ngx_int_t ngx_http_taskmgr_route(ngx_http_request_t *r,
-    ngx_http_taskmgr_api_ctx_t *ctx, ngx_str_t *allow);
+ngx_int_t ngx_http_taskmgr_route(ngx_http_request_t         *r,
+                                 ngx_http_taskmgr_api_ctx_t *ctx,
+                                 ngx_str_t                  *allow);
 
 
 #endif /* _NGX_HTTP_TASKMGR_ROUTER_H_INCLUDED_ */

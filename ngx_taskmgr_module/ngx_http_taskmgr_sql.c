@@ -6,11 +6,11 @@
 #include "ngx_http_taskmgr_sql.h"
 
 
-#define TM_CALL(fn, args)                                                    \
+#define TM_CALL(fn, args)                                                      \
     "SELECT status, body, meta FROM tm_api." fn "(" args ")"
 
 
-ngx_http_taskmgr_sql_stmt_t  ngx_http_taskmgr_sql_stmts[] = {
+ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[] = {
     { "tm_ping", "SELECT 1" },
     { "tm_register", TM_CALL("register", "$1, $2, $3, $4, $5, $6, $7, $8") },
     { "tm_login_lookup", TM_CALL("login_lookup", "$1") },
@@ -24,8 +24,7 @@ ngx_http_taskmgr_sql_stmt_t  ngx_http_taskmgr_sql_stmts[] = {
     { "tm_workspace_create", TM_CALL("workspace_create", "$1, $2, $3") },
     { "tm_workspace_get", TM_CALL("workspace_get", "$1, $2, $3") },
     { "tm_task_list", TM_CALL("task_list", "$1, $2, $3, $4, NULL, NULL") },
-    { "tm_task_list_after",
-      TM_CALL("task_list", "$1, $2, $3, $4, $5, $6") },
+    { "tm_task_list_after", TM_CALL("task_list", "$1, $2, $3, $4, $5, $6") },
     { "tm_task_get", TM_CALL("task_get", "$1, $2, $3, $4") },
     { "tm_task_create", TM_CALL("task_create", "$1, $2, $3, $4") },
     { "tm_task_update", TM_CALL("task_update", "$1, $2, $3, $4, $5, $6") },
@@ -36,15 +35,14 @@ ngx_http_taskmgr_sql_stmt_t  ngx_http_taskmgr_sql_stmts[] = {
 
 
 ngx_int_t
-ngx_http_taskmgr_sql_setup(ngx_pool_t *pool, ngx_msec_t timeout,
-    ngx_str_t *out)
+ngx_http_taskmgr_sql_setup(ngx_pool_t *pool, ngx_msec_t timeout, ngx_str_t *out)
 {
-    u_char                       *p;
-    size_t                        len;
-    ngx_uint_t                    i;
-    ngx_http_taskmgr_sql_stmt_t  *s;
+    u_char                      *p;
+    size_t                       len;
+    ngx_uint_t                   i;
+    ngx_http_taskmgr_sql_stmt_t *s;
 
-    static const char  head[] =
+    static const char head[] =
         "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC'; "
         "SET application_name = 'taskmgr-nginx'; "
         "SET statement_timeout = ";
@@ -54,7 +52,7 @@ ngx_http_taskmgr_sql_setup(ngx_pool_t *pool, ngx_msec_t timeout,
     for (i = 0; i < NGX_HTTP_TASKMGR_SQL_LAST; i++) {
         s = &ngx_http_taskmgr_sql_stmts[i];
         len += sizeof("PREPARE  AS ; ") - 1 + ngx_strlen(s->name)
-               + ngx_strlen(s->sql);
+            + ngx_strlen(s->sql);
     }
 
     p = ngx_pnalloc(pool, len + 1);

@@ -37,17 +37,17 @@ typedef enum {
 
 
 typedef struct {
-    const char  *name;
-    const char  *sql;
+    const char *name;
+    const char *sql;
 } ngx_http_taskmgr_sql_stmt_t;
 
 
-extern ngx_http_taskmgr_sql_stmt_t  ngx_http_taskmgr_sql_stmts[];
+extern ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[];
 
 /* one simple-query string that sets the session up and prepares every
  * statement; built once per worker */
 ngx_int_t ngx_http_taskmgr_sql_setup(ngx_pool_t *pool, ngx_msec_t timeout,
-    ngx_str_t *out);
+                                     ngx_str_t *out);
 
 
 #endif /* _NGX_HTTP_TASKMGR_SQL_H_INCLUDED_ */
