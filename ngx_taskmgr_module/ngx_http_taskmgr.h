@@ -83,8 +83,10 @@ ngx_int_t ngx_http_taskmgr_add_header(ngx_http_request_t *r, const char *name,
                                       ngx_str_t *value);
 ngx_table_elt_t *ngx_http_taskmgr_find_header(ngx_http_request_t *r,
                                               const char         *name);
-ngx_int_t        ngx_http_taskmgr_json_escape(ngx_pool_t *pool, ngx_str_t *in,
-                                              ngx_str_t *out);
+size_t           ngx_http_taskmgr_json_escaped_len(u_char *p, size_t n);
+u_char   *ngx_http_taskmgr_json_escape_to(u_char *dst, u_char *p, size_t n);
+ngx_int_t ngx_http_taskmgr_json_escape(ngx_pool_t *pool, ngx_str_t *in,
+                                       ngx_str_t *out);
 
 /* ngx_http_taskmgr_auth.c */
 ngx_http_taskmgr_identity_t *ngx_http_taskmgr_auth_identity(

@@ -550,15 +550,12 @@ ngx_http_taskmgr_api_submit(ngx_http_request_t          *r,
 
 
 /*
- * NGX_OK: res holds the row.  NGX_DONE: an error answer was sent and *rc
- * is its finalize code.
+ * NGX_OK: the query answered without an SQL error.  NGX_DONE: an error
+ * answer was sent and *rc is its finalize code.
  */
 ngx_int_t
-ngx_http_taskmgr_api_result(ngx_http_taskmgr_pg_query_t *q,
-                            ngx_http_taskmgr_result_t *res, ngx_int_t *rc)
+ngx_http_taskmgr_api_check(ngx_http_taskmgr_pg_query_t *q, ngx_int_t *rc)
 {
-    ngx_int_t           n;
-    ngx_str_t           s;
     ngx_http_request_t *r;
 
     r = q->request;
@@ -582,6 +579,28 @@ ngx_http_taskmgr_api_result(ngx_http_taskmgr_pg_query_t *q,
         return NGX_DONE;
     }
 
+    return NGX_OK;
+}
+
+
+/*
+ * NGX_OK: res holds the first row (status, body, meta).  NGX_DONE: an
+ * error answer was sent and *rc is its finalize code.
+ */
+ngx_int_t
+ngx_http_taskmgr_api_result(ngx_http_taskmgr_pg_query_t *q,
+                            ngx_http_taskmgr_result_t *res, ngx_int_t *rc)
+{
+    ngx_int_t           n;
+    ngx_str_t           s;
+    ngx_http_request_t *r;
+
+    r = q->request;
+
+    if (ngx_http_taskmgr_api_check(q, rc) != NGX_OK) {
+        return NGX_DONE;
+    }
+
     if (ngx_http_taskmgr_pg_value(q, 0, &s) != NGX_OK
         || (n = ngx_atoi(s.data, s.len)) == NGX_ERROR || n < 100 || n > 599)
     {
@@ -598,6 +617,32 @@ ngx_http_taskmgr_api_result(ngx_http_taskmgr_pg_query_t *q,
     (void) ngx_http_taskmgr_pg_value(q, 2, &res->meta);
 
     return NGX_OK;
+}
+
+
+/* the problem code of an error status answered by a tm_api function */
+const char *
+ngx_http_taskmgr_api_status_code(ngx_uint_t status)
+{
+    switch (status) {
+    case NGX_HTTP_BAD_REQUEST:
+    case NGX_HTTP_UNPROCESSABLE_ENTITY:
+        return "validation_failed";
+    case NGX_HTTP_UNAUTHORIZED:
+        return "unauthorized";
+    case NGX_HTTP_FORBIDDEN:
+        return "forbidden";
+    case NGX_HTTP_NOT_FOUND:
+        return "not_found";
+    case NGX_HTTP_CONFLICT:
+        return "conflict";
+    case NGX_HTTP_PRECONDITION_FAILED:
+        return "precondition_failed";
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+        return "dependency_unavailable";
+    default:
+        return "internal";
+    }
 }
 
 

@@ -13,6 +13,52 @@
 #define NGX_HTTP_TASKMGR_LIMIT_DEFAULT 50
 #define NGX_HTTP_TASKMGR_LIMIT_MAX     200
 #define NGX_HTTP_TASKMGR_TS_LEN        (sizeof("2026-11-22T10:00:00.000Z") - 1)
+#define TM_TS_LEN                      NGX_HTTP_TASKMGR_TS_LEN
+
+/* columns of tm_api.task_row */
+#define TM_COL_HTTP_STATUS 0
+#define TM_COL_DETAIL      1
+#define TM_COL_ID          2
+#define TM_COL_CREATED_AT  14
+#define TM_COL_VERSION     18
+#define TM_COL_LAST        19
+
+#define TM_JSON_STRING 0
+#define TM_JSON_RAW    1
+#define TM_JSON_TIME   2
+
+#define TM_FIELDS 17
+
+
+typedef struct {
+    ngx_str_t  key;
+    int        col;
+    ngx_uint_t type;
+} ngx_http_taskmgr_task_field_t;
+
+
+/* the task representation, in API.md order */
+/* clang-format off */
+static ngx_http_taskmgr_task_field_t  ngx_http_taskmgr_task_fields[] = {
+    { ngx_string("{\"id\":"), 2, TM_JSON_STRING },
+    { ngx_string(",\"workspace_id\":"), 3, TM_JSON_STRING },
+    { ngx_string(",\"project_id\":"), 4, TM_JSON_STRING },
+    { ngx_string(",\"parent_id\":"), 5, TM_JSON_STRING },
+    { ngx_string(",\"title\":"), 6, TM_JSON_STRING },
+    { ngx_string(",\"description\":"), 7, TM_JSON_STRING },
+    { ngx_string(",\"status\":"), 8, TM_JSON_STRING },
+    { ngx_string(",\"priority\":"), 9, TM_JSON_RAW },
+    { ngx_string(",\"due_at\":"), 10, TM_JSON_TIME },
+    { ngx_string(",\"assignee_id\":"), 11, TM_JSON_STRING },
+    { ngx_string(",\"labels\":"), 12, TM_JSON_RAW },
+    { ngx_string(",\"created_by\":"), 13, TM_JSON_STRING },
+    { ngx_string(",\"created_at\":"), 14, TM_JSON_TIME },
+    { ngx_string(",\"updated_at\":"), 15, TM_JSON_TIME },
+    { ngx_string(",\"completed_at\":"), 16, TM_JSON_TIME },
+    { ngx_string(",\"deleted_at\":"), 17, TM_JSON_TIME },
+    { ngx_string(",\"version\":"), 18, TM_JSON_RAW }
+};
+/* clang-format on */
 
 
 static const char *ngx_http_taskmgr_statuses[] = { "todo", "in_progress",
@@ -56,6 +102,17 @@ static ngx_int_t ngx_http_taskmgr_task_if_match(ngx_http_request_t *r,
                                                 ngx_int_t          *rc);
 static ngx_int_t ngx_http_taskmgr_task_no_args(ngx_http_request_t *r,
                                                ngx_int_t          *rc);
+static ngx_int_t ngx_http_taskmgr_task_check(ngx_http_taskmgr_pg_query_t *q,
+                                             ngx_int_t                   *rc);
+static ngx_int_t ngx_http_taskmgr_task_send(ngx_http_request_t *r,
+                                            ngx_uint_t status, ngx_str_t *body);
+static u_char *ngx_http_taskmgr_task_time(u_char *dst, u_char *src, size_t len);
+static ngx_int_t ngx_http_taskmgr_task_json(ngx_http_request_t *r,
+                                            PGresult *res, int from, int to,
+                                            ngx_str_t *cursor, ngx_str_t *out);
+static ngx_int_t ngx_http_taskmgr_task_next_cursor(ngx_http_request_t *r,
+                                                   PGresult *res, int row,
+                                                   ngx_str_t *cursor);
 static ngx_http_taskmgr_pg_query_t *ngx_http_taskmgr_task_query(
     ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx, ngx_uint_t stmt,
     ngx_http_taskmgr_pg_handler_pt handler, ngx_uint_t with_id, ngx_int_t *rc);
@@ -182,29 +239,42 @@ ngx_http_taskmgr_h_task_list(ngx_http_request_t         *r,
 }
 
 
-/* adds Link: <…?limit=N&cursor=…>; rel="next" when there is a next page */
+/*
+ * The list answer: {"data":[…],"next_cursor":…} from up to limit + 1 rows;
+ * with a next page also Link: <…?limit=N&cursor=…>; rel="next".
+ */
 static void
 ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q)
 {
+    int                         n, nrows;
     u_char                     *p;
     size_t                      len;
     ngx_int_t                   rc;
-    ngx_str_t                   link;
+    ngx_str_t                   link, cursor, body;
     ngx_http_request_t         *r;
-    ngx_http_taskmgr_result_t   res;
     ngx_http_taskmgr_api_ctx_t *ctx;
 
     r = q->request;
     ctx = ngx_http_taskmgr_api_ctx(r);
 
-    if (ngx_http_taskmgr_api_result(q, &res, &rc) != NGX_OK) {
+    if (ngx_http_taskmgr_task_check(q, &rc) != NGX_OK) {
         ngx_http_taskmgr_api_finish(r, rc);
         return;
     }
 
-    if (res.status == NGX_HTTP_OK && res.meta.len) {
+    nrows = PQntuples(q->res);
+    n = ngx_min(nrows, (int) ctx->num);
+    ngx_str_null(&cursor);
+
+    if (nrows > n) {
+        if (ngx_http_taskmgr_task_next_cursor(r, q->res, n - 1, &cursor)
+            != NGX_OK) {
+            ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
         len = sizeof("<?limit=&cursor=>; rel=\"next\"") - 1 + r->uri.len
-            + NGX_INT_T_LEN + res.meta.len;
+            + NGX_INT_T_LEN + cursor.len;
 
         p = ngx_pnalloc(r->pool, len);
         if (p == NULL) {
@@ -215,7 +285,7 @@ ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q)
         /* the cursor is base64url: safe in a query string */
         link.data = p;
         link.len = ngx_sprintf(p, "<%V?limit=%i&cursor=%V>; rel=\"next\"",
-                               &r->uri, ctx->num, &res.meta)
+                               &r->uri, ctx->num, &cursor)
             - p;
 
         if (ngx_http_taskmgr_add_header(r, "Link", &link) != NGX_OK) {
@@ -224,7 +294,12 @@ ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q)
         }
     }
 
-    ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_api_respond(r, &res));
+    if (ngx_http_taskmgr_task_json(r, q->res, 0, n, &cursor, &body) != NGX_OK) {
+        ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_task_send(r, 200, &body));
 }
 
 
@@ -306,7 +381,7 @@ ngx_http_taskmgr_h_task_delete(ngx_http_request_t         *r,
     }
 
     q = ngx_http_taskmgr_task_query(r, ctx, NGX_HTTP_TASKMGR_SQL_TASK_DELETE,
-                                    ngx_http_taskmgr_api_done, 1, &rc);
+                                    ngx_http_taskmgr_task_answer, 1, &rc);
     if (q == NULL) {
         return rc;
     }
@@ -343,33 +418,52 @@ ngx_http_taskmgr_h_task_restore(ngx_http_request_t         *r,
 
 
 /*
- * A task in the body; meta "<id> <version>" gives ETag, and Location for
- * a created one.  GET honours If-None-Match.
+ * One task: ETag from its version, Location for a created one; GET
+ * honours If-None-Match.  DELETE answers 204.
  */
 static void
 ngx_http_taskmgr_task_answer(ngx_http_taskmgr_pg_query_t *q)
 {
     u_char                     *p;
     ngx_int_t                   rc;
-    ngx_str_t                   id, version, etag, loc;
+    ngx_str_t                   id, version, etag, loc, body;
+    ngx_uint_t                  status;
     ngx_http_request_t         *r;
-    ngx_http_taskmgr_result_t   res;
     ngx_http_taskmgr_api_ctx_t *ctx;
 
     r = q->request;
     ctx = ngx_http_taskmgr_api_ctx(r);
 
-    if (ngx_http_taskmgr_api_result(q, &res, &rc) != NGX_OK) {
+    if (ngx_http_taskmgr_task_check(q, &rc) != NGX_OK) {
         ngx_http_taskmgr_api_finish(r, rc);
         return;
     }
 
-    if (res.status >= NGX_HTTP_BAD_REQUEST
-        || ngx_http_taskmgr_api_split_meta(&res.meta, &id, &version) != NGX_OK)
-    {
-        ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_api_respond(r, &res));
+    if (PQntuples(q->res) != 1) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "taskmgr: statement %s answered %d rows",
+                      ngx_http_taskmgr_sql_stmts[q->stmt].name,
+                      PQntuples(q->res));
+        ngx_http_taskmgr_api_finish(
+            r,
+            ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                          "internal", NULL));
         return;
     }
+
+    status = ngx_atoi((u_char *) PQgetvalue(q->res, 0, TM_COL_HTTP_STATUS),
+                      PQgetlength(q->res, 0, TM_COL_HTTP_STATUS));
+
+    if (status == NGX_HTTP_NO_CONTENT) {
+        ngx_http_taskmgr_api_finish(
+            r, ngx_http_taskmgr_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL));
+        return;
+    }
+
+    id.data = (u_char *) PQgetvalue(q->res, 0, TM_COL_ID);
+    id.len = PQgetlength(q->res, 0, TM_COL_ID);
+    version.data = (u_char *) PQgetvalue(q->res, 0, TM_COL_VERSION);
+    version.len = PQgetlength(q->res, 0, TM_COL_VERSION);
 
     p = ngx_pnalloc(r->pool, version.len + 2);
     if (p == NULL) {
@@ -401,7 +495,7 @@ ngx_http_taskmgr_task_answer(ngx_http_taskmgr_pg_query_t *q)
         return;
     }
 
-    if (res.status == NGX_HTTP_CREATED) {
+    if (status == NGX_HTTP_CREATED) {
         p = ngx_pnalloc(r->pool,
                         sizeof("/v1/workspaces//tasks/") - 1
                             + ctx->params[0].len + id.len);
@@ -421,7 +515,275 @@ ngx_http_taskmgr_task_answer(ngx_http_taskmgr_pg_query_t *q)
         }
     }
 
-    ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_api_respond(r, &res));
+    if (ngx_http_taskmgr_task_json(r, q->res, 0, 1, NULL, &body) != NGX_OK) {
+        ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_taskmgr_api_finish(r,
+                                ngx_http_taskmgr_task_send(r, status, &body));
+}
+
+
+/*
+ * Transport and SQL errors, then an error row (http_status >= 400).
+ * NGX_OK, or NGX_DONE with *rc the finalize code of the answer sent.
+ */
+static ngx_int_t
+ngx_http_taskmgr_task_check(ngx_http_taskmgr_pg_query_t *q, ngx_int_t *rc)
+{
+    ngx_int_t status;
+
+    if (ngx_http_taskmgr_api_check(q, rc) != NGX_OK) {
+        return NGX_DONE;
+    }
+
+    if (PQnfields(q->res) != TM_COL_LAST) {
+        ngx_log_error(NGX_LOG_ERR, q->request->connection->log, 0,
+                      "taskmgr: statement %s answered %d columns, "
+                      "is the schema migrated?",
+                      ngx_http_taskmgr_sql_stmts[q->stmt].name,
+                      PQnfields(q->res));
+        *rc = ngx_http_taskmgr_send_problem(
+            q->request, NGX_HTTP_INTERNAL_SERVER_ERROR, "internal", NULL);
+        return NGX_DONE;
+    }
+
+    if (PQntuples(q->res) == 0) {
+        return NGX_OK;
+    }
+
+    status = ngx_atoi((u_char *) PQgetvalue(q->res, 0, TM_COL_HTTP_STATUS),
+                      PQgetlength(q->res, 0, TM_COL_HTTP_STATUS));
+
+    if (status >= NGX_HTTP_BAD_REQUEST) {
+        *rc = ngx_http_taskmgr_send_problem(
+            q->request, status, ngx_http_taskmgr_api_status_code(status),
+            PQgetvalue(q->res, 0, TM_COL_DETAIL));
+        return NGX_DONE;
+    }
+
+    if (status < NGX_HTTP_OK) {
+        *rc = ngx_http_taskmgr_send_problem(
+            q->request, NGX_HTTP_INTERNAL_SERVER_ERROR, "internal", NULL);
+        return NGX_DONE;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_taskmgr_task_send(ngx_http_request_t *r, ngx_uint_t status,
+                           ngx_str_t *body)
+{
+    ngx_http_taskmgr_result_t res;
+
+    res.status = status;
+    res.body = *body;
+    ngx_str_null(&res.meta);
+
+    return ngx_http_taskmgr_api_respond(r, &res);
+}
+
+
+/* "2026-11-22 10:00:00.12+00" (PostgreSQL, UTC) -> RFC 3339 with ms */
+static u_char *
+ngx_http_taskmgr_task_time(u_char *dst, u_char *src, size_t len)
+{
+    size_t i, n;
+
+    if (len < 19 || src[10] != ' ') {
+        /* not the shape PostgreSQL prints for UTC: pass it on */
+        return ngx_cpymem(dst, src, ngx_min(len, TM_TS_LEN));
+    }
+
+    dst = ngx_cpymem(dst, src, 10);
+    *dst++ = 'T';
+    dst = ngx_cpymem(dst, src + 11, 8);
+    *dst++ = '.';
+
+    i = 19;
+
+    if (i < len && src[i] == '.') {
+        i++;
+    }
+
+    /* PostgreSQL drops trailing zeros of the fraction: pad to ms */
+    for (n = 0; n < 3; n++) {
+        if (i < len && src[i] >= '0' && src[i] <= '9') {
+            *dst++ = src[i++];
+
+        } else {
+            *dst++ = '0';
+        }
+    }
+
+    *dst++ = 'Z';
+
+    return dst;
+}
+
+
+/*
+ * Tasks rows [from, to) as JSON: one object when cursor is NULL, else the
+ * list body with cursor (empty: null) as next_cursor.
+ */
+static ngx_int_t
+ngx_http_taskmgr_task_json(ngx_http_request_t *r, PGresult *res, int from,
+                           int to, ngx_str_t *cursor, ngx_str_t *out)
+{
+    int        row;
+    u_char    *p, *v;
+    size_t     len, vlen;
+    ngx_uint_t i, pass;
+
+    p = NULL;
+    len = 0;
+
+    for (pass = 0; pass < 2; pass++) {
+
+        if (pass == 1) {
+            out->data = ngx_pnalloc(r->pool, len);
+            if (out->data == NULL) {
+                return NGX_ERROR;
+            }
+
+            p = out->data;
+        }
+
+#define TM_PUT(s, n)                                                           \
+    if (pass) {                                                                \
+        p = ngx_cpymem(p, s, n);                                               \
+    } else {                                                                   \
+        len += n;                                                              \
+    }
+
+        if (cursor) {
+            TM_PUT("{\"data\":[", sizeof("{\"data\":[") - 1);
+        }
+
+        for (row = from; row < to; row++) {
+
+            if (row > from) {
+                TM_PUT(",", 1);
+            }
+
+            for (i = 0; i < TM_FIELDS; i++) {
+                TM_PUT(ngx_http_taskmgr_task_fields[i].key.data,
+                       ngx_http_taskmgr_task_fields[i].key.len);
+
+                if (PQgetisnull(res, row, ngx_http_taskmgr_task_fields[i].col))
+                {
+                    TM_PUT("null", 4);
+                    continue;
+                }
+
+                v = (u_char *) PQgetvalue(res, row,
+                                          ngx_http_taskmgr_task_fields[i].col);
+                vlen =
+                    PQgetlength(res, row, ngx_http_taskmgr_task_fields[i].col);
+
+                switch (ngx_http_taskmgr_task_fields[i].type) {
+
+                case TM_JSON_RAW:
+                    TM_PUT(v, vlen);
+                    break;
+
+                case TM_JSON_TIME:
+                    if (pass) {
+                        *p++ = '"';
+                        p = ngx_http_taskmgr_task_time(p, v, vlen);
+                        *p++ = '"';
+
+                    } else {
+                        len += 2 + TM_TS_LEN;
+                    }
+
+                    break;
+
+                default: /* TM_JSON_STRING */
+                    if (pass) {
+                        *p++ = '"';
+                        p = ngx_http_taskmgr_json_escape_to(p, v, vlen);
+                        *p++ = '"';
+
+                    } else {
+                        len += 2 + ngx_http_taskmgr_json_escaped_len(v, vlen);
+                    }
+
+                    break;
+                }
+            }
+
+            TM_PUT("}", 1);
+        }
+
+        if (cursor) {
+            if (cursor->len) {
+                TM_PUT("],\"next_cursor\":\"",
+                       sizeof("],\"next_cursor\":\"") - 1);
+                TM_PUT(cursor->data, cursor->len);
+                TM_PUT("\"}", 2);
+
+            } else {
+                TM_PUT("],\"next_cursor\":null}",
+                       sizeof("],\"next_cursor\":null}") - 1);
+            }
+        }
+
+#undef TM_PUT
+    }
+
+    out->len = p - out->data;
+
+    if (out->len > len) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "taskmgr: task json overflow");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* base64url("<created_at>|<id>") of a row */
+static ngx_int_t
+ngx_http_taskmgr_task_next_cursor(ngx_http_request_t *r, PGresult *res, int row,
+                                  ngx_str_t *cursor)
+{
+    u_char    buf[TM_TS_LEN + 1 + NGX_HTTP_TASKMGR_UUID_LEN], *p;
+    ngx_str_t raw;
+
+    if (PQgetisnull(res, row, TM_COL_CREATED_AT)
+        || PQgetlength(res, row, TM_COL_ID) != NGX_HTTP_TASKMGR_UUID_LEN)
+    {
+        return NGX_ERROR;
+    }
+
+    p = ngx_http_taskmgr_task_time(
+        buf, (u_char *) PQgetvalue(res, row, TM_COL_CREATED_AT),
+        PQgetlength(res, row, TM_COL_CREATED_AT));
+
+    if (p != buf + TM_TS_LEN) {
+        return NGX_ERROR;
+    }
+
+    *p++ = '|';
+    p = ngx_cpymem(p, PQgetvalue(res, row, TM_COL_ID),
+                   NGX_HTTP_TASKMGR_UUID_LEN);
+
+    raw.data = buf;
+    raw.len = p - buf;
+
+    cursor->data = ngx_pnalloc(r->pool, ngx_base64_encoded_length(raw.len));
+    if (cursor->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_encode_base64url(cursor, &raw);
+
+    return NGX_OK;
 }
 
 

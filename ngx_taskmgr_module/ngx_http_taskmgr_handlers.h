@@ -35,23 +35,26 @@ ngx_http_taskmgr_api_ctx_t  *ngx_http_taskmgr_api_ctx(ngx_http_request_t *r);
 ngx_http_taskmgr_pg_query_t *ngx_http_taskmgr_api_query(
     ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx, ngx_uint_t stmt,
     ngx_http_taskmgr_pg_handler_pt handler);
-ngx_int_t ngx_http_taskmgr_api_submit(ngx_http_request_t          *r,
-                                      ngx_http_taskmgr_pg_query_t *q);
-ngx_int_t ngx_http_taskmgr_api_result(ngx_http_taskmgr_pg_query_t *q,
-                                      ngx_http_taskmgr_result_t   *res,
-                                      ngx_int_t                   *rc);
-ngx_int_t ngx_http_taskmgr_api_respond(ngx_http_request_t        *r,
-                                       ngx_http_taskmgr_result_t *res);
-void      ngx_http_taskmgr_api_done(ngx_http_taskmgr_pg_query_t *q);
-void      ngx_http_taskmgr_api_finish(ngx_http_request_t *r, ngx_int_t rc);
-ngx_int_t ngx_http_taskmgr_api_uuid_param(ngx_http_request_t         *r,
-                                          ngx_http_taskmgr_api_ctx_t *ctx,
-                                          ngx_uint_t i, const char *what,
-                                          ngx_int_t *rc);
-ngx_int_t ngx_http_taskmgr_api_split_meta(ngx_str_t *meta, ngx_str_t *a,
-                                          ngx_str_t *b);
-ngx_int_t ngx_http_taskmgr_api_cache_private(ngx_http_request_t *r);
-ngx_int_t ngx_http_taskmgr_api_etag(ngx_http_request_t *r, ngx_str_t *etag);
+ngx_int_t   ngx_http_taskmgr_api_submit(ngx_http_request_t          *r,
+                                        ngx_http_taskmgr_pg_query_t *q);
+ngx_int_t   ngx_http_taskmgr_api_check(ngx_http_taskmgr_pg_query_t *q,
+                                       ngx_int_t                   *rc);
+const char *ngx_http_taskmgr_api_status_code(ngx_uint_t status);
+ngx_int_t   ngx_http_taskmgr_api_result(ngx_http_taskmgr_pg_query_t *q,
+                                        ngx_http_taskmgr_result_t   *res,
+                                        ngx_int_t                   *rc);
+ngx_int_t   ngx_http_taskmgr_api_respond(ngx_http_request_t        *r,
+                                         ngx_http_taskmgr_result_t *res);
+void        ngx_http_taskmgr_api_done(ngx_http_taskmgr_pg_query_t *q);
+void        ngx_http_taskmgr_api_finish(ngx_http_request_t *r, ngx_int_t rc);
+ngx_int_t   ngx_http_taskmgr_api_uuid_param(ngx_http_request_t         *r,
+                                            ngx_http_taskmgr_api_ctx_t *ctx,
+                                            ngx_uint_t i, const char *what,
+                                            ngx_int_t *rc);
+ngx_int_t   ngx_http_taskmgr_api_split_meta(ngx_str_t *meta, ngx_str_t *a,
+                                            ngx_str_t *b);
+ngx_int_t   ngx_http_taskmgr_api_cache_private(ngx_http_request_t *r);
+ngx_int_t   ngx_http_taskmgr_api_etag(ngx_http_request_t *r, ngx_str_t *etag);
 
 /* ngx_http_taskmgr_h_auth.c */
 extern ngx_http_taskmgr_field_t ngx_http_taskmgr_register_fields[];

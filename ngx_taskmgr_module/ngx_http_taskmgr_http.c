@@ -261,63 +261,70 @@ ngx_http_taskmgr_find_header(ngx_http_request_t *r, const char *name)
 }
 
 
+size_t
+ngx_http_taskmgr_json_escaped_len(u_char *p, size_t n)
+{
+    size_t len;
+
+    for (len = n; n; n--, p++) {
+        if (*p == '"' || *p == '\\') {
+            len++;
+
+        } else if (*p < 0x20) {
+            len += 5;
+        }
+    }
+
+    return len;
+}
+
+
+u_char *
+ngx_http_taskmgr_json_escape_to(u_char *dst, u_char *p, size_t n)
+{
+    static u_char hex[] = "0123456789abcdef";
+
+    for (/* void */; n; n--, p++) {
+        if (*p == '"' || *p == '\\') {
+            *dst++ = '\\';
+            *dst++ = *p;
+
+        } else if (*p < 0x20) {
+            *dst++ = '\\';
+            *dst++ = 'u';
+            *dst++ = '0';
+            *dst++ = '0';
+            *dst++ = hex[*p >> 4];
+            *dst++ = hex[*p & 0xf];
+
+        } else {
+            *dst++ = *p;
+        }
+    }
+
+    return dst;
+}
+
+
 ngx_int_t
 ngx_http_taskmgr_json_escape(ngx_pool_t *pool, ngx_str_t *in, ngx_str_t *out)
 {
-    u_char    *p, ch;
-    size_t     len;
-    ngx_uint_t i;
+    size_t len;
 
-    static u_char hex[] = "0123456789abcdef";
-
-    len = 0;
-
-    for (i = 0; i < in->len; i++) {
-        ch = in->data[i];
-
-        if (ch == '"' || ch == '\\') {
-            len += 2;
-
-        } else if (ch < 0x20) {
-            len += 6;
-
-        } else {
-            len++;
-        }
-    }
+    len = ngx_http_taskmgr_json_escaped_len(in->data, in->len);
 
     if (len == in->len) {
         *out = *in;
         return NGX_OK;
     }
 
-    p = ngx_pnalloc(pool, len);
-    if (p == NULL) {
+    out->data = ngx_pnalloc(pool, len);
+    if (out->data == NULL) {
         return NGX_ERROR;
     }
 
-    out->data = p;
-    out->len = len;
-
-    for (i = 0; i < in->len; i++) {
-        ch = in->data[i];
-
-        if (ch == '"' || ch == '\\') {
-            *p++ = '\\';
-            *p++ = ch;
-
-        } else if (ch < 0x20) {
-            *p++ = '\\';
-            *p++ = 'u';
-            *p++ = '0';
-            *p++ = '0';
-            *p++ = hex[ch >> 4];
-            *p++ = hex[ch & 0xf];
-
-        } else {
-            *p++ = ch;
-        }
-    }
+    out->len = ngx_http_taskmgr_json_escape_to(out->data, in->data, in->len)
+        - out->data;
 
     return NGX_OK;
 }

@@ -9,6 +9,9 @@
 #define TM_CALL(fn, args)                                                      \
     "SELECT status, body, meta FROM tm_api." fn "(" args ")"
 
+/* task functions answer rows of tm_api.task_row */
+#define TM_ROWS(fn, args) "SELECT * FROM tm_api." fn "(" args ")"
+
 
 ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[] = {
     { "tm_ping", "SELECT 1" },
@@ -23,13 +26,13 @@ ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[] = {
     { "tm_workspace_list", TM_CALL("workspace_list", "$1, $2") },
     { "tm_workspace_create", TM_CALL("workspace_create", "$1, $2, $3") },
     { "tm_workspace_get", TM_CALL("workspace_get", "$1, $2, $3") },
-    { "tm_task_list", TM_CALL("task_list", "$1, $2, $3, $4, NULL, NULL") },
-    { "tm_task_list_after", TM_CALL("task_list", "$1, $2, $3, $4, $5, $6") },
-    { "tm_task_get", TM_CALL("task_get", "$1, $2, $3, $4") },
-    { "tm_task_create", TM_CALL("task_create", "$1, $2, $3, $4") },
-    { "tm_task_update", TM_CALL("task_update", "$1, $2, $3, $4, $5, $6") },
-    { "tm_task_delete", TM_CALL("task_delete", "$1, $2, $3, $4, $5") },
-    { "tm_task_restore", TM_CALL("task_restore", "$1, $2, $3, $4") },
+    { "tm_task_list", TM_ROWS("task_list", "$1, $2, $3, $4, NULL, NULL") },
+    { "tm_task_list_after", TM_ROWS("task_list", "$1, $2, $3, $4, $5, $6") },
+    { "tm_task_get", TM_ROWS("task_get", "$1, $2, $3, $4") },
+    { "tm_task_create", TM_ROWS("task_create", "$1, $2, $3, $4") },
+    { "tm_task_update", TM_ROWS("task_update", "$1, $2, $3, $4, $5, $6") },
+    { "tm_task_delete", TM_ROWS("task_delete", "$1, $2, $3, $4, $5") },
+    { "tm_task_restore", TM_ROWS("task_restore", "$1, $2, $3, $4") },
     { NULL, NULL }
 };
 

@@ -224,29 +224,6 @@ LANGUAGE sql STABLE AS $$
                          tm.ts(w.updated_at))::tm.workspace_out)
 $$;
 
-CREATE TYPE tm.task_out AS (
-  id uuid, workspace_id uuid, project_id uuid, parent_id uuid, title text,
-  description text, status text, priority smallint, due_at text,
-  assignee_id uuid, labels text[], created_by uuid, created_at text,
-  updated_at text, completed_at text, deleted_at text, version int);
-
-CREATE FUNCTION tm.task_json(t tm.tasks) RETURNS json
-LANGUAGE sql STABLE AS $$
-  SELECT row_to_json(ROW(t.id, t.workspace_id, t.project_id, t.parent_id,
-                         t.title, t.description, t.status, t.priority,
-                         tm.ts(t.due_at), t.assignee_id, t.labels,
-                         t.created_by, tm.ts(t.created_at),
-                         tm.ts(t.updated_at), tm.ts(t.completed_at),
-                         tm.ts(t.deleted_at), t.version)::tm.task_out)
-$$;
-
--- base64url of "created_at|id", no padding
-CREATE FUNCTION tm.task_cursor(p_created timestamptz, p_id uuid) RETURNS text
-LANGUAGE sql STABLE AS $$
-  SELECT translate(encode(convert_to(tm.ts(p_created) || '|' || p_id, 'UTF8'),
-                          'base64'), E'+/=\n', '-_')
-$$;
-
 -- ---------------------------------------------------------------------------
 -- context: session and membership checks
 -- ---------------------------------------------------------------------------
@@ -280,6 +257,15 @@ BEGIN
    WHERE m.workspace_id = p_ws AND m.user_id = p_uid;
   RETURN v_role;
 END
+$$;
+
+-- The read gate: a live session and a membership (error paths only; the
+-- hot read queries write it out inline).
+CREATE FUNCTION tm.can_read(p_uid uuid, p_sid uuid, p_ws uuid) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+  SELECT EXISTS (SELECT 1 FROM tm.workspace_members m
+                  WHERE m.workspace_id = p_ws AND m.user_id = p_uid)
+     AND tm.session_live(p_uid, p_sid)
 $$;
 
 -- ---------------------------------------------------------------------------
@@ -535,71 +521,107 @@ $$;
 -- tasks
 -- ---------------------------------------------------------------------------
 
--- 200 body {"data":[…],"next_cursor":…}; meta: the next cursor or NULL.
+-- Task functions answer rows of tm_api.task_row: nginx turns the columns
+-- into JSON itself, which costs far less than building it here.  An error
+-- is a single row with http_status >= 400 and the detail; the task columns
+-- are then NULL.
+CREATE TYPE tm_api.task_row AS (
+  http_status int, detail text,
+  id uuid, workspace_id uuid, project_id uuid, parent_id uuid, title text,
+  description text, status text, priority smallint, due_at timestamptz,
+  assignee_id uuid, labels text, created_by uuid, created_at timestamptz,
+  updated_at timestamptz, completed_at timestamptz, deleted_at timestamptz,
+  version int);
+
+CREATE FUNCTION tm.task_out(p_status int, t tm.tasks) RETURNS tm_api.task_row
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT (p_status, NULL, t.id, t.workspace_id, t.project_id, t.parent_id,
+          t.title, t.description, t.status, t.priority, t.due_at,
+          t.assignee_id, array_to_json(t.labels)::text, t.created_by,
+          t.created_at, t.updated_at, t.completed_at, t.deleted_at,
+          t.version)::tm_api.task_row
+$$;
+
+CREATE FUNCTION tm.task_err(p_status int, p_detail text)
+RETURNS tm_api.task_row
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT ROW(p_status, p_detail, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+             NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+             NULL)::tm_api.task_row
+$$;
+
+-- Newest first, keyset on (created_at, id): up to p_limit + 1 rows, the
+-- extra one only tells that there is a next page.
 CREATE FUNCTION tm_api.task_list(p_uid uuid, p_sid uuid, p_ws uuid,
                                  p_limit int, p_after_ts timestamptz,
                                  p_after_id uuid)
-RETURNS tm_api.result
+RETURNS SETOF tm_api.task_row
 LANGUAGE plpgsql AS $$
-DECLARE
-  v_data text;
-  v_n int;
-  v_last_ts timestamptz;
-  v_last_id uuid;
-  v_cursor text;
 BEGIN
-  IF tm.enter(p_uid, p_sid, p_ws) IS NULL THEN
-    RETURN tm_api.err(404, 'not_found', 'workspace not found');
+  PERFORM set_config('tm.uid', p_uid::text, true),
+          set_config('tm.ws', p_ws::text, true);
+
+  RETURN QUERY
+    SELECT 200, NULL::text, t.id, t.workspace_id, t.project_id, t.parent_id,
+           t.title, t.description, t.status, t.priority, t.due_at,
+           t.assignee_id, array_to_json(t.labels)::text, t.created_by,
+           t.created_at, t.updated_at, t.completed_at, t.deleted_at,
+           t.version
+      FROM tm.tasks t
+     WHERE t.workspace_id = p_ws AND t.deleted_at IS NULL
+       -- one condition for both cases keeps the index usable by a
+       -- generic plan
+       AND (t.created_at, t.id)
+           < (coalesce(p_after_ts, 'infinity'),
+              coalesce(p_after_id, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
+       -- the read gate, written out: as a function call it is not
+       -- inlined and costs more than the whole query
+       AND EXISTS (SELECT 1 FROM tm.workspace_members m
+                    WHERE m.workspace_id = p_ws AND m.user_id = p_uid)
+       AND (p_sid IS NULL
+            OR EXISTS (SELECT 1 FROM tm.sessions s
+                        WHERE s.id = p_sid AND s.user_id = p_uid
+                          AND s.revoked_at IS NULL
+                          AND s.expires_at > now()))
+     ORDER BY t.created_at DESC, t.id DESC
+     LIMIT p_limit + 1;
+
+  IF NOT FOUND AND NOT tm.can_read(p_uid, p_sid, p_ws) THEN
+    RETURN NEXT tm.task_err(404, 'workspace not found');
   END IF;
-
-  -- one extra row tells whether there is a next page
-  SELECT coalesce(json_agg(p.j ORDER BY p.rn) FILTER (WHERE p.rn <= p_limit),
-                  '[]')::text,
-         count(*),
-         max(p.created_at) FILTER (WHERE p.rn = p_limit),
-         max(p.id::text) FILTER (WHERE p.rn = p_limit)
-    INTO v_data, v_n, v_last_ts, v_last_id
-    FROM (SELECT x.j, x.created_at, x.id,
-                 row_number() OVER (ORDER BY x.created_at DESC, x.id DESC) AS rn
-            FROM (SELECT tm.task_json(t) AS j, t.created_at, t.id
-                    FROM tm.tasks t
-                   WHERE t.workspace_id = p_ws AND t.deleted_at IS NULL
-                     -- one condition for both cases keeps the index
-                     -- usable by a generic plan
-                     AND (t.created_at, t.id)
-                         < (coalesce(p_after_ts, 'infinity'),
-                            coalesce(p_after_id,
-                                     'ffffffff-ffff-ffff-ffff-ffffffffffff'))
-                   ORDER BY t.created_at DESC, t.id DESC
-                   LIMIT p_limit + 1) x) p;
-
-  IF v_n > p_limit THEN
-    v_cursor := tm.task_cursor(v_last_ts, v_last_id);
-  END IF;
-
-  RETURN ('200',
-          '{"data":' || v_data || ',"next_cursor":'
-            || coalesce(to_json(v_cursor)::text, 'null') || '}',
-          v_cursor)::tm_api.result;
 END
 $$;
 
--- 200 body: the task; meta: "<id> <version>"
 CREATE FUNCTION tm_api.task_get(p_uid uuid, p_sid uuid, p_ws uuid, p_id uuid)
-RETURNS tm_api.result
+RETURNS SETOF tm_api.task_row
 LANGUAGE plpgsql AS $$
-DECLARE
-  t tm.tasks;
 BEGIN
-  IF tm.enter(p_uid, p_sid, p_ws) IS NULL THEN
-    RETURN tm_api.err(404, 'not_found', 'workspace not found');
+  PERFORM set_config('tm.uid', p_uid::text, true),
+          set_config('tm.ws', p_ws::text, true);
+
+  RETURN QUERY
+    SELECT 200, NULL::text, t.id, t.workspace_id, t.project_id, t.parent_id,
+           t.title, t.description, t.status, t.priority, t.due_at,
+           t.assignee_id, array_to_json(t.labels)::text, t.created_by,
+           t.created_at, t.updated_at, t.completed_at, t.deleted_at,
+           t.version
+      FROM tm.tasks t
+     WHERE t.workspace_id = p_ws AND t.id = p_id AND t.deleted_at IS NULL
+       AND EXISTS (SELECT 1 FROM tm.workspace_members m
+                    WHERE m.workspace_id = p_ws AND m.user_id = p_uid)
+       AND (p_sid IS NULL
+            OR EXISTS (SELECT 1 FROM tm.sessions s
+                        WHERE s.id = p_sid AND s.user_id = p_uid
+                          AND s.revoked_at IS NULL
+                          AND s.expires_at > now()));
+
+  IF NOT FOUND THEN
+    IF tm.can_read(p_uid, p_sid, p_ws) THEN
+      RETURN NEXT tm.task_err(404, 'task not found');
+    ELSE
+      RETURN NEXT tm.task_err(404, 'workspace not found');
+    END IF;
   END IF;
-  SELECT * INTO t FROM tm.tasks
-   WHERE workspace_id = p_ws AND id = p_id AND deleted_at IS NULL;
-  IF t.id IS NULL THEN
-    RETURN tm_api.err(404, 'not_found', 'task not found');
-  END IF;
-  RETURN (200, tm.task_json(t)::text, t.id || ' ' || t.version)::tm_api.result;
 END
 $$;
 
@@ -654,57 +676,75 @@ BEGIN
 END
 $$;
 
--- p_body holds validated fields only (nginx rejects unknown ones).
--- 201 body: the task; meta: "<id> <version>"
+-- p_body holds validated fields only (nginx rejects unknown ones).  The
+-- hot write path: the role lookup is written out rather than a call to
+-- tm.enter(), which would cost a nested function execution.
 CREATE FUNCTION tm_api.task_create(p_uid uuid, p_sid uuid, p_ws uuid,
                                    p_body jsonb)
-RETURNS tm_api.result
+RETURNS SETOF tm_api.task_row
 LANGUAGE plpgsql AS $$
 DECLARE
   v_role text;
   v_err tm_api.result;
-  t tm.tasks;
   v_status text := coalesce(p_body->>'status', 'todo');
 BEGIN
-  v_role := tm.enter(p_uid, p_sid, p_ws);
+  PERFORM set_config('tm.uid', p_uid::text, true),
+          set_config('tm.ws', p_ws::text, true);
+
+  SELECT m.role INTO v_role FROM tm.workspace_members m
+   WHERE m.workspace_id = p_ws AND m.user_id = p_uid
+     AND (p_sid IS NULL
+          OR EXISTS (SELECT 1 FROM tm.sessions s
+                      WHERE s.id = p_sid AND s.user_id = p_uid
+                        AND s.revoked_at IS NULL AND s.expires_at > now()));
+
   IF v_role IS NULL THEN
-    RETURN tm_api.err(404, 'not_found', 'workspace not found');
+    RETURN NEXT tm.task_err(404, 'workspace not found');
+    RETURN;
   END IF;
   IF v_role = 'viewer' THEN
-    RETURN tm_api.err(403, 'forbidden', 'viewers cannot create tasks');
+    RETURN NEXT tm.task_err(403, 'viewers cannot create tasks');
+    RETURN;
   END IF;
-  v_err := tm.task_refs_check(p_ws, NULL, p_body);
-  IF v_err IS NOT NULL THEN
-    RETURN v_err;
+  IF p_body ?| ARRAY['assignee_id', 'project_id', 'parent_id'] THEN
+    v_err := tm.task_refs_check(p_ws, NULL, p_body);
+    IF v_err IS NOT NULL THEN
+      RETURN NEXT tm.task_err(v_err.status, v_err.meta);
+      RETURN;
+    END IF;
   END IF;
 
-  INSERT INTO tm.tasks (workspace_id, project_id, parent_id, title,
-                        description, status, priority, due_at, assignee_id,
-                        labels, created_by, completed_at)
-  VALUES (p_ws,
-          (p_body->>'project_id')::uuid,
-          (p_body->>'parent_id')::uuid,
-          p_body->>'title',
-          coalesce(p_body->>'description', ''),
-          v_status,
-          coalesce((p_body->>'priority')::smallint, 0),
-          date_trunc('milliseconds', (p_body->>'due_at')::timestamptz),
-          (p_body->>'assignee_id')::uuid,
-          coalesce(ARRAY(SELECT jsonb_array_elements_text(p_body->'labels')),
-                   '{}'),
-          p_uid,
-          CASE WHEN v_status = 'done' THEN tm.now_ms() END)
-  RETURNING * INTO t;
-
-  RETURN (201, tm.task_json(t)::text, t.id || ' ' || t.version)::tm_api.result;
+  RETURN QUERY
+    INSERT INTO tm.tasks AS t (workspace_id, project_id, parent_id, title,
+                               description, status, priority, due_at,
+                               assignee_id, labels, created_by, completed_at)
+    VALUES (p_ws,
+            (p_body->>'project_id')::uuid,
+            (p_body->>'parent_id')::uuid,
+            p_body->>'title',
+            coalesce(p_body->>'description', ''),
+            v_status,
+            coalesce((p_body->>'priority')::smallint, 0),
+            date_trunc('milliseconds', (p_body->>'due_at')::timestamptz),
+            (p_body->>'assignee_id')::uuid,
+            CASE WHEN jsonb_typeof(p_body->'labels') = 'array'
+                 THEN ARRAY(SELECT jsonb_array_elements_text(p_body->'labels'))
+                 ELSE '{}' END,
+            p_uid,
+            CASE WHEN v_status = 'done' THEN tm.now_ms() END)
+    RETURNING 201, NULL::text, t.id, t.workspace_id, t.project_id,
+              t.parent_id, t.title, t.description, t.status, t.priority,
+              t.due_at, t.assignee_id, array_to_json(t.labels)::text,
+              t.created_by, t.created_at, t.updated_at, t.completed_at,
+              t.deleted_at, t.version;
 END
 $$;
 
 -- JSON merge patch of a task.  p_if_match: the version the client saw, or
--- NULL.  200 body: the task; meta: "<id> <version>"
+-- NULL.
 CREATE FUNCTION tm_api.task_update(p_uid uuid, p_sid uuid, p_ws uuid,
                                    p_id uuid, p_patch jsonb, p_if_match int)
-RETURNS tm_api.result
+RETURNS SETOF tm_api.task_row
 LANGUAGE plpgsql AS $$
 DECLARE
   v_role text;
@@ -714,24 +754,28 @@ DECLARE
 BEGIN
   v_role := tm.enter(p_uid, p_sid, p_ws);
   IF v_role IS NULL THEN
-    RETURN tm_api.err(404, 'not_found', 'workspace not found');
+    RETURN NEXT tm.task_err(404, 'workspace not found');
+    RETURN;
   END IF;
   SELECT * INTO t FROM tm.tasks
    WHERE workspace_id = p_ws AND id = p_id AND deleted_at IS NULL
    FOR UPDATE;
   IF t.id IS NULL THEN
-    RETURN tm_api.err(404, 'not_found', 'task not found');
+    RETURN NEXT tm.task_err(404, 'task not found');
+    RETURN;
   END IF;
   IF v_role = 'viewer' THEN
-    RETURN tm_api.err(403, 'forbidden', 'viewers cannot change tasks');
+    RETURN NEXT tm.task_err(403, 'viewers cannot change tasks');
+    RETURN;
   END IF;
   IF p_if_match IS NOT NULL AND p_if_match <> t.version THEN
-    RETURN tm_api.err(412, 'precondition_failed',
-                      'the task has changed since that version');
+    RETURN NEXT tm.task_err(412, 'the task has changed since that version');
+    RETURN;
   END IF;
   v_err := tm.task_refs_check(p_ws, p_id, p_patch);
   IF v_err IS NOT NULL THEN
-    RETURN v_err;
+    RETURN NEXT tm.task_err(v_err.status, v_err.meta);
+    RETURN;
   END IF;
 
   n := t;
@@ -746,13 +790,20 @@ BEGIN
   IF p_patch ? 'due_at' THEN
     n.due_at := date_trunc('milliseconds', (p_patch->>'due_at')::timestamptz);
   END IF;
-  IF p_patch ? 'assignee_id' THEN n.assignee_id := (p_patch->>'assignee_id')::uuid; END IF;
-  IF p_patch ? 'project_id' THEN n.project_id := (p_patch->>'project_id')::uuid; END IF;
-  IF p_patch ? 'parent_id' THEN n.parent_id := (p_patch->>'parent_id')::uuid; END IF;
+  IF p_patch ? 'assignee_id' THEN
+    n.assignee_id := (p_patch->>'assignee_id')::uuid;
+  END IF;
+  IF p_patch ? 'project_id' THEN
+    n.project_id := (p_patch->>'project_id')::uuid;
+  END IF;
+  IF p_patch ? 'parent_id' THEN
+    n.parent_id := (p_patch->>'parent_id')::uuid;
+  END IF;
   IF p_patch ? 'labels' THEN
     n.labels := coalesce(ARRAY(SELECT jsonb_array_elements_text(
                                  CASE WHEN jsonb_typeof(p_patch->'labels') = 'array'
-                                      THEN p_patch->'labels' ELSE '[]' END)), '{}');
+                                      THEN p_patch->'labels' ELSE '[]' END)),
+                         '{}');
   END IF;
 
   IF n.status = 'done' AND t.status <> 'done' THEN
@@ -767,7 +818,8 @@ BEGIN
      (t.title, t.description, t.status, t.priority, t.due_at, t.assignee_id,
       t.project_id, t.parent_id, t.labels) THEN
     -- nothing changed: no new version
-    RETURN (200, tm.task_json(t)::text, t.id || ' ' || t.version)::tm_api.result;
+    RETURN NEXT tm.task_out(200, t);
+    RETURN;
   END IF;
 
   UPDATE tm.tasks SET
@@ -779,13 +831,13 @@ BEGIN
   WHERE workspace_id = p_ws AND id = p_id
   RETURNING * INTO n;
 
-  RETURN (200, tm.task_json(n)::text, n.id || ' ' || n.version)::tm_api.result;
+  RETURN NEXT tm.task_out(200, n);
 END
 $$;
 
 CREATE FUNCTION tm_api.task_delete(p_uid uuid, p_sid uuid, p_ws uuid,
                                    p_id uuid, p_if_match int)
-RETURNS tm_api.result
+RETURNS SETOF tm_api.task_row
 LANGUAGE plpgsql AS $$
 DECLARE
   v_role text;
@@ -793,31 +845,35 @@ DECLARE
 BEGIN
   v_role := tm.enter(p_uid, p_sid, p_ws);
   IF v_role IS NULL THEN
-    RETURN tm_api.err(404, 'not_found', 'workspace not found');
+    RETURN NEXT tm.task_err(404, 'workspace not found');
+    RETURN;
   END IF;
   SELECT * INTO t FROM tm.tasks
    WHERE workspace_id = p_ws AND id = p_id AND deleted_at IS NULL
    FOR UPDATE;
   IF t.id IS NULL THEN
-    RETURN tm_api.err(404, 'not_found', 'task not found');
+    RETURN NEXT tm.task_err(404, 'task not found');
+    RETURN;
   END IF;
   IF v_role = 'viewer' THEN
-    RETURN tm_api.err(403, 'forbidden', 'viewers cannot delete tasks');
+    RETURN NEXT tm.task_err(403, 'viewers cannot delete tasks');
+    RETURN;
   END IF;
   IF p_if_match IS NOT NULL AND p_if_match <> t.version THEN
-    RETURN tm_api.err(412, 'precondition_failed',
-                      'the task has changed since that version');
+    RETURN NEXT tm.task_err(412, 'the task has changed since that version');
+    RETURN;
   END IF;
   UPDATE tm.tasks SET deleted_at = tm.now_ms(), updated_at = tm.now_ms(),
                       version = version + 1
-   WHERE workspace_id = p_ws AND id = p_id;
-  RETURN (204, NULL, NULL)::tm_api.result;
+   WHERE workspace_id = p_ws AND id = p_id
+  RETURNING * INTO t;
+  RETURN NEXT tm.task_out(204, t);
 END
 $$;
 
 CREATE FUNCTION tm_api.task_restore(p_uid uuid, p_sid uuid, p_ws uuid,
                                     p_id uuid)
-RETURNS tm_api.result
+RETURNS SETOF tm_api.task_row
 LANGUAGE plpgsql AS $$
 DECLARE
   v_role text;
@@ -825,24 +881,28 @@ DECLARE
 BEGIN
   v_role := tm.enter(p_uid, p_sid, p_ws);
   IF v_role IS NULL THEN
-    RETURN tm_api.err(404, 'not_found', 'workspace not found');
+    RETURN NEXT tm.task_err(404, 'workspace not found');
+    RETURN;
   END IF;
   SELECT * INTO t FROM tm.tasks
    WHERE workspace_id = p_ws AND id = p_id FOR UPDATE;
   IF t.id IS NULL THEN
-    RETURN tm_api.err(404, 'not_found', 'task not found');
+    RETURN NEXT tm.task_err(404, 'task not found');
+    RETURN;
   END IF;
   IF v_role = 'viewer' THEN
-    RETURN tm_api.err(403, 'forbidden', 'viewers cannot restore tasks');
+    RETURN NEXT tm.task_err(403, 'viewers cannot restore tasks');
+    RETURN;
   END IF;
   IF t.deleted_at IS NULL THEN
-    RETURN tm_api.err(409, 'conflict', 'the task is not deleted');
+    RETURN NEXT tm.task_err(409, 'the task is not deleted');
+    RETURN;
   END IF;
   UPDATE tm.tasks SET deleted_at = NULL, updated_at = tm.now_ms(),
                       version = version + 1
    WHERE workspace_id = p_ws AND id = p_id
   RETURNING * INTO t;
-  RETURN (200, tm.task_json(t)::text, t.id || ' ' || t.version)::tm_api.result;
+  RETURN NEXT tm.task_out(200, t);
 END
 $$;
 
