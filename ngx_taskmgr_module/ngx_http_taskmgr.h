@@ -81,6 +81,8 @@ ngx_int_t ngx_http_taskmgr_send_problem_errors(ngx_http_request_t *r,
                                                ngx_str_t          *errors_json);
 ngx_int_t ngx_http_taskmgr_add_header(ngx_http_request_t *r, const char *name,
                                       ngx_str_t *value);
+ngx_table_elt_t *ngx_http_taskmgr_find_out_header(ngx_http_request_t *r,
+                                                  const char         *name);
 ngx_table_elt_t *ngx_http_taskmgr_find_header(ngx_http_request_t *r,
                                               const char         *name);
 size_t           ngx_http_taskmgr_json_escaped_len(u_char *p, size_t n);

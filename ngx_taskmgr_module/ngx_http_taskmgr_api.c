@@ -132,7 +132,10 @@ ngx_http_taskmgr_api_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_http_core_loc_conf_t *clcf;
 
-    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    /* taskmgr_api is a location's own content handler: not inherited */
+    if (conf->enable == NGX_CONF_UNSET) {
+        conf->enable = 0;
+    }
     ngx_conf_merge_size_value(conf->max_body_size, prev->max_body_size,
                               1024 * 1024);
     ngx_conf_merge_sec_value(conf->refresh_ttl, prev->refresh_ttl,
@@ -149,8 +152,16 @@ ngx_http_taskmgr_api_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_OK;
     }
 
-    /* bodies are parsed from memory: they must never spill to a file */
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler != ngx_http_taskmgr_api_handler) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "taskmgr_api conflicts with another content "
+                           "handler in the same location");
+        return NGX_CONF_ERROR;
+    }
+
+    /* bodies are parsed from memory: they must never spill to a file */
 
     if (clcf->client_body_buffer_size < conf->max_body_size) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -280,6 +291,18 @@ ngx_http_taskmgr_api_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* preconditions are the handlers' business: nginx's not-modified
+     * filter would compare If-Match with the ETag of a write's answer */
+    r->disable_not_modified = 1;
+
+    if (!(ctx->route->flags & NGX_HTTP_TASKMGR_ARGS) && r->args.len) {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_taskmgr_api_bad_arg(r, NULL, "unknown parameter");
+    }
+
     if (ctx->route->flags & NGX_HTTP_TASKMGR_AUTH) {
         ctx->identity = ngx_http_taskmgr_auth_identity(r);
 
@@ -337,6 +360,17 @@ ngx_http_taskmgr_api_handler(ngx_http_request_t *r)
     rc =
         ngx_http_read_client_request_body(r, ngx_http_taskmgr_api_body_handler);
 
+    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        /* a chunked body over client_max_body_size; the rest of it is
+         * never read, so the connection cannot be kept */
+        r->keepalive = 0;
+        r->lingering_close = 1;
+
+        return ngx_http_taskmgr_send_problem(
+            r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "payload_too_large",
+            "the body is larger than this endpoint accepts");
+    }
+
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         return rc;
     }
@@ -390,6 +424,11 @@ ngx_http_taskmgr_api_body(ngx_http_request_t         *r,
     len = 0;
 
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        if (ngx_buf_special(cl->buf)) {
+            /* the empty end-of-body marker of chunked bodies */
+            continue;
+        }
+
         if (cl->buf->in_file || !ngx_buf_in_memory(cl->buf)) {
             *rc = ngx_http_taskmgr_send_problem(
                 r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "payload_too_large",
@@ -400,6 +439,13 @@ ngx_http_taskmgr_api_body(ngx_http_request_t         *r,
         len += cl->buf->last - cl->buf->pos;
     }
 
+    if (len == 0) {
+        *rc = ngx_http_taskmgr_send_problem(r, NGX_HTTP_BAD_REQUEST,
+                                            "validation_failed",
+                                            "a JSON body is required");
+        return NGX_DONE;
+    }
+
     if (len > alcf->max_body_size) {
         *rc = ngx_http_taskmgr_send_problem(
             r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "payload_too_large",
@@ -407,7 +453,10 @@ ngx_http_taskmgr_api_body(ngx_http_request_t         *r,
         return NGX_DONE;
     }
 
-    if (r->request_body->bufs->next == NULL) {
+    if (r->request_body->bufs->next == NULL
+        || (r->request_body->bufs->next->next == NULL
+            && ngx_buf_special(r->request_body->bufs->next->buf)))
+    {
         p = r->request_body->bufs->buf->pos;
 
     } else {
@@ -419,6 +468,10 @@ ngx_http_taskmgr_api_body(ngx_http_request_t         *r,
 
         len = 0;
         for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            if (ngx_buf_special(cl->buf)) {
+                continue;
+            }
+
             ngx_memcpy(p + len, cl->buf->pos, cl->buf->last - cl->buf->pos);
             len += cl->buf->last - cl->buf->pos;
         }
@@ -904,4 +957,54 @@ ngx_http_taskmgr_api_cache_private(ngx_http_request_t *r)
     ngx_str_t v = ngx_string("private, no-cache");
 
     return ngx_http_taskmgr_add_header(r, "Cache-Control", &v);
+}
+
+
+/*
+ * 400 naming a query parameter; name NULL: the first one of the request.
+ */
+ngx_int_t
+ngx_http_taskmgr_api_bad_arg(ngx_http_request_t *r, ngx_str_t *name,
+                             const char *message)
+{
+    u_char   *p;
+    size_t    len;
+    ngx_str_t esc, errors, first;
+
+    if (name == NULL) {
+        first.data = r->args.data;
+        first.len = 0;
+
+        while (first.len < r->args.len && first.data[first.len] != '='
+               && first.data[first.len] != '&')
+        {
+            first.len++;
+        }
+
+        name = &first;
+    }
+
+    esc.len = ngx_min(name->len, 64);
+    esc.data = name->data;
+
+    if (ngx_http_taskmgr_json_escape(r->pool, &esc, &esc) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = sizeof("[{\"field\":\"\",\"message\":\"\"}]") - 1 + esc.len
+        + ngx_strlen(message);
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    errors.data = p;
+    errors.len =
+        ngx_sprintf(p, "[{\"field\":\"%V\",\"message\":\"%s\"}]", &esc, message)
+        - p;
+
+    return ngx_http_taskmgr_send_problem_errors(
+        r, NGX_HTTP_BAD_REQUEST, "validation_failed", "invalid query parameter",
+        &errors);
 }

@@ -346,6 +346,11 @@ ngx_http_taskmgr_auth_parse(ngx_http_request_t *r, ngx_str_t *token)
     p = h->value.data + sizeof("Bearer ") - 1;
     last = h->value.data + h->value.len;
 
+    /* RFC 6750: one or more spaces after the scheme */
+    while (p < last && *p == ' ') {
+        p++;
+    }
+
     if (p == last) {
         return NGX_ERROR;
     }

@@ -92,16 +92,12 @@ ngx_http_taskmgr_field_t  ngx_http_taskmgr_task_patch_fields[] = {
 
 static void      ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q);
 static void      ngx_http_taskmgr_task_answer(ngx_http_taskmgr_pg_query_t *q);
-static ngx_int_t ngx_http_taskmgr_task_bad_param(ngx_http_request_t *r,
-                                                 ngx_str_t          *name,
-                                                 const char         *message);
+static ngx_int_t ngx_http_taskmgr_task_valid_time(u_char *p);
 static ngx_int_t ngx_http_taskmgr_task_cursor(ngx_str_t *cursor, ngx_str_t *ts,
                                               ngx_str_t *id, ngx_pool_t *pool);
 static ngx_int_t ngx_http_taskmgr_task_if_match(ngx_http_request_t *r,
                                                 ngx_str_t          *version,
                                                 ngx_int_t          *rc);
-static ngx_int_t ngx_http_taskmgr_task_no_args(ngx_http_request_t *r,
-                                               ngx_int_t          *rc);
 static ngx_int_t ngx_http_taskmgr_task_check(ngx_http_taskmgr_pg_query_t *q,
                                              ngx_int_t                   *rc);
 static ngx_int_t ngx_http_taskmgr_task_send(ngx_http_request_t *r,
@@ -178,28 +174,27 @@ ngx_http_taskmgr_h_task_list(ngx_http_request_t         *r,
 
         if (name.len == 5 && ngx_strncmp(name.data, "limit", 5) == 0) {
             if (seen & 1) {
-                return ngx_http_taskmgr_task_bad_param(r, &name, "given twice");
+                return ngx_http_taskmgr_api_bad_arg(r, &name, "given twice");
             }
 
             seen |= 1;
             limit = ngx_atoi(value.data, value.len);
 
             if (limit < 1 || limit > NGX_HTTP_TASKMGR_LIMIT_MAX) {
-                return ngx_http_taskmgr_task_bad_param(
+                return ngx_http_taskmgr_api_bad_arg(
                     r, &name, "must be an integer from 1 to 200");
             }
 
         } else if (name.len == 6 && ngx_strncmp(name.data, "cursor", 6) == 0) {
             if (seen & 2) {
-                return ngx_http_taskmgr_task_bad_param(r, &name, "given twice");
+                return ngx_http_taskmgr_api_bad_arg(r, &name, "given twice");
             }
 
             seen |= 2;
             cursor = value;
 
         } else {
-            return ngx_http_taskmgr_task_bad_param(r, &name,
-                                                   "unknown parameter");
+            return ngx_http_taskmgr_api_bad_arg(r, &name, "unknown parameter");
         }
     }
 
@@ -207,8 +202,7 @@ ngx_http_taskmgr_h_task_list(ngx_http_request_t         *r,
         && ngx_http_taskmgr_task_cursor(&cursor, &ts, &id, r->pool) != NGX_OK)
     {
         ngx_str_set(&name, "cursor");
-        return ngx_http_taskmgr_task_bad_param(r, &name,
-                                               "malformed or tampered");
+        return ngx_http_taskmgr_api_bad_arg(r, &name, "malformed or tampered");
     }
 
     q = ngx_http_taskmgr_task_query(r, ctx,
@@ -329,10 +323,6 @@ ngx_http_taskmgr_h_task_get(ngx_http_request_t         *r,
     ngx_int_t                    rc;
     ngx_http_taskmgr_pg_query_t *q;
 
-    if (ngx_http_taskmgr_task_no_args(r, &rc) != NGX_OK) {
-        return rc;
-    }
-
     q = ngx_http_taskmgr_task_query(r, ctx, NGX_HTTP_TASKMGR_SQL_TASK_GET,
                                     ngx_http_taskmgr_task_answer, 1, &rc);
     if (q == NULL) {
@@ -376,10 +366,6 @@ ngx_http_taskmgr_h_task_delete(ngx_http_request_t         *r,
     ngx_str_t                    version;
     ngx_http_taskmgr_pg_query_t *q;
 
-    if (ngx_http_taskmgr_task_no_args(r, &rc) != NGX_OK) {
-        return rc;
-    }
-
     q = ngx_http_taskmgr_task_query(r, ctx, NGX_HTTP_TASKMGR_SQL_TASK_DELETE,
                                     ngx_http_taskmgr_task_answer, 1, &rc);
     if (q == NULL) {
@@ -402,10 +388,6 @@ ngx_http_taskmgr_h_task_restore(ngx_http_request_t         *r,
 {
     ngx_int_t                    rc;
     ngx_http_taskmgr_pg_query_t *q;
-
-    if (ngx_http_taskmgr_task_no_args(r, &rc) != NGX_OK) {
-        return rc;
-    }
 
     q = ngx_http_taskmgr_task_query(r, ctx, NGX_HTTP_TASKMGR_SQL_TASK_RESTORE,
                                     ngx_http_taskmgr_task_answer, 1, &rc);
@@ -825,63 +807,34 @@ ngx_http_taskmgr_task_query(ngx_http_request_t         *r,
 }
 
 
+/* a real calendar date and time of day in "YYYY-MM-DDTHH:MM:SS.mmmZ" */
 static ngx_int_t
-ngx_http_taskmgr_task_bad_param(ngx_http_request_t *r, ngx_str_t *name,
-                                const char *message)
+ngx_http_taskmgr_task_valid_time(u_char *p)
 {
-    u_char   *p;
-    size_t    len;
-    ngx_str_t esc, errors;
+    ngx_int_t y, mo, d, h, mi, sec, days;
 
-    if (name->len > 64) {
-        name->len = 64;
+    static ngx_int_t mdays[] = {
+        31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
+    };
+
+    y = ngx_atoi(p, 4);
+    mo = ngx_atoi(p + 5, 2);
+    d = ngx_atoi(p + 8, 2);
+    h = ngx_atoi(p + 11, 2);
+    mi = ngx_atoi(p + 14, 2);
+    sec = ngx_atoi(p + 17, 2);
+
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 59) {
+        return NGX_DECLINED;
     }
 
-    if (ngx_http_taskmgr_json_escape(r->pool, name, &esc) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    days = mdays[mo - 1];
+
+    if (mo == 2 && (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))) {
+        days = 29;
     }
 
-    len = sizeof("[{\"field\":\"\",\"message\":\"\"}]") - 1 + esc.len
-        + ngx_strlen(message);
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    errors.data = p;
-    errors.len =
-        ngx_sprintf(p, "[{\"field\":\"%V\",\"message\":\"%s\"}]", &esc, message)
-        - p;
-
-    return ngx_http_taskmgr_send_problem_errors(
-        r, NGX_HTTP_BAD_REQUEST, "validation_failed", "invalid query parameter",
-        &errors);
-}
-
-
-/* NGX_OK, or NGX_DONE with *rc the finalize code of the 400 sent */
-static ngx_int_t
-ngx_http_taskmgr_task_no_args(ngx_http_request_t *r, ngx_int_t *rc)
-{
-    ngx_str_t name;
-
-    if (r->args.len == 0) {
-        return NGX_OK;
-    }
-
-    name.data = r->args.data;
-    name.len = 0;
-
-    while (name.len < r->args.len && name.data[name.len] != '='
-           && name.data[name.len] != '&')
-    {
-        name.len++;
-    }
-
-    *rc = ngx_http_taskmgr_task_bad_param(r, &name, "unknown parameter");
-
-    return NGX_DONE;
+    return d <= days ? NGX_OK : NGX_DECLINED;
 }
 
 
@@ -926,6 +879,10 @@ ngx_http_taskmgr_task_cursor(ngx_str_t *cursor, ngx_str_t *ts, ngx_str_t *id,
         }
     }
 
+    if (ngx_http_taskmgr_task_valid_time(ts->data) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
     id->data = raw.data + NGX_HTTP_TASKMGR_TS_LEN + 1;
     id->len = NGX_HTTP_TASKMGR_UUID_LEN;
 
@@ -934,7 +891,7 @@ ngx_http_taskmgr_task_cursor(ngx_str_t *cursor, ngx_str_t *ts, ngx_str_t *id,
 
 
 /*
- * If-Match: "<version>" (or W/"…", or *).  version is left NULL when
+ * If-Match: "<version>" (or *).  version is left NULL when
  * there is no precondition; an unparsable one can never match: 412 is
  * sent and NGX_DONE returned with *rc its finalize code.
  */
@@ -967,8 +924,10 @@ ngx_http_taskmgr_task_if_match(ngx_http_request_t *r, ngx_str_t *version,
         return NGX_OK;
     }
 
+    /* If-Match compares strongly (RFC 9110): a weak validator never
+     * matches */
     if (last - p > 2 && p[0] == 'W' && p[1] == '/') {
-        p += 2;
+        p = last;
     }
 
     if (last - p >= 3 && *p == '"' && last[-1] == '"') {

@@ -55,6 +55,8 @@ ngx_int_t   ngx_http_taskmgr_api_split_meta(ngx_str_t *meta, ngx_str_t *a,
                                             ngx_str_t *b);
 ngx_int_t   ngx_http_taskmgr_api_cache_private(ngx_http_request_t *r);
 ngx_int_t   ngx_http_taskmgr_api_etag(ngx_http_request_t *r, ngx_str_t *etag);
+ngx_int_t   ngx_http_taskmgr_api_bad_arg(ngx_http_request_t *r, ngx_str_t *name,
+                                         const char *message);
 
 /* ngx_http_taskmgr_h_auth.c */
 extern ngx_http_taskmgr_field_t ngx_http_taskmgr_register_fields[];

@@ -133,6 +133,7 @@ ngx_http_taskmgr_send_problem_errors(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t                         body, id, d, ed;
     ngx_str_t                         cc = ngx_string("no-store");
     ngx_str_t                         retry = ngx_string("1");
+    ngx_str_t                         bearer = ngx_string("Bearer");
     const char                       *title;
     ngx_http_taskmgr_problem_title_t *t;
 
@@ -187,6 +188,17 @@ ngx_http_taskmgr_send_problem_errors(ngx_http_request_t *r, ngx_uint_t status,
         return NGX_ERROR;
     }
 
+    /* RFC 9110: a 401 names the scheme; the auth module may have set a
+     * more precise challenge already */
+    if (status == NGX_HTTP_UNAUTHORIZED
+        && ngx_http_taskmgr_find_out_header(r, "WWW-Authenticate") == NULL)
+    {
+        if (ngx_http_taskmgr_add_header(r, "WWW-Authenticate", &bearer)
+            != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
     if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
         if (ngx_http_taskmgr_add_header(r, "Retry-After", &retry) != NGX_OK) {
             return NGX_ERROR;
@@ -219,6 +231,42 @@ ngx_http_taskmgr_add_header(ngx_http_request_t *r, const char *name,
     h->value = *value;
 
     return NGX_OK;
+}
+
+
+/* a response header already set through the headers_out list */
+ngx_table_elt_t *
+ngx_http_taskmgr_find_out_header(ngx_http_request_t *r, const char *name)
+{
+    size_t           len;
+    ngx_uint_t       i;
+    ngx_list_part_t *part;
+    ngx_table_elt_t *h;
+
+    len = ngx_strlen(name);
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash != 0 && h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+
+    return NULL;
 }
 
 

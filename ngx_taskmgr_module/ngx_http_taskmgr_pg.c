@@ -288,12 +288,17 @@ ngx_http_taskmgr_pg_unbind(ngx_http_taskmgr_pg_conn_t *pc)
         ngx_del_timer(c->write);
     }
 
+    /*
+     * The socket is closed right after (PQfinish), or libpq has closed it
+     * already when it saw the connection drop: closing removes it from
+     * epoll, so only the flags are reset (NGX_CLOSE_EVENT).
+     */
     if (c->read->active) {
-        (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
     }
 
     if (c->write->active) {
-        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
     }
 
     if (c->read->posted) {
@@ -354,12 +359,6 @@ ngx_http_taskmgr_pg_event_handler(ngx_event_t *ev)
 
     c = ev->data;
     pc = c->data;
-
-    if (c->close) {
-        /* worker shutdown closes idle connections */
-        ngx_http_taskmgr_pg_close(pc);
-        return;
-    }
 
     if (ev->timedout) {
         ev->timedout = 0;
@@ -584,15 +583,13 @@ ngx_http_taskmgr_pg_receive(ngx_http_taskmgr_pg_conn_t *pc)
 static void
 ngx_http_taskmgr_pg_set_idle(ngx_http_taskmgr_pg_conn_t *pc)
 {
+    /*
+     * Not marked c->idle: an exiting worker still serves the requests it
+     * has (a keepalive client may send one more while it shuts down); the
+     * connections hold no timer, so they do not delay the exit, and
+     * exit_process closes them.
+     */
     pc->state = NGX_HTTP_TASKMGR_PG_IDLE;
-
-    if (ngx_exiting && ngx_queue_empty(&pc->pool->waiting)) {
-        /* an old worker: no new work will come, let the backend go */
-        ngx_http_taskmgr_pg_close(pc);
-        return;
-    }
-
-    pc->c->idle = 1;
 
     if (!pc->in_idle) {
         ngx_queue_insert_tail(&pc->pool->idle, &pc->idle);
@@ -841,7 +838,6 @@ ngx_http_taskmgr_pg_send(ngx_http_taskmgr_pg_conn_t  *pc,
         pc->in_idle = 0;
     }
 
-    pc->c->idle = 0;
     pc->state = NGX_HTTP_TASKMGR_PG_BUSY;
     pc->query = q;
     q->conn = pc;
@@ -880,14 +876,6 @@ ngx_http_taskmgr_pg_dispatch(ngx_http_taskmgr_pg_pool_t *pool)
             pool->nwaiting++;
             q->waiting = 1;
             ngx_http_taskmgr_pg_fail(pc, "send");
-        }
-    }
-
-    if (ngx_exiting && ngx_queue_empty(&pool->waiting)) {
-        while (!ngx_queue_empty(&pool->idle)) {
-            qq = ngx_queue_head(&pool->idle);
-            pc = ngx_queue_data(qq, ngx_http_taskmgr_pg_conn_t, idle);
-            ngx_http_taskmgr_pg_close(pc);
         }
     }
 }

@@ -35,7 +35,7 @@ static ngx_http_taskmgr_route_t  ngx_http_taskmgr_routes[] = {
       TM_AUTH, NULL },
 
     { NGX_HTTP_GET, "/v1/workspaces/{ws}/tasks",
-      ngx_http_taskmgr_h_task_list, TM_AUTH, NULL },
+      ngx_http_taskmgr_h_task_list, TM_AUTH | NGX_HTTP_TASKMGR_ARGS, NULL },
     { NGX_HTTP_POST, "/v1/workspaces/{ws}/tasks",
       ngx_http_taskmgr_h_task_create, TM_AUTH_BODY,
       ngx_http_taskmgr_task_create_fields },

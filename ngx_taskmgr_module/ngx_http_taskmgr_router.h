@@ -19,6 +19,7 @@
 /* route flags */
 #define NGX_HTTP_TASKMGR_AUTH 0x01 /* needs a verified caller */
 #define NGX_HTTP_TASKMGR_BODY 0x02 /* reads a JSON object body */
+#define NGX_HTTP_TASKMGR_ARGS 0x04 /* parses its own query string */
 
 
 typedef struct ngx_http_taskmgr_api_ctx_s ngx_http_taskmgr_api_ctx_t;

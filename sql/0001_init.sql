@@ -238,34 +238,25 @@ LANGUAGE sql STABLE AS $$
                    AND s.revoked_at IS NULL AND s.expires_at > now())
 $$;
 
--- Sets the RLS context and answers the caller's role in p_ws, or NULL when
--- the session is dead or the caller is not a member.
+-- Sets the RLS context and answers the caller's role in p_ws: NULL when the
+-- session is dead (401), '' when the caller is not a member of p_ws or
+-- p_ws is NULL.
 CREATE FUNCTION tm.enter(p_uid uuid, p_sid uuid, p_ws uuid) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
   v_role text;
 BEGIN
-  PERFORM set_config('tm.uid', p_uid::text, true);
-  PERFORM set_config('tm.ws', coalesce(p_ws::text, ''), true);
+  PERFORM set_config('tm.uid', p_uid::text, true),
+          set_config('tm.ws', coalesce(p_ws::text, ''), true);
   IF NOT tm.session_live(p_uid, p_sid) THEN
     RETURN NULL;
   END IF;
-  IF p_ws IS NULL THEN
-    RETURN '';
+  IF p_ws IS NOT NULL THEN
+    SELECT m.role INTO v_role FROM tm.workspace_members m
+     WHERE m.workspace_id = p_ws AND m.user_id = p_uid;
   END IF;
-  SELECT m.role INTO v_role FROM tm.workspace_members m
-   WHERE m.workspace_id = p_ws AND m.user_id = p_uid;
-  RETURN v_role;
+  RETURN coalesce(v_role, '');
 END
-$$;
-
--- The read gate: a live session and a membership (error paths only; the
--- hot read queries write it out inline).
-CREATE FUNCTION tm.can_read(p_uid uuid, p_sid uuid, p_ws uuid) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-  SELECT EXISTS (SELECT 1 FROM tm.workspace_members m
-                  WHERE m.workspace_id = p_ws AND m.user_id = p_uid)
-     AND tm.session_live(p_uid, p_sid)
 $$;
 
 -- ---------------------------------------------------------------------------
@@ -402,6 +393,9 @@ BEGIN
     RETURN tm_api.err(400, 'validation_failed',
                       'the token is not tied to a session');
   END IF;
+  IF NOT tm.session_live(p_uid, p_sid) THEN
+    RETURN tm_api.err(401, 'unauthorized', 'session has ended');
+  END IF;
   UPDATE tm.sessions SET revoked_at = coalesce(revoked_at, now())
    WHERE id = p_sid AND user_id = p_uid;
   RETURN (204, NULL, NULL)::tm_api.result;
@@ -485,9 +479,11 @@ DECLARE
   w tm.workspaces;
   v_ws uuid := tm.uuid_v7();
 BEGIN
-  IF tm.enter(p_uid, p_sid, v_ws) IS NULL THEN
+  IF tm.enter(p_uid, p_sid, NULL) IS NULL THEN
     RETURN tm_api.err(401, 'unauthorized', 'session has ended');
   END IF;
+  -- the new workspace is the tenant of the rows below
+  PERFORM set_config('tm.ws', v_ws::text, true);
   IF (SELECT count(*) FROM tm.workspace_members WHERE user_id = p_uid) >= 500 THEN
     RETURN tm_api.err(403, 'quota_exceeded',
                       'a user can belong to at most 500 workspaces');
@@ -510,6 +506,9 @@ DECLARE
 BEGIN
   v_role := tm.enter(p_uid, p_sid, p_ws);
   IF v_role IS NULL THEN
+    RETURN tm_api.err(401, 'unauthorized', 'session has ended');
+  END IF;
+  IF v_role = '' THEN
     RETURN tm_api.err(404, 'not_found', 'workspace not found');
   END IF;
   SELECT * INTO w FROM tm.workspaces WHERE id = p_ws;
@@ -557,6 +556,8 @@ CREATE FUNCTION tm_api.task_list(p_uid uuid, p_sid uuid, p_ws uuid,
                                  p_after_id uuid)
 RETURNS SETOF tm_api.task_row
 LANGUAGE plpgsql AS $$
+DECLARE
+  v_role text;
 BEGIN
   PERFORM set_config('tm.uid', p_uid::text, true),
           set_config('tm.ws', p_ws::text, true);
@@ -586,8 +587,14 @@ BEGIN
      ORDER BY t.created_at DESC, t.id DESC
      LIMIT p_limit + 1;
 
-  IF NOT FOUND AND NOT tm.can_read(p_uid, p_sid, p_ws) THEN
-    RETURN NEXT tm.task_err(404, 'workspace not found');
+  IF NOT FOUND THEN
+    -- an empty page, or no live session (401), or no membership (404)
+    v_role := tm.enter(p_uid, p_sid, p_ws);
+    IF v_role IS NULL THEN
+      RETURN NEXT tm.task_err(401, 'session has ended');
+    ELSIF v_role = '' THEN
+      RETURN NEXT tm.task_err(404, 'workspace not found');
+    END IF;
   END IF;
 END
 $$;
@@ -595,6 +602,8 @@ $$;
 CREATE FUNCTION tm_api.task_get(p_uid uuid, p_sid uuid, p_ws uuid, p_id uuid)
 RETURNS SETOF tm_api.task_row
 LANGUAGE plpgsql AS $$
+DECLARE
+  v_role text;
 BEGIN
   PERFORM set_config('tm.uid', p_uid::text, true),
           set_config('tm.ws', p_ws::text, true);
@@ -616,10 +625,13 @@ BEGIN
                           AND s.expires_at > now()));
 
   IF NOT FOUND THEN
-    IF tm.can_read(p_uid, p_sid, p_ws) THEN
-      RETURN NEXT tm.task_err(404, 'task not found');
-    ELSE
+    v_role := tm.enter(p_uid, p_sid, p_ws);
+    IF v_role IS NULL THEN
+      RETURN NEXT tm.task_err(401, 'session has ended');
+    ELSIF v_role = '' THEN
       RETURN NEXT tm.task_err(404, 'workspace not found');
+    ELSE
+      RETURN NEXT tm.task_err(404, 'task not found');
     END IF;
   END IF;
 END
@@ -699,7 +711,11 @@ BEGIN
                         AND s.revoked_at IS NULL AND s.expires_at > now()));
 
   IF v_role IS NULL THEN
-    RETURN NEXT tm.task_err(404, 'workspace not found');
+    IF tm.session_live(p_uid, p_sid) THEN
+      RETURN NEXT tm.task_err(404, 'workspace not found');
+    ELSE
+      RETURN NEXT tm.task_err(401, 'session has ended');
+    END IF;
     RETURN;
   END IF;
   IF v_role = 'viewer' THEN
@@ -754,6 +770,10 @@ DECLARE
 BEGIN
   v_role := tm.enter(p_uid, p_sid, p_ws);
   IF v_role IS NULL THEN
+    RETURN NEXT tm.task_err(401, 'session has ended');
+    RETURN;
+  END IF;
+  IF v_role = '' THEN
     RETURN NEXT tm.task_err(404, 'workspace not found');
     RETURN;
   END IF;
@@ -845,6 +865,10 @@ DECLARE
 BEGIN
   v_role := tm.enter(p_uid, p_sid, p_ws);
   IF v_role IS NULL THEN
+    RETURN NEXT tm.task_err(401, 'session has ended');
+    RETURN;
+  END IF;
+  IF v_role = '' THEN
     RETURN NEXT tm.task_err(404, 'workspace not found');
     RETURN;
   END IF;
@@ -881,6 +905,10 @@ DECLARE
 BEGIN
   v_role := tm.enter(p_uid, p_sid, p_ws);
   IF v_role IS NULL THEN
+    RETURN NEXT tm.task_err(401, 'session has ended');
+    RETURN;
+  END IF;
+  IF v_role = '' THEN
     RETURN NEXT tm.task_err(404, 'workspace not found');
     RETURN;
   END IF;

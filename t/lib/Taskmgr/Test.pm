@@ -1222,7 +1222,7 @@ sub _check_response {
     }
     if (exists $x->{response_body_like}) {
         my $re = $x->{response_body_like};
-        $check->('response_body_like', $r->{body} =~ /$re/s,
+        $check->('response_body_like', scalar($r->{body} =~ /$re/s),
                  "body: $r->{body}\ndoes not match /$re/");
     }
     for my $sec (qw(response_json response_json_like)) {
