@@ -922,6 +922,11 @@ ngx_http_taskmgr_pg_complete(ngx_http_taskmgr_pg_query_t *q, ngx_int_t rc,
         ngx_del_timer(&q->timer);
     }
 
+    if (q->res && q->res != res) {
+        /* a partial result: the cycle broke off (timeout, lost link) */
+        PQclear(q->res);
+    }
+
     q->rc = rc;
     q->res = res;
     q->sqlstate = NULL;
@@ -1021,6 +1026,12 @@ ngx_http_taskmgr_pg_cleanup(void *data)
         /* the connection drains and discards the result */
         q->conn->query = NULL;
         q->conn = NULL;
+    }
+
+    if (q->res) {
+        /* a partial result received before the request went away */
+        PQclear(q->res);
+        q->res = NULL;
     }
 }
 
