@@ -8,6 +8,7 @@
 
 
 #include "ngx_http_taskmgr_handlers.h"
+#include <ngx_md5.h>
 
 
 #define NGX_HTTP_TASKMGR_LIMIT_DEFAULT 50
@@ -93,6 +94,9 @@ ngx_http_taskmgr_field_t  ngx_http_taskmgr_task_patch_fields[] = {
 static void      ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q);
 static void      ngx_http_taskmgr_task_answer(ngx_http_taskmgr_pg_query_t *q);
 static ngx_int_t ngx_http_taskmgr_task_valid_time(u_char *p);
+static ngx_int_t ngx_http_taskmgr_task_list_etag(ngx_http_request_t *r,
+                                                 PGresult *res, int n,
+                                                 ngx_str_t *cursor);
 static ngx_int_t ngx_http_taskmgr_task_cursor(ngx_str_t *cursor, ngx_str_t *ts,
                                               ngx_str_t *id, ngx_pool_t *pool);
 static ngx_int_t ngx_http_taskmgr_task_if_match(ngx_http_request_t *r,
@@ -290,6 +294,26 @@ ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q)
 
     if (ngx_http_taskmgr_task_json(r, q->res, 0, n, &cursor, &body) != NGX_OK) {
         ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /* the page's validator: its tasks' ids and versions, and the cursor
+     * (cheaper than hashing the whole body) */
+    rc = ngx_http_taskmgr_task_list_etag(r, q->res, n, &cursor);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (rc == NGX_DECLINED) {
+        if (ngx_http_taskmgr_api_cache_private(r) != NGX_OK) {
+            ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        ngx_http_taskmgr_api_finish(
+            r, ngx_http_taskmgr_send(r, NGX_HTTP_NOT_MODIFIED, NULL, NULL));
         return;
     }
 
@@ -566,6 +590,48 @@ ngx_http_taskmgr_task_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_null(&res.meta);
 
     return ngx_http_taskmgr_api_respond(r, &res);
+}
+
+
+/*
+ * W/"<md5 of id:version of each task and the cursor>": any change to a
+ * task bumps its version.  As ngx_http_taskmgr_api_etag().
+ */
+static ngx_int_t
+ngx_http_taskmgr_task_list_etag(ngx_http_request_t *r, PGresult *res, int n,
+                                ngx_str_t *cursor)
+{
+    int       row;
+    u_char    digest[16], *p;
+    ngx_str_t etag;
+    ngx_md5_t md5;
+
+    ngx_md5_init(&md5);
+
+    for (row = 0; row < n; row++) {
+        ngx_md5_update(&md5, PQgetvalue(res, row, TM_COL_ID),
+                       PQgetlength(res, row, TM_COL_ID));
+        ngx_md5_update(&md5, ":", 1);
+        ngx_md5_update(&md5, PQgetvalue(res, row, TM_COL_VERSION),
+                       PQgetlength(res, row, TM_COL_VERSION));
+        ngx_md5_update(&md5, ";", 1);
+    }
+
+    ngx_md5_update(&md5, cursor->data, cursor->len);
+    ngx_md5_final(digest, &md5);
+
+    p = ngx_pnalloc(r->pool, sizeof("W/\"\"") - 1 + 32);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    etag.data = p;
+    p = ngx_cpymem(p, "W/\"", 3);
+    p = ngx_hex_dump(p, digest, 16);
+    *p++ = '"';
+    etag.len = p - etag.data;
+
+    return ngx_http_taskmgr_api_etag(r, &etag);
 }
 
 

@@ -1,0 +1,88 @@
+/*
+ * Copyright (C) taskmgr developers
+ *
+ * Per-worker asynchronous Redis client: hiredis's async API on nginx
+ * events, a few pipelined connections, reconnect with back-off, a timer per
+ * command, and server-side scripts called by SHA (loaded again on
+ * NOSCRIPT).
+ */
+
+#ifndef _NGX_HTTP_TASKMGR_REDIS_H_INCLUDED_
+#define _NGX_HTTP_TASKMGR_REDIS_H_INCLUDED_
+
+
+#include "ngx_http_taskmgr.h"
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+
+#define NGX_HTTP_TASKMGR_REDIS_MAX_ARGS 16
+
+
+typedef struct ngx_http_taskmgr_redis_s     ngx_http_taskmgr_redis_t;
+typedef struct ngx_http_taskmgr_redis_cmd_s ngx_http_taskmgr_redis_cmd_t;
+
+typedef void (*ngx_http_taskmgr_redis_handler_pt)(
+    ngx_http_taskmgr_redis_cmd_t *cmd);
+
+
+/* a Lua script, loaded by every connection on first use */
+typedef struct {
+    ngx_str_t source;
+    u_char    sha1[41]; /* hex, set by ngx_http_taskmgr_redis_script() */
+} ngx_http_taskmgr_redis_script_t;
+
+
+/*
+ * A command lives in the request pool.  Its handler is called exactly
+ * once, from the event loop, never from inside the call that sent it.
+ * reply is NULL when Redis is unavailable, timed out or the connection
+ * broke (rc then says why); otherwise it may be a REDIS_REPLY_ERROR.  The
+ * reply is freed when the handler returns: copy what you keep.
+ */
+struct ngx_http_taskmgr_redis_cmd_s {
+    ngx_http_request_t               *request;
+    void                             *data;
+    ngx_http_taskmgr_redis_handler_pt handler;
+
+    ngx_int_t   rc; /* NGX_OK, NGX_ERROR */
+    redisReply *reply;
+
+    /* private */
+    ngx_event_t timer;
+    void       *slot;
+    unsigned    done : 1;
+};
+
+
+/* created in init_process from the core main conf; NULL when no
+ * taskmgr_redis is configured */
+ngx_http_taskmgr_redis_t *ngx_http_taskmgr_redis_create(
+    ngx_cycle_t *cycle, ngx_http_taskmgr_main_conf_t *mcf);
+void ngx_http_taskmgr_redis_destroy(ngx_http_taskmgr_redis_t *rd);
+
+/* connections of this worker that are ready for commands */
+ngx_uint_t ngx_http_taskmgr_redis_nready(void);
+
+/* computes the script's SHA1 once (at configuration time) */
+ngx_int_t ngx_http_taskmgr_redis_script(ngx_http_taskmgr_redis_script_t *s);
+
+/*
+ * Send a command (argv of argc strings) or a script (EVALSHA, falling back
+ * to EVAL on NOSCRIPT).  NGX_OK: the handler will be called.
+ * NGX_DECLINED: Redis is not configured or not reachable now: the caller
+ * takes its fallback path at once, the handler is not called.
+ */
+ngx_int_t ngx_http_taskmgr_redis_send(ngx_http_taskmgr_redis_cmd_t *cmd,
+                                      int argc, ngx_str_t *argv);
+ngx_int_t ngx_http_taskmgr_redis_eval(ngx_http_taskmgr_redis_cmd_t    *cmd,
+                                      ngx_http_taskmgr_redis_script_t *script,
+                                      int nkeys, int argc, ngx_str_t *argv);
+
+/* allocates a command in r->pool with a request cleanup that detaches it */
+ngx_http_taskmgr_redis_cmd_t *ngx_http_taskmgr_redis_cmd_create(
+    ngx_http_request_t *r, ngx_http_taskmgr_redis_handler_pt handler,
+    void *data);
+
+
+#endif /* _NGX_HTTP_TASKMGR_REDIS_H_INCLUDED_ */
