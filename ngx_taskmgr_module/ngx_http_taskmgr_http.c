@@ -15,6 +15,11 @@ typedef struct {
 } ngx_http_taskmgr_problem_title_t;
 
 
+static ngx_table_elt_t *ngx_http_taskmgr_list_find(ngx_list_t *list,
+                                                   const char *name,
+                                                   ngx_uint_t  out);
+
+
 static ngx_http_taskmgr_problem_title_t ngx_http_taskmgr_titles[] = {
     { "validation_failed", "Validation failed" },
     { "unauthorized", "Unauthorized" },
@@ -234,44 +239,9 @@ ngx_http_taskmgr_add_header(ngx_http_request_t *r, const char *name,
 }
 
 
-/* a response header already set through the headers_out list */
-ngx_table_elt_t *
-ngx_http_taskmgr_find_out_header(ngx_http_request_t *r, const char *name)
-{
-    size_t           len;
-    ngx_uint_t       i;
-    ngx_list_part_t *part;
-    ngx_table_elt_t *h;
-
-    len = ngx_strlen(name);
-    part = &r->headers_out.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash != 0 && h[i].key.len == len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
-        {
-            return &h[i];
-        }
-    }
-
-    return NULL;
-}
-
-
-ngx_table_elt_t *
-ngx_http_taskmgr_find_header(ngx_http_request_t *r, const char *name)
+/* a header of a request or response list, by case-insensitive name */
+static ngx_table_elt_t *
+ngx_http_taskmgr_list_find(ngx_list_t *list, const char *name, ngx_uint_t out)
 {
     size_t           len;
     ngx_uint_t       i;
@@ -283,7 +253,7 @@ ngx_http_taskmgr_find_header(ngx_http_request_t *r, const char *name)
     }
 
     len = ngx_strlen(name);
-    part = &r->headers_in.headers.part;
+    part = &list->part;
     h = part->elts;
 
     for (i = 0; /* void */; i++) {
@@ -298,7 +268,8 @@ ngx_http_taskmgr_find_header(ngx_http_request_t *r, const char *name)
             i = 0;
         }
 
-        if (h[i].key.len == len
+        /* in a response, hash 0 marks a header that was removed */
+        if ((!out || h[i].hash != 0) && h[i].key.len == len
             && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
         {
             return &h[i];
@@ -306,6 +277,20 @@ ngx_http_taskmgr_find_header(ngx_http_request_t *r, const char *name)
     }
 
     return NULL;
+}
+
+
+ngx_table_elt_t *
+ngx_http_taskmgr_find_out_header(ngx_http_request_t *r, const char *name)
+{
+    return ngx_http_taskmgr_list_find(&r->headers_out.headers, name, 1);
+}
+
+
+ngx_table_elt_t *
+ngx_http_taskmgr_find_header(ngx_http_request_t *r, const char *name)
+{
+    return ngx_http_taskmgr_list_find(&r->headers_in.headers, name, 0);
 }
 
 
