@@ -40,6 +40,18 @@ typedef struct {
     ngx_msec_t   pg_query_timeout;
     ngx_msec_t   pg_connect_timeout;
 
+    /* Redis (taskmgr_redis: an IPv4 address and port, or unix:<path>) */
+    ngx_str_t  redis_addr; /* as written, for logs; empty: no Redis */
+    char      *redis_ip;   /* NUL-terminated, or NULL */
+    char      *redis_unix; /* NUL-terminated path, or NULL */
+    int        redis_port;
+    ngx_str_t  redis_password; /* NUL-terminated, or empty */
+    ngx_str_t  redis_user;     /* ACL user, or empty */
+    ngx_uint_t redis_database;
+    ngx_uint_t redis_pool_size;
+    ngx_msec_t redis_timeout;
+    ngx_msec_t redis_connect_timeout;
+
     /* password hashing (argon2id) */
     ngx_thread_pool_t *pw_thread_pool;
     ngx_str_t          pw_thread_pool_name;
@@ -48,7 +60,8 @@ typedef struct {
     ngx_uint_t         argon2_parallelism;
 
     /* per-worker state, created in init_process */
-    ngx_http_taskmgr_pg_pool_t *pg;
+    ngx_http_taskmgr_pg_pool_t      *pg;
+    struct ngx_http_taskmgr_redis_s *redis;
 } ngx_http_taskmgr_main_conf_t;
 
 

@@ -1,13 +1,15 @@
 /*
  * Copyright (C) taskmgr developers
  *
- * The core module: PostgreSQL and password-hashing settings, the per-worker
- * connection pool, and the request id (variable and response header).
+ * The core module: PostgreSQL, Redis and password-hashing settings, the
+ * per-worker PostgreSQL pool and Redis client, and the request id (variable
+ * and response header).
  */
 
 
 #include "ngx_http_taskmgr.h"
 #include "ngx_http_taskmgr_pg.h"
+#include "ngx_http_taskmgr_redis.h"
 
 
 typedef struct {
@@ -28,7 +30,14 @@ static char     *ngx_http_taskmgr_pg_password_file(ngx_conf_t    *cf,
                                                    ngx_command_t *cmd, void *conf);
 static char     *ngx_http_taskmgr_argon2(ngx_conf_t *cf, ngx_command_t *cmd,
                                          void *conf);
-static char     *ngx_http_taskmgr_strdup(ngx_pool_t *pool, const char *s);
+static char     *ngx_http_taskmgr_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+                                        void *conf);
+static char     *ngx_http_taskmgr_redis_password_file(ngx_conf_t    *cf,
+                                                      ngx_command_t *cmd,
+                                                      void          *conf);
+static char *ngx_http_taskmgr_read_secret(ngx_conf_t *cf, ngx_command_t *cmd,
+                                          ngx_str_t *out);
+static char *ngx_http_taskmgr_strdup(ngx_pool_t *pool, const char *s);
 static ngx_int_t ngx_http_taskmgr_push_kv(ngx_conf_t                   *cf,
                                           ngx_http_taskmgr_main_conf_t *mcf,
                                           const char *k, const char *v);
@@ -44,6 +53,14 @@ static ngx_conf_num_bounds_t ngx_http_taskmgr_pool_size_bounds = {
 };
 
 static ngx_conf_num_bounds_t ngx_http_taskmgr_queue_size_bounds = {
+    ngx_conf_check_num_bounds, 0, 1000000
+};
+
+static ngx_conf_num_bounds_t ngx_http_taskmgr_redis_pool_size_bounds = {
+    ngx_conf_check_num_bounds, 1, 64
+};
+
+static ngx_conf_num_bounds_t ngx_http_taskmgr_redis_database_bounds = {
     ngx_conf_check_num_bounds, 0, 1000000
 };
 
@@ -91,6 +108,55 @@ static ngx_command_t  ngx_http_taskmgr_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_taskmgr_main_conf_t, pg_connect_timeout),
+      NULL },
+
+    { ngx_string("taskmgr_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_taskmgr_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("taskmgr_redis_password_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_taskmgr_redis_password_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("taskmgr_redis_user"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_main_conf_t, redis_user),
+      NULL },
+
+    { ngx_string("taskmgr_redis_database"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_main_conf_t, redis_database),
+      &ngx_http_taskmgr_redis_database_bounds },
+
+    { ngx_string("taskmgr_redis_pool_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_main_conf_t, redis_pool_size),
+      &ngx_http_taskmgr_redis_pool_size_bounds },
+
+    { ngx_string("taskmgr_redis_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_main_conf_t, redis_timeout),
+      NULL },
+
+    { ngx_string("taskmgr_redis_connect_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_main_conf_t, redis_connect_timeout),
       NULL },
 
     { ngx_string("taskmgr_password_thread_pool"),
@@ -228,6 +294,13 @@ ngx_http_taskmgr_create_main_conf(ngx_conf_t *cf)
      *     mcf->pw_thread_pool = NULL;
      *     mcf->pw_thread_pool_name = { 0, NULL };
      *     mcf->pg = NULL;
+     *     mcf->redis_addr = { 0, NULL };
+     *     mcf->redis_ip = NULL;
+     *     mcf->redis_unix = NULL;
+     *     mcf->redis_port = 0;
+     *     mcf->redis_password = { 0, NULL };
+     *     mcf->redis_user = { 0, NULL };
+     *     mcf->redis = NULL;
      */
 
     mcf->pg_pool_size = NGX_CONF_UNSET_UINT;
@@ -237,6 +310,10 @@ ngx_http_taskmgr_create_main_conf(ngx_conf_t *cf)
     mcf->argon2_t_cost = NGX_CONF_UNSET_UINT;
     mcf->argon2_m_cost = NGX_CONF_UNSET_UINT;
     mcf->argon2_parallelism = NGX_CONF_UNSET_UINT;
+    mcf->redis_database = NGX_CONF_UNSET_UINT;
+    mcf->redis_pool_size = NGX_CONF_UNSET_UINT;
+    mcf->redis_timeout = NGX_CONF_UNSET_MSEC;
+    mcf->redis_connect_timeout = NGX_CONF_UNSET_MSEC;
 
     return mcf;
 }
@@ -297,6 +374,26 @@ ngx_http_taskmgr_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(mcf->argon2_t_cost, 2);
     ngx_conf_init_uint_value(mcf->argon2_m_cost, 19456);
     ngx_conf_init_uint_value(mcf->argon2_parallelism, 1);
+    ngx_conf_init_uint_value(mcf->redis_database, 0);
+    ngx_conf_init_uint_value(mcf->redis_pool_size, 2);
+    ngx_conf_init_msec_value(mcf->redis_timeout, 200);
+    ngx_conf_init_msec_value(mcf->redis_connect_timeout, 1000);
+
+    if (mcf->redis_addr.len == 0
+        && (mcf->redis_password.len || mcf->redis_user.len))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "taskmgr_redis_password_file or taskmgr_redis_user "
+                           "is set but taskmgr_redis is not");
+        return NGX_CONF_ERROR;
+    }
+
+    if (mcf->redis_user.len && mcf->redis_password.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "taskmgr_redis_user needs "
+                           "taskmgr_redis_password_file");
+        return NGX_CONF_ERROR;
+    }
 
     if (mcf->pw_thread_pool_name.len == 0) {
         mcf->pw_thread_pool_name = name;
@@ -435,22 +532,47 @@ ngx_http_taskmgr_pg_dsn(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* reads a small secret file at configuration time, trimming whitespace */
 static char *
 ngx_http_taskmgr_pg_password_file(ngx_conf_t *cf, ngx_command_t *cmd,
                                   void *conf)
 {
     ngx_http_taskmgr_main_conf_t *mcf = conf;
 
+    if (mcf->pg_password.data) {
+        return "is duplicate";
+    }
+
+    return ngx_http_taskmgr_read_secret(cf, cmd, &mcf->pg_password);
+}
+
+
+static char *
+ngx_http_taskmgr_redis_password_file(ngx_conf_t *cf, ngx_command_t *cmd,
+                                     void *conf)
+{
+    ngx_http_taskmgr_main_conf_t *mcf = conf;
+
+    if (mcf->redis_password.data) {
+        return "is duplicate";
+    }
+
+    return ngx_http_taskmgr_read_secret(cf, cmd, &mcf->redis_password);
+}
+
+
+/*
+ * Reads the small secret file named by the directive's argument at
+ * configuration time, trimming trailing whitespace; the result is
+ * NUL-terminated.
+ */
+static char *
+ngx_http_taskmgr_read_secret(ngx_conf_t *cf, ngx_command_t *cmd, ngx_str_t *out)
+{
     u_char         *buf;
     ssize_t         n;
     ngx_fd_t        fd;
     ngx_str_t      *value, path;
     ngx_file_info_t fi;
-
-    if (mcf->pg_password.data) {
-        return "is duplicate";
-    }
 
     value = cf->args->elts;
     path = value[1];
@@ -470,8 +592,7 @@ ngx_http_taskmgr_pg_password_file(ngx_conf_t *cf, ngx_command_t *cmd,
         || ngx_file_size(&fi) == 0)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "taskmgr_pg_password_file \"%V\" must hold "
-                           "1 to 4096 bytes",
+                           "%V \"%V\" must hold 1 to 4096 bytes", &cmd->name,
                            &path);
         (void) ngx_close_file(fd);
         return NGX_CONF_ERROR;
@@ -504,10 +625,93 @@ ngx_http_taskmgr_pg_password_file(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     buf[n] = '\0';
-    mcf->pg_password.data = buf;
-    mcf->pg_password.len = n;
+    out->data = buf;
+    out->len = n;
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * taskmgr_redis <ipv4>:<port> | unix:<path>.  A host name is refused: the
+ * lookup would block the worker (hiredis resolves with getaddrinfo()).
+ */
+static char *
+ngx_http_taskmgr_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_taskmgr_main_conf_t *mcf = conf;
+
+    u_char    *colon;
+    ngx_int_t  port;
+    ngx_str_t *value, host;
+    in_addr_t  addr;
+
+    if (mcf->redis_addr.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len > 5 && ngx_strncmp(value[1].data, "unix:", 5) == 0) {
+        if (value[1].len - 5 >= sizeof(((struct sockaddr_un *) 0)->sun_path)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "taskmgr_redis: unix socket path \"%V\" "
+                               "is too long",
+                               &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        /* conf strings are NUL-terminated */
+        mcf->redis_unix = (char *) value[1].data + 5;
+        mcf->redis_addr = value[1];
+        return NGX_CONF_OK;
+    }
+
+    colon = ngx_strlchr(value[1].data, value[1].data + value[1].len, ':');
+    if (colon == NULL || value[1].data[0] == '[') {
+        goto invalid;
+    }
+
+    /* exactly one colon: an IPv6 literal is not taken */
+    if (ngx_strlchr(colon + 1, value[1].data + value[1].len, ':') != NULL) {
+        goto invalid;
+    }
+
+    host.data = value[1].data;
+    host.len = colon - value[1].data;
+
+    port = ngx_atoi(colon + 1, value[1].data + value[1].len - colon - 1);
+    if (port < 1 || port > 65535) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "taskmgr_redis: invalid port in \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    addr = ngx_inet_addr(host.data, host.len);
+    if (host.len == 0 || addr == INADDR_NONE) {
+        goto invalid;
+    }
+
+    mcf->redis_ip = ngx_pnalloc(cf->pool, host.len + 1);
+    if (mcf->redis_ip == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    (void) ngx_cpystrn((u_char *) mcf->redis_ip, host.data, host.len + 1);
+    mcf->redis_port = (int) port;
+    mcf->redis_addr = value[1];
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "taskmgr_redis: use \"<ipv4 address>:<port>\" or "
+                       "\"unix:<path>\" instead of \"%V\": a host name "
+                       "lookup would block the worker",
+                       &value[1]);
+
+    return NGX_CONF_ERROR;
 }
 
 
@@ -585,13 +789,22 @@ ngx_http_taskmgr_init_process(ngx_cycle_t *cycle)
     }
 
     mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_taskmgr_module);
-    if (mcf == NULL || mcf->pg_keywords == NULL) {
+    if (mcf == NULL) {
         return NGX_OK;
     }
 
-    mcf->pg = ngx_http_taskmgr_pg_pool_create(cycle, mcf);
-    if (mcf->pg == NULL) {
-        return NGX_ERROR;
+    if (mcf->pg_keywords) {
+        mcf->pg = ngx_http_taskmgr_pg_pool_create(cycle, mcf);
+        if (mcf->pg == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (mcf->redis_addr.len) {
+        mcf->redis = ngx_http_taskmgr_redis_create(cycle, mcf);
+        if (mcf->redis == NULL) {
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;
@@ -604,12 +817,19 @@ ngx_http_taskmgr_exit_process(ngx_cycle_t *cycle)
     ngx_http_taskmgr_main_conf_t *mcf;
 
     mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_taskmgr_module);
-    if (mcf == NULL || mcf->pg == NULL) {
+    if (mcf == NULL) {
         return;
     }
 
-    ngx_http_taskmgr_pg_pool_destroy(mcf->pg);
-    mcf->pg = NULL;
+    if (mcf->redis) {
+        ngx_http_taskmgr_redis_destroy(mcf->redis);
+        mcf->redis = NULL;
+    }
+
+    if (mcf->pg) {
+        ngx_http_taskmgr_pg_pool_destroy(mcf->pg);
+        mcf->pg = NULL;
+    }
 }
 
 

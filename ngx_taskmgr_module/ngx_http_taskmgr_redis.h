@@ -16,7 +16,8 @@
 #include <hiredis/async.h>
 
 
-#define NGX_HTTP_TASKMGR_REDIS_MAX_ARGS 16
+#define NGX_HTTP_TASKMGR_REDIS_MAX_ARGS    16
+#define NGX_HTTP_TASKMGR_REDIS_MAX_PENDING 1024 /* per connection */
 
 
 typedef struct ngx_http_taskmgr_redis_s     ngx_http_taskmgr_redis_t;
@@ -70,8 +71,13 @@ ngx_int_t ngx_http_taskmgr_redis_script(ngx_http_taskmgr_redis_script_t *s);
 /*
  * Send a command (argv of argc strings) or a script (EVALSHA, falling back
  * to EVAL on NOSCRIPT).  NGX_OK: the handler will be called.
- * NGX_DECLINED: Redis is not configured or not reachable now: the caller
- * takes its fallback path at once, the handler is not called.
+ * NGX_DECLINED: Redis is not configured or not reachable now (no connection
+ * up, or every one holds NGX_HTTP_TASKMGR_REDIS_MAX_PENDING commands): the
+ * caller takes its fallback path at once, the handler is not called.
+ * NGX_ERROR (the handler is not called either): argc out of 1..MAX_ARGS
+ * (0..MAX_ARGS for a script), nkeys > argc, a script without its SHA1,
+ * cmd still in flight, or no memory.  The argv strings are copied before
+ * the call returns; a cmd may be sent again once its handler ran.
  */
 ngx_int_t ngx_http_taskmgr_redis_send(ngx_http_taskmgr_redis_cmd_t *cmd,
                                       int argc, ngx_str_t *argv);

@@ -36,8 +36,9 @@ my $path = "/v1/workspaces/$ws/tasks/$id";
 my @workers = sort $t->worker_pids;
 is(scalar @workers, $WORKERS, "$WORKERS workers");
 
-my %json_ok = (status => 'ready', checks => { postgres => 'ok' });
-my %json_down = (status => 'unavailable', checks => { postgres => 'unavailable' });
+my %json_ok = (status => 'ready', checks => { postgres => 'ok', redis => 'ok' });
+my %json_down = (status => 'unavailable',
+                 checks => { postgres => 'unavailable', redis => 'ok' });
 
 is($t->request(GET => $path, token => $u->{token})->{status}, 200, 'GET task: 200');
 is($t->request(GET => '/readyz')->{status}, 200, '/readyz: 200');
@@ -68,7 +69,12 @@ for my $round (1, 2) {
     for my $c (@calls) {
         my ($m, $p) = @$c;
         my ($r, $secs) = timed_request($t, @$c, timeout => 10);
-        ok(is_unavailable($r), "down, round $round: $m $p: 503 dependency_unavailable")
+        # a task read earlier may still be answered from the Redis cache
+        # (taskmgr_cache on in the shipped conf) while its markers live
+        my $cached = $r->{status} == 200
+                     && ($r->{headers}{'x-cache'} // '') eq 'HIT';
+        ok(is_unavailable($r) || $cached,
+           "down, round $round: $m $p: 503 dependency_unavailable or a cache hit")
             or diag "$r->{status} $r->{body}";
         cmp_ok($secs, '<', 2, "down, round $round: $m $p: answered in under 2 s");
     }

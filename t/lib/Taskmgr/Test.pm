@@ -219,6 +219,10 @@ sub _tb_meta {
 
 sub _cleanup {
     my ($self) = @_;
+    if ($self->{redis_stopped}) {
+        eval { $self->redis_start };
+        Test::More::diag("restarting Redis: $@") if $@;
+    }
     if ($self->{db_created}) {
         if ($self->{pg_stopped}) {
             eval { $self->pg_start };
@@ -340,6 +344,7 @@ sub render_conf {
         [taskmgr_pg_dsn          => 'taskmgr_pg_dsn "' . $self->pg_dsn . '";'],
         [taskmgr_pg_password_file => "taskmgr_pg_password_file $s/pg_app_password;"],
         [taskmgr_pg_pool_size    => 'taskmgr_pg_pool_size 4;'],
+        [taskmgr_redis           => 'taskmgr_redis 127.0.0.1:%%REDIS_PORT%%;'],
         [taskmgr_password_thread_pool => 'taskmgr_password_thread_pool taskmgr_pw;'],
         [taskmgr_argon2          => 'taskmgr_argon2 t_cost=1 m_cost=8192 parallelism=1;'],
         [taskmgr_auth_jwt_key_file => "taskmgr_auth_jwt_key_file $s/jwt.key;"],
@@ -818,6 +823,88 @@ sub pg_restart {
     my ($self) = @_;
     $self->pg_stop;
     $self->pg_start;
+}
+
+###########################################################################
+# Redis (the test stack's: scripts/stack.sh starts it in the directory
+# beside the PostgreSQL data directory, as the PostgreSQL OS user when root)
+
+# redis_cli(@args): runs redis-cli against the stack's Redis; returns stdout
+# without the final newline.  Pass '-a', $password, '--no-auth-warning'
+# first while a password is required.
+sub redis_cli {
+    my ($self, @args) = @_;
+    local $?;    # never clobber the exit status of the test file
+    my $pid = open(my $out, '-|') // die "fork: $!";
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDERR, '>', '/dev/null';
+        exec 'redis-cli', '-h', '127.0.0.1', '-p', $self->{redis_port}, @args
+            or POSIX::_exit(127);
+    }
+    local $/;
+    my $stdout = <$out> // '';
+    close $out;
+    $stdout =~ s/\n\z//;
+    return $stdout;
+}
+
+sub _redis_dir {
+    my ($self) = @_;
+    my $dd = $self->{pg_datadir} or die "TASKMGR_TEST_PG_DATADIR is not set\n";
+    return File::Basename::dirname($dd);
+}
+
+# redis_stop: SHUTDOWN NOSAVE, then wait until the port is closed.
+sub redis_stop {
+    my ($self) = @_;
+    $self->{redis_stopped} = 1;
+    $self->redis_cli('shutdown', 'nosave');
+    my $deadline = Time::HiRes::time() + 10;
+    while (_port_open($self->{redis_port})) {
+        die "redis_stop: Redis still listens on $self->{redis_port}\n"
+            if Time::HiRes::time() > $deadline;
+        Time::HiRes::sleep(0.05);
+    }
+}
+
+# redis_start: starts the stack's Redis again with scripts/stack.sh's
+# options, ports and directory; waits until it answers PING.
+sub redis_start {
+    my ($self) = @_;
+    local $?;
+    my $sd = $self->_redis_dir;
+    # Redis (not root) writes them in a directory it does not own.
+    for my $f ("$sd/redis.pid", "$sd/redis.log") {
+        next if -e $f;
+        open my $fh, '>', $f or die "$f: $!\n";
+        close $fh;
+        if ($> == 0 && defined $self->{pg_user} && $self->{pg_user} ne 'root') {
+            my ($uid, $gid) = (getpwnam $self->{pg_user})[2, 3];
+            chown $uid, $gid, $f if defined $uid;
+        }
+    }
+    my @cmd = $self->_as_pg_user('redis-server',
+        '--bind', '127.0.0.1', '--port', $self->{redis_port},
+        '--save', '', '--appendonly', 'no', '--daemonize', 'yes',
+        '--pidfile', "$sd/redis.pid", '--logfile', "$sd/redis.log",
+        '--dir', "$sd/redis");
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        chdir "$sd/redis" or chdir '/';
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', '/dev/null';
+        exec @cmd or POSIX::_exit(127);
+    }
+    waitpid $pid, 0;
+    die "redis-server failed to start\n" if $?;
+    my $deadline = Time::HiRes::time() + 10;
+    until ($self->redis_cli('ping') eq 'PONG') {
+        die "redis_start: no PONG on port $self->{redis_port}\n"
+            if Time::HiRes::time() > $deadline;
+        Time::HiRes::sleep(0.05);
+    }
+    $self->{redis_stopped} = 0;
 }
 
 ###########################################################################
