@@ -11,7 +11,8 @@
 #include <ngx_md5.h>
 
 
-static void *ngx_http_taskmgr_api_create_loc_conf(ngx_conf_t *cf);
+static ngx_int_t ngx_http_taskmgr_api_init(ngx_conf_t *cf);
+static void     *ngx_http_taskmgr_api_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_taskmgr_api_merge_loc_conf(ngx_conf_t *cf, void *parent,
                                                  void *child);
 static char *ngx_http_taskmgr_api(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -56,6 +57,27 @@ static ngx_command_t  ngx_http_taskmgr_api_commands[] = {
       offsetof(ngx_http_taskmgr_api_loc_conf_t, refresh_ttl),
       NULL },
 
+    { ngx_string("taskmgr_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_api_loc_conf_t, cache),
+      NULL },
+
+    { ngx_string("taskmgr_cache_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_api_loc_conf_t, cache_ttl),
+      NULL },
+
+    { ngx_string("taskmgr_cache_max_entry_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_api_loc_conf_t, cache_max_entry_size),
+      NULL },
+
     { ngx_string("taskmgr_healthz"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_taskmgr_healthz,
@@ -76,7 +98,7 @@ static ngx_command_t  ngx_http_taskmgr_api_commands[] = {
 
 static ngx_http_module_t  ngx_http_taskmgr_api_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_taskmgr_api_init,             /* postconfiguration */
 
     NULL,                                  /* create main configuration */
     NULL,                                  /* init main configuration */
@@ -106,6 +128,13 @@ ngx_module_t  ngx_http_taskmgr_api_module = {
 /* clang-format on */
 
 
+static ngx_int_t
+ngx_http_taskmgr_api_init(ngx_conf_t *cf)
+{
+    return ngx_http_taskmgr_cache_init();
+}
+
+
 static void *
 ngx_http_taskmgr_api_create_loc_conf(ngx_conf_t *cf)
 {
@@ -119,6 +148,9 @@ ngx_http_taskmgr_api_create_loc_conf(ngx_conf_t *cf)
     alcf->enable = NGX_CONF_UNSET;
     alcf->max_body_size = NGX_CONF_UNSET_SIZE;
     alcf->refresh_ttl = NGX_CONF_UNSET;
+    alcf->cache = NGX_CONF_UNSET;
+    alcf->cache_ttl = NGX_CONF_UNSET_MSEC;
+    alcf->cache_max_entry_size = NGX_CONF_UNSET_SIZE;
 
     return alcf;
 }
@@ -130,7 +162,8 @@ ngx_http_taskmgr_api_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_taskmgr_api_loc_conf_t *prev = parent;
     ngx_http_taskmgr_api_loc_conf_t *conf = child;
 
-    ngx_http_core_loc_conf_t *clcf;
+    ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_taskmgr_main_conf_t *mcf;
 
     /* taskmgr_api is a location's own content handler: not inherited */
     if (conf->enable == NGX_CONF_UNSET) {
@@ -140,6 +173,23 @@ ngx_http_taskmgr_api_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               1024 * 1024);
     ngx_conf_merge_sec_value(conf->refresh_ttl, prev->refresh_ttl,
                              30 * 24 * 3600);
+    ngx_conf_merge_value(conf->cache, prev->cache, 0);
+    ngx_conf_merge_msec_value(conf->cache_ttl, prev->cache_ttl, 30000);
+    ngx_conf_merge_size_value(conf->cache_max_entry_size,
+                              prev->cache_max_entry_size, 256 * 1024);
+
+    if (conf->cache) {
+        mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_taskmgr_module);
+
+        if (mcf->redis_addr.len == 0) {
+            /* the same configuration serves without Redis: reads simply
+             * go to PostgreSQL */
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "taskmgr_cache is ignored: no taskmgr_redis "
+                               "in http{}");
+            conf->cache = 0;
+        }
+    }
 
     if (conf->refresh_ttl < 60 || conf->refresh_ttl > 365 * 24 * 3600) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

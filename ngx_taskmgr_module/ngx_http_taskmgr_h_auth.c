@@ -49,6 +49,8 @@ static void ngx_http_taskmgr_register_hashed(ngx_http_request_t *r,
 static void ngx_http_taskmgr_login_looked_up(ngx_http_taskmgr_pg_query_t *q);
 static void ngx_http_taskmgr_login_verified(ngx_http_request_t *r, ngx_int_t rc,
                                             ngx_str_t *hash);
+static void ngx_http_taskmgr_logged_out(ngx_http_taskmgr_pg_query_t *q);
+static void ngx_http_taskmgr_logout_done(ngx_http_request_t *r, ngx_int_t rc);
 static void ngx_http_taskmgr_tokens_done(ngx_http_taskmgr_pg_query_t *q);
 static ngx_int_t  ngx_http_taskmgr_new_refresh(ngx_http_request_t         *r,
                                                ngx_http_taskmgr_api_ctx_t *ctx);
@@ -335,7 +337,49 @@ ngx_http_taskmgr_h_logout(ngx_http_request_t         *r,
     return ngx_http_taskmgr_api_submit(
         r,
         ngx_http_taskmgr_api_query(r, ctx, NGX_HTTP_TASKMGR_SQL_LOGOUT,
-                                   ngx_http_taskmgr_api_done));
+                                   ngx_http_taskmgr_logged_out));
+}
+
+
+/* the session is revoked in PostgreSQL; its cache marker goes too before
+ * the answer, so no cached read is served to its tokens any more */
+static void
+ngx_http_taskmgr_logged_out(ngx_http_taskmgr_pg_query_t *q)
+{
+    ngx_int_t                   rc;
+    ngx_http_request_t         *r;
+    ngx_http_taskmgr_api_ctx_t *ctx;
+
+    r = q->request;
+    ctx = ngx_http_taskmgr_api_ctx(r);
+
+    if (ngx_http_taskmgr_api_result(q, &ctx->result, &rc) != NGX_OK) {
+        ngx_http_taskmgr_api_finish(r, rc);
+        return;
+    }
+
+    if (ctx->result.status < NGX_HTTP_BAD_REQUEST
+        && ngx_http_taskmgr_cache_end_session(r, &ctx->identity->sub,
+                                              &ctx->identity->sid,
+                                              ngx_http_taskmgr_logout_done)
+            == NGX_OK)
+    {
+        return;
+    }
+
+    ngx_http_taskmgr_logout_done(r, NGX_OK);
+}
+
+
+static void
+ngx_http_taskmgr_logout_done(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_http_taskmgr_api_ctx_t *ctx;
+
+    ctx = ngx_http_taskmgr_api_ctx(r);
+
+    ngx_http_taskmgr_api_finish(r,
+                                ngx_http_taskmgr_api_respond(r, &ctx->result));
 }
 
 

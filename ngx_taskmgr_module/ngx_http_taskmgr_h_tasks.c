@@ -94,6 +94,24 @@ ngx_http_taskmgr_field_t  ngx_http_taskmgr_task_patch_fields[] = {
 static void      ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q);
 static void      ngx_http_taskmgr_task_answer(ngx_http_taskmgr_pg_query_t *q);
 static ngx_int_t ngx_http_taskmgr_task_valid_time(u_char *p);
+static void      ngx_http_taskmgr_task_list_cached(ngx_http_request_t *r,
+                                                   ngx_int_t           rc);
+static ngx_int_t ngx_http_taskmgr_task_list_db(ngx_http_request_t         *r,
+                                               ngx_http_taskmgr_api_ctx_t *ctx);
+static void      ngx_http_taskmgr_task_get_cached(ngx_http_request_t *r,
+                                                  ngx_int_t           rc);
+static ngx_int_t ngx_http_taskmgr_task_get_db(ngx_http_request_t         *r,
+                                              ngx_http_taskmgr_api_ctx_t *ctx);
+static ngx_int_t ngx_http_taskmgr_task_send_hit(
+    ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx);
+static void ngx_http_taskmgr_task_written(ngx_http_request_t         *r,
+                                          ngx_http_taskmgr_api_ctx_t *ctx,
+                                          ngx_uint_t status, ngx_str_t *body);
+static void ngx_http_taskmgr_task_bumped(ngx_http_request_t *r, ngx_int_t rc);
+
+
+static ngx_str_t ngx_http_taskmgr_dash = ngx_string("-");
+static ngx_str_t ngx_http_taskmgr_empty = ngx_null_string;
 static ngx_int_t ngx_http_taskmgr_task_list_etag(ngx_http_request_t *r,
                                                  PGresult *res, int n,
                                                  ngx_str_t *cursor);
@@ -122,11 +140,10 @@ ngx_int_t
 ngx_http_taskmgr_h_task_list(ngx_http_request_t         *r,
                              ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    u_char                      *p, *end, *amp, *eq, *dst;
-    ngx_int_t                    rc, limit;
-    ngx_str_t                    name, value, cursor, ts, id, lim;
-    ngx_uint_t                   seen;
-    ngx_http_taskmgr_pg_query_t *q;
+    u_char    *p, *end, *amp, *eq, *dst;
+    ngx_int_t  rc, limit;
+    ngx_str_t  name, value, cursor, ts, id, route;
+    ngx_uint_t seen;
 
     limit = NGX_HTTP_TASKMGR_LIMIT_DEFAULT;
     ngx_str_null(&cursor);
@@ -209,8 +226,66 @@ ngx_http_taskmgr_h_task_list(ngx_http_request_t         *r,
         return ngx_http_taskmgr_api_bad_arg(r, &name, "malformed or tampered");
     }
 
+    if (ngx_http_taskmgr_api_uuid_param(r, ctx, 0, "workspace not found", &rc)
+        != NGX_OK)
+    {
+        return rc;
+    }
+
+    ctx->num = limit;
+    ctx->str[0] = cursor;
+    ctx->str[1] = ts;
+    ctx->str[2] = id;
+
+    /* the cache entry of this page: "l:<limit>:<cursor>" */
+    route.len = sizeof("l::-") - 1 + NGX_INT_T_LEN + cursor.len;
+    route.data = ngx_pnalloc(r->pool, route.len);
+    if (route.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    route.len = ngx_sprintf(route.data, "l:%i:%V", limit,
+                            cursor.data ? &cursor : &ngx_http_taskmgr_dash)
+        - route.data;
+
+    if (ngx_http_taskmgr_cache_lookup(r, &ctx->cache, &ctx->params[0], &route,
+                                      ngx_http_taskmgr_task_list_cached)
+        == NGX_OK)
+    {
+        return NGX_DONE;
+    }
+
+    return ngx_http_taskmgr_task_list_db(r, ctx);
+}
+
+
+static void
+ngx_http_taskmgr_task_list_cached(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_http_taskmgr_api_ctx_t *ctx;
+
+    ctx = ngx_http_taskmgr_api_ctx(r);
+
+    rc = (rc == NGX_OK) ? ngx_http_taskmgr_task_send_hit(r, ctx)
+                        : ngx_http_taskmgr_task_list_db(r, ctx);
+
+    if (rc != NGX_DONE) {
+        ngx_http_taskmgr_api_finish(r, rc);
+    }
+}
+
+
+/* the page from PostgreSQL: str[0] cursor, str[1] and str[2] its parts */
+static ngx_int_t
+ngx_http_taskmgr_task_list_db(ngx_http_request_t         *r,
+                              ngx_http_taskmgr_api_ctx_t *ctx)
+{
+    ngx_int_t                    rc;
+    ngx_str_t                    lim;
+    ngx_http_taskmgr_pg_query_t *q;
+
     q = ngx_http_taskmgr_task_query(r, ctx,
-                                    cursor.data
+                                    ctx->str[0].data
                                         ? NGX_HTTP_TASKMGR_SQL_TASK_LIST_AFTER
                                         : NGX_HTTP_TASKMGR_SQL_TASK_LIST,
                                     ngx_http_taskmgr_task_listed, 0, &rc);
@@ -223,17 +298,49 @@ ngx_http_taskmgr_h_task_list(ngx_http_request_t         *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    lim.len = ngx_sprintf(lim.data, "%i", limit) - lim.data;
-    ctx->num = limit;
+    lim.len = ngx_sprintf(lim.data, "%i", ctx->num) - lim.data;
 
     ngx_http_taskmgr_pg_param(q, &lim);
 
-    if (cursor.data) {
-        ngx_http_taskmgr_pg_param(q, &ts);
-        ngx_http_taskmgr_pg_param(q, &id);
+    if (ctx->str[0].data) {
+        ngx_http_taskmgr_pg_param(q, &ctx->str[1]);
+        ngx_http_taskmgr_pg_param(q, &ctx->str[2]);
     }
 
     return ngx_http_taskmgr_api_submit(r, q);
+}
+
+
+/* a representation from the cache */
+static ngx_int_t
+ngx_http_taskmgr_task_send_hit(ngx_http_request_t         *r,
+                               ngx_http_taskmgr_api_ctx_t *ctx)
+{
+    ngx_int_t rc;
+
+    if (ctx->cache.link.len
+        && ngx_http_taskmgr_add_header(r, "Link", &ctx->cache.link) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_taskmgr_api_cache_private(r) != NGX_OK
+        || ngx_http_taskmgr_cache_header(r, &ctx->cache) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_taskmgr_api_etag(r, &ctx->cache.etag);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_taskmgr_send(r, NGX_HTTP_NOT_MODIFIED, NULL, NULL);
+    }
+
+    return ngx_http_taskmgr_send_json(r, NGX_HTTP_OK, &ctx->cache.body);
 }
 
 
@@ -317,6 +424,15 @@ ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q)
         return;
     }
 
+    if (ngx_http_taskmgr_cache_header(r, &ctx->cache) != NGX_OK) {
+        ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_taskmgr_cache_store(r, &ctx->cache, &r->headers_out.etag->value,
+                                 nrows > n ? &link : &ngx_http_taskmgr_empty,
+                                 &body);
+
     ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_task_send(r, 200, &body));
 }
 
@@ -343,6 +459,57 @@ ngx_http_taskmgr_h_task_create(ngx_http_request_t         *r,
 ngx_int_t
 ngx_http_taskmgr_h_task_get(ngx_http_request_t         *r,
                             ngx_http_taskmgr_api_ctx_t *ctx)
+{
+    ngx_int_t rc;
+    ngx_str_t route;
+
+    if (ngx_http_taskmgr_api_uuid_param(r, ctx, 0, "workspace not found", &rc)
+            != NGX_OK
+        || ngx_http_taskmgr_api_uuid_param(r, ctx, 1, "task not found", &rc)
+            != NGX_OK)
+    {
+        return rc;
+    }
+
+    /* the cache entry of this task: "t:<id>" */
+    route.len = 2 + ctx->params[1].len;
+    route.data = ngx_pnalloc(r->pool, route.len);
+    if (route.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_sprintf(route.data, "t:%V", &ctx->params[1]);
+
+    if (ngx_http_taskmgr_cache_lookup(r, &ctx->cache, &ctx->params[0], &route,
+                                      ngx_http_taskmgr_task_get_cached)
+        == NGX_OK)
+    {
+        return NGX_DONE;
+    }
+
+    return ngx_http_taskmgr_task_get_db(r, ctx);
+}
+
+
+static void
+ngx_http_taskmgr_task_get_cached(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_http_taskmgr_api_ctx_t *ctx;
+
+    ctx = ngx_http_taskmgr_api_ctx(r);
+
+    rc = (rc == NGX_OK) ? ngx_http_taskmgr_task_send_hit(r, ctx)
+                        : ngx_http_taskmgr_task_get_db(r, ctx);
+
+    if (rc != NGX_DONE) {
+        ngx_http_taskmgr_api_finish(r, rc);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_taskmgr_task_get_db(ngx_http_request_t         *r,
+                             ngx_http_taskmgr_api_ctx_t *ctx)
 {
     ngx_int_t                    rc;
     ngx_http_taskmgr_pg_query_t *q;
@@ -461,8 +628,7 @@ ngx_http_taskmgr_task_answer(ngx_http_taskmgr_pg_query_t *q)
                       PQgetlength(q->res, 0, TM_COL_HTTP_STATUS));
 
     if (status == NGX_HTTP_NO_CONTENT) {
-        ngx_http_taskmgr_api_finish(
-            r, ngx_http_taskmgr_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL));
+        ngx_http_taskmgr_task_written(r, ctx, status, NULL);
         return;
     }
 
@@ -491,7 +657,9 @@ ngx_http_taskmgr_task_answer(ngx_http_taskmgr_pg_query_t *q)
     }
 
     if (rc == NGX_DECLINED && (r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
-        if (ngx_http_taskmgr_api_cache_private(r) != NGX_OK) {
+        if (ngx_http_taskmgr_api_cache_private(r) != NGX_OK
+            || ngx_http_taskmgr_cache_header(r, &ctx->cache) != NGX_OK)
+        {
             ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
         }
@@ -526,8 +694,68 @@ ngx_http_taskmgr_task_answer(ngx_http_taskmgr_pg_query_t *q)
         return;
     }
 
+    if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
+        ngx_http_taskmgr_task_written(r, ctx, status, &body);
+        return;
+    }
+
+    if (ngx_http_taskmgr_cache_header(r, &ctx->cache) != NGX_OK) {
+        ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_taskmgr_cache_store(r, &ctx->cache, &etag, &ngx_http_taskmgr_empty,
+                                 &body);
+
     ngx_http_taskmgr_api_finish(r,
                                 ngx_http_taskmgr_task_send(r, status, &body));
+}
+
+
+/*
+ * A write succeeded: the tenant's cache generation goes up before the
+ * answer leaves, so no reader sees the old state afterwards.
+ */
+static void
+ngx_http_taskmgr_task_written(ngx_http_request_t         *r,
+                              ngx_http_taskmgr_api_ctx_t *ctx,
+                              ngx_uint_t status, ngx_str_t *body)
+{
+    ctx->num = status;
+
+    if (body) {
+        ctx->str[3] = *body;
+
+    } else {
+        ngx_str_null(&ctx->str[3]);
+    }
+
+    if (ngx_http_taskmgr_cache_bump(r, &ctx->params[0],
+                                    ngx_http_taskmgr_task_bumped)
+        == NGX_OK)
+    {
+        return;
+    }
+
+    ngx_http_taskmgr_task_bumped(r, NGX_OK);
+}
+
+
+static void
+ngx_http_taskmgr_task_bumped(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_http_taskmgr_api_ctx_t *ctx;
+
+    ctx = ngx_http_taskmgr_api_ctx(r);
+
+    if (ctx->num == NGX_HTTP_NO_CONTENT) {
+        ngx_http_taskmgr_api_finish(
+            r, ngx_http_taskmgr_send(r, NGX_HTTP_NO_CONTENT, NULL, NULL));
+        return;
+    }
+
+    ngx_http_taskmgr_api_finish(
+        r, ngx_http_taskmgr_task_send(r, ctx->num, &ctx->str[3]));
 }
 
 

@@ -19,15 +19,10 @@ typedef struct {
     ngx_flag_t enable;
     size_t     max_body_size;
     time_t     refresh_ttl;
+    ngx_flag_t cache;
+    ngx_msec_t cache_ttl;
+    size_t     cache_max_entry_size;
 } ngx_http_taskmgr_api_loc_conf_t;
-
-
-/* one row of a tm_api function: see sql/0001_init.sql */
-typedef struct {
-    ngx_uint_t status;
-    ngx_str_t  body; /* NUL-terminated, lives with the request */
-    ngx_str_t  meta;
-} ngx_http_taskmgr_result_t;
 
 
 /* api.c */

@@ -11,6 +11,7 @@
 
 #include "ngx_http_taskmgr.h"
 #include "ngx_http_taskmgr_json.h"
+#include "ngx_http_taskmgr_cache.h"
 
 
 #define NGX_HTTP_TASKMGR_MAX_PARAMS   4
@@ -20,6 +21,14 @@
 #define NGX_HTTP_TASKMGR_AUTH 0x01 /* needs a verified caller */
 #define NGX_HTTP_TASKMGR_BODY 0x02 /* reads a JSON object body */
 #define NGX_HTTP_TASKMGR_ARGS 0x04 /* parses its own query string */
+
+
+/* one row of a tm_api function: see sql/0001_init.sql */
+typedef struct {
+    ngx_uint_t status;
+    ngx_str_t  body; /* NUL-terminated, lives with the request */
+    ngx_str_t  meta;
+} ngx_http_taskmgr_result_t;
 
 
 typedef struct ngx_http_taskmgr_api_ctx_s ngx_http_taskmgr_api_ctx_t;
@@ -49,6 +58,12 @@ struct ngx_http_taskmgr_api_ctx_s {
     /* handler scratch across asynchronous steps */
     ngx_str_t str[4];
     ngx_int_t num;
+
+    /* a tm_api answer kept across an asynchronous step */
+    ngx_http_taskmgr_result_t result;
+
+    /* the read cache of GET routes */
+    ngx_http_taskmgr_cache_t cache;
 };
 
 
