@@ -229,6 +229,12 @@ gen_conf() {
     subst '^load_module .*ngx_http_taskmgr_module\.so;' "load_module $MODULE;"
     subst 'listen 127\.0\.0\.1:8080;' "listen $HOST:$NGINX_PORT;"
     subst 'port=25432' "port=$PG_PORT"
+    subst 'taskmgr_redis 127\.0\.0\.1:26379;' "taskmgr_redis 127.0.0.1:$REDIS_PORT;"
+    # the limits stay on (their Redis call is part of the cost measured) but
+    # never trigger (like the peers' RATE_LIMIT_MAX, which is 1,000,000 a minute)
+    subst '(taskmgr_limit_zone ip +key=[^ ]+) +rate=[^ ]+ burst=[0-9]+' '\1 rate=1000000r/s burst=1000000'
+    subst '(taskmgr_limit_zone user +key=[^ ]+) +rate=[^ ]+ burst=[0-9]+' '\1 rate=1000000r/s burst=1000000'
+    subst '(taskmgr_limit_zone auth +key=[^ ]+) +rate=[^ ]+ burst=[0-9]+' '\1 rate=1000000r/s burst=1000000'
     subst 'taskmgr_pg_password_file [^;]*;' "taskmgr_pg_password_file $secrets/pg_app_password;"
     subst 'taskmgr_auth_jwt_key_file [^;]*;' "taskmgr_auth_jwt_key_file $secrets/jwt.key;"
     if ((access_log == 0)); then
