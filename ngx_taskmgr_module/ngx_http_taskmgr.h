@@ -80,6 +80,7 @@ ngx_http_taskmgr_main_conf_t *ngx_http_taskmgr_main_conf(void);
 void ngx_http_taskmgr_request_id(ngx_http_request_t *r, ngx_str_t *id);
 
 /* ngx_http_taskmgr_http.c: responses */
+void      ngx_http_taskmgr_release_connection(ngx_connection_t *c);
 ngx_int_t ngx_http_taskmgr_send(ngx_http_request_t *r, ngx_uint_t status,
                                 ngx_str_t *content_type, ngx_str_t *body);
 ngx_int_t ngx_http_taskmgr_send_json(ngx_http_request_t *r, ngx_uint_t status,

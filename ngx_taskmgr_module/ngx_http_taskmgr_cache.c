@@ -80,6 +80,9 @@ static void ngx_http_taskmgr_cache_write_reply(
 static ngx_int_t ngx_http_taskmgr_cache_key(ngx_pool_t *pool, ngx_str_t *out,
                                             const char *fmt, ngx_str_t *a,
                                             ngx_str_t *b, ngx_str_t *c);
+static ngx_int_t ngx_http_taskmgr_cache_write(
+    ngx_http_request_t *r, const char *command, ngx_str_t *key,
+    ngx_http_taskmgr_cache_done_pt done);
 static ngx_int_t ngx_http_taskmgr_cache_fire(ngx_http_request_t *r, int argc,
                                              ngx_str_t *argv);
 static ngx_int_t ngx_http_taskmgr_cache_copy(ngx_pool_t *pool,
@@ -503,6 +506,44 @@ ngx_int_t
 ngx_http_taskmgr_cache_bump(ngx_http_request_t *r, ngx_str_t *ws,
                             ngx_http_taskmgr_cache_done_pt done)
 {
+    ngx_str_t key;
+
+    if (ngx_http_taskmgr_cache_key(r->pool, &key, "tmk:{%V}:gen", ws, NULL,
+                                   NULL)
+        != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_taskmgr_cache_write(r, "INCR", &key, done);
+}
+
+
+ngx_int_t
+ngx_http_taskmgr_cache_end_session(ngx_http_request_t *r, ngx_str_t *uid,
+                                   ngx_str_t                     *sid,
+                                   ngx_http_taskmgr_cache_done_pt done)
+{
+    ngx_str_t key;
+
+    if (sid->len == 0
+        || ngx_http_taskmgr_cache_key(r->pool, &key, "tmk:{%V}:s:%V", uid, sid,
+                                      NULL)
+            != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_taskmgr_cache_write(r, "DEL", &key, done);
+}
+
+
+/* a write whose answer the request waits for: "<command> <key>" */
+static ngx_int_t
+ngx_http_taskmgr_cache_write(ngx_http_request_t *r, const char *command,
+                             ngx_str_t                     *key,
+                             ngx_http_taskmgr_cache_done_pt done)
+{
     ngx_str_t                        argv[2];
     ngx_http_taskmgr_redis_cmd_t    *cmd;
     ngx_http_taskmgr_api_loc_conf_t *alcf;
@@ -513,51 +554,9 @@ ngx_http_taskmgr_cache_bump(ngx_http_request_t *r, ngx_str_t *ws,
         return NGX_DECLINED;
     }
 
-    argv[0].data = (u_char *) "INCR";
-    argv[0].len = 4;
-
-    if (ngx_http_taskmgr_cache_key(r->pool, &argv[1], "tmk:{%V}:gen", ws, NULL,
-                                   NULL)
-        != NGX_OK)
-    {
-        return NGX_DECLINED;
-    }
-
-    cmd = ngx_http_taskmgr_redis_cmd_create(
-        r, ngx_http_taskmgr_cache_write_reply, (void *) done);
-    if (cmd == NULL) {
-        return NGX_DECLINED;
-    }
-
-    return ngx_http_taskmgr_redis_send(cmd, 2, argv) == NGX_OK ? NGX_OK
-                                                               : NGX_DECLINED;
-}
-
-
-ngx_int_t
-ngx_http_taskmgr_cache_end_session(ngx_http_request_t *r, ngx_str_t *uid,
-                                   ngx_str_t                     *sid,
-                                   ngx_http_taskmgr_cache_done_pt done)
-{
-    ngx_str_t                        argv[2];
-    ngx_http_taskmgr_redis_cmd_t    *cmd;
-    ngx_http_taskmgr_api_loc_conf_t *alcf;
-
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_taskmgr_api_module);
-
-    if (!alcf->cache || sid->len == 0) {
-        return NGX_DECLINED;
-    }
-
-    argv[0].data = (u_char *) "DEL";
-    argv[0].len = 3;
-
-    if (ngx_http_taskmgr_cache_key(r->pool, &argv[1], "tmk:{%V}:s:%V", uid, sid,
-                                   NULL)
-        != NGX_OK)
-    {
-        return NGX_DECLINED;
-    }
+    argv[0].data = (u_char *) command;
+    argv[0].len = ngx_strlen(command);
+    argv[1] = *key;
 
     cmd = ngx_http_taskmgr_redis_cmd_create(
         r, ngx_http_taskmgr_cache_write_reply, (void *) done);

@@ -361,3 +361,41 @@ ngx_http_taskmgr_json_escape(ngx_pool_t *pool, ngx_str_t *in, ngx_str_t *out)
 
     return NGX_OK;
 }
+
+
+/*
+ * Gives back the ngx_connection_t of a socket a library owns (libpq,
+ * hiredis): the library closes the socket right after, or has closed it
+ * already, which removes it from epoll, so the events only get their flags
+ * reset (NGX_CLOSE_EVENT) and no epoll_ctl() meets a closed descriptor.
+ */
+void
+ngx_http_taskmgr_release_connection(ngx_connection_t *c)
+{
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    if (c->read->active) {
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
+    }
+
+    if (c->write->active) {
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
+    }
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    c->fd = (ngx_socket_t) -1;
+    ngx_free_connection(c);
+}

@@ -280,38 +280,9 @@ ngx_http_taskmgr_pg_unbind(ngx_http_taskmgr_pg_conn_t *pc)
         return;
     }
 
-    if (c->read->timer_set) {
-        ngx_del_timer(c->read);
-    }
-
-    if (c->write->timer_set) {
-        ngx_del_timer(c->write);
-    }
-
-    /*
-     * The socket is closed right after (PQfinish), or libpq has closed it
-     * already when it saw the connection drop: closing removes it from
-     * epoll, so only the flags are reset (NGX_CLOSE_EVENT).
-     */
-    if (c->read->active) {
-        (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
-    }
-
-    if (c->write->active) {
-        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
-    }
-
-    if (c->read->posted) {
-        ngx_delete_posted_event(c->read);
-    }
-
-    if (c->write->posted) {
-        ngx_delete_posted_event(c->write);
-    }
-
-    c->fd = (ngx_socket_t) -1;
-    ngx_free_connection(c);
+    /* libpq closes the socket in PQfinish(), or has closed it already */
     pc->c = NULL;
+    ngx_http_taskmgr_release_connection(c);
 }
 
 

@@ -483,33 +483,8 @@ ngx_http_taskmgr_redis_unbind(ngx_http_taskmgr_redis_conn_t *rc)
 
     rc->c = NULL;
 
-    if (c->read->timer_set) {
-        ngx_del_timer(c->read);
-    }
-
-    if (c->write->timer_set) {
-        ngx_del_timer(c->write);
-    }
-
-    /* hiredis closes the socket right after: that removes it from epoll */
-    if (c->read->active) {
-        (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
-    }
-
-    if (c->write->active) {
-        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
-    }
-
-    if (c->read->posted) {
-        ngx_delete_posted_event(c->read);
-    }
-
-    if (c->write->posted) {
-        ngx_delete_posted_event(c->write);
-    }
-
-    c->fd = (ngx_socket_t) -1;
-    ngx_free_connection(c);
+    /* hiredis closes the socket right after */
+    ngx_http_taskmgr_release_connection(c);
 }
 
 
