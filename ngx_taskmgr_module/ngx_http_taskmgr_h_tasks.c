@@ -94,12 +94,9 @@ ngx_http_taskmgr_field_t  ngx_http_taskmgr_task_patch_fields[] = {
 static void      ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q);
 static void      ngx_http_taskmgr_task_answer(ngx_http_taskmgr_pg_query_t *q);
 static ngx_int_t ngx_http_taskmgr_task_valid_time(u_char *p);
-static void      ngx_http_taskmgr_task_list_cached(ngx_http_request_t *r,
-                                                   ngx_int_t           rc);
+static void ngx_http_taskmgr_task_cached(ngx_http_request_t *r, ngx_int_t rc);
 static ngx_int_t ngx_http_taskmgr_task_list_db(ngx_http_request_t         *r,
                                                ngx_http_taskmgr_api_ctx_t *ctx);
-static void      ngx_http_taskmgr_task_get_cached(ngx_http_request_t *r,
-                                                  ngx_int_t           rc);
 static ngx_int_t ngx_http_taskmgr_task_get_db(ngx_http_request_t         *r,
                                               ngx_http_taskmgr_api_ctx_t *ctx);
 static ngx_int_t ngx_http_taskmgr_task_send_hit(
@@ -249,7 +246,7 @@ ngx_http_taskmgr_h_task_list(ngx_http_request_t         *r,
         - route.data;
 
     if (ngx_http_taskmgr_cache_lookup(r, &ctx->cache, &ctx->params[0], &route,
-                                      ngx_http_taskmgr_task_list_cached)
+                                      ngx_http_taskmgr_task_cached)
         == NGX_OK)
     {
         return NGX_DONE;
@@ -259,15 +256,23 @@ ngx_http_taskmgr_h_task_list(ngx_http_request_t         *r,
 }
 
 
+/* the cache answered a lookup of a page (one path parameter) or a task */
 static void
-ngx_http_taskmgr_task_list_cached(ngx_http_request_t *r, ngx_int_t rc)
+ngx_http_taskmgr_task_cached(ngx_http_request_t *r, ngx_int_t rc)
 {
     ngx_http_taskmgr_api_ctx_t *ctx;
 
     ctx = ngx_http_taskmgr_api_ctx(r);
 
-    rc = (rc == NGX_OK) ? ngx_http_taskmgr_task_send_hit(r, ctx)
-                        : ngx_http_taskmgr_task_list_db(r, ctx);
+    if (rc == NGX_OK) {
+        rc = ngx_http_taskmgr_task_send_hit(r, ctx);
+
+    } else if (ctx->nparams == 1) {
+        rc = ngx_http_taskmgr_task_list_db(r, ctx);
+
+    } else {
+        rc = ngx_http_taskmgr_task_get_db(r, ctx);
+    }
 
     if (rc != NGX_DONE) {
         ngx_http_taskmgr_api_finish(r, rc);
@@ -481,29 +486,13 @@ ngx_http_taskmgr_h_task_get(ngx_http_request_t         *r,
     ngx_sprintf(route.data, "t:%V", &ctx->params[1]);
 
     if (ngx_http_taskmgr_cache_lookup(r, &ctx->cache, &ctx->params[0], &route,
-                                      ngx_http_taskmgr_task_get_cached)
+                                      ngx_http_taskmgr_task_cached)
         == NGX_OK)
     {
         return NGX_DONE;
     }
 
     return ngx_http_taskmgr_task_get_db(r, ctx);
-}
-
-
-static void
-ngx_http_taskmgr_task_get_cached(ngx_http_request_t *r, ngx_int_t rc)
-{
-    ngx_http_taskmgr_api_ctx_t *ctx;
-
-    ctx = ngx_http_taskmgr_api_ctx(r);
-
-    rc = (rc == NGX_OK) ? ngx_http_taskmgr_task_send_hit(r, ctx)
-                        : ngx_http_taskmgr_task_get_db(r, ctx);
-
-    if (rc != NGX_DONE) {
-        ngx_http_taskmgr_api_finish(r, rc);
-    }
 }
 
 

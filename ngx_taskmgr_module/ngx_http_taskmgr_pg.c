@@ -172,13 +172,6 @@ ngx_http_taskmgr_pg_pool_destroy(ngx_http_taskmgr_pg_pool_t *pool)
 }
 
 
-ngx_uint_t
-ngx_http_taskmgr_pg_nready(ngx_http_taskmgr_pg_pool_t *pool)
-{
-    return pool ? pool->nready : 0;
-}
-
-
 static void
 ngx_http_taskmgr_pg_connect(ngx_http_taskmgr_pg_conn_t *pc)
 {
@@ -710,24 +703,6 @@ ngx_http_taskmgr_pg_param(ngx_http_taskmgr_pg_query_t *q, ngx_str_t *value)
     q->params[q->nparams] = (const char *) p;
     q->lengths[q->nparams] = (int) value->len;
     q->nparams++;
-}
-
-
-void
-ngx_http_taskmgr_pg_param_cstr(ngx_http_taskmgr_pg_query_t *q,
-                               const char                  *value)
-{
-    ngx_str_t s;
-
-    if (value == NULL) {
-        ngx_http_taskmgr_pg_param(q, NULL);
-        return;
-    }
-
-    s.data = (u_char *) value;
-    s.len = ngx_strlen(value);
-
-    ngx_http_taskmgr_pg_param(q, &s);
 }
 
 

@@ -62,15 +62,11 @@ ngx_http_taskmgr_pg_query_t *ngx_http_taskmgr_pg_query_create(
     ngx_http_taskmgr_pg_handler_pt handler);
 void ngx_http_taskmgr_pg_param(ngx_http_taskmgr_pg_query_t *q,
                                ngx_str_t                   *value);
-void ngx_http_taskmgr_pg_param_cstr(ngx_http_taskmgr_pg_query_t *q,
-                                    const char                  *value);
 
 /* NGX_OK: the handler will be called; NGX_HTTP_SERVICE_UNAVAILABLE: the
  * queue is full or every connection is down, answer at once */
 ngx_int_t ngx_http_taskmgr_pg_submit(ngx_http_taskmgr_pg_query_t *q);
 
-/* connections that are up (idle or busy) in this worker */
-ngx_uint_t ngx_http_taskmgr_pg_nready(ngx_http_taskmgr_pg_pool_t *pool);
 
 /* text value of the single row's column, or NULL when SQL NULL */
 ngx_int_t ngx_http_taskmgr_pg_value(ngx_http_taskmgr_pg_query_t *q, int col,

@@ -197,17 +197,6 @@ ngx_http_taskmgr_redis_destroy(ngx_http_taskmgr_redis_t *rd)
 }
 
 
-ngx_uint_t
-ngx_http_taskmgr_redis_nready(void)
-{
-    ngx_http_taskmgr_redis_t *rd;
-
-    rd = ngx_http_taskmgr_redis_get();
-
-    return rd ? rd->nready : 0;
-}
-
-
 ngx_int_t
 ngx_http_taskmgr_redis_script(ngx_http_taskmgr_redis_script_t *s)
 {

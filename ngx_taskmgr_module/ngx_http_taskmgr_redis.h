@@ -62,8 +62,6 @@ ngx_http_taskmgr_redis_t *ngx_http_taskmgr_redis_create(
     ngx_cycle_t *cycle, ngx_http_taskmgr_main_conf_t *mcf);
 void ngx_http_taskmgr_redis_destroy(ngx_http_taskmgr_redis_t *rd);
 
-/* connections of this worker that are ready for commands */
-ngx_uint_t ngx_http_taskmgr_redis_nready(void);
 
 /* computes the script's SHA1 once (at configuration time) */
 ngx_int_t ngx_http_taskmgr_redis_script(ngx_http_taskmgr_redis_script_t *s);
