@@ -52,6 +52,9 @@ typedef struct {
     ngx_msec_t redis_timeout;
     ngx_msec_t redis_connect_timeout;
 
+    /* the worker's copies of cache entries (bytes per worker; 0: none) */
+    size_t cache_local_size;
+
     /* password hashing (argon2id) */
     ngx_thread_pool_t *pw_thread_pool;
     ngx_str_t          pw_thread_pool_name;

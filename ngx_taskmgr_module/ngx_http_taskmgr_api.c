@@ -29,6 +29,9 @@ static ngx_int_t ngx_http_taskmgr_api_body(ngx_http_request_t         *r,
 static ngx_int_t ngx_http_taskmgr_api_json_type(ngx_http_request_t *r);
 static ngx_int_t ngx_http_taskmgr_api_sql_error(ngx_http_request_t          *r,
                                                 ngx_http_taskmgr_pg_query_t *q);
+static ngx_str_t ngx_http_taskmgr_api_empty = ngx_null_string;
+
+
 static ngx_int_t ngx_http_taskmgr_api_body_etag(ngx_http_request_t *r,
                                                 ngx_str_t          *body);
 
@@ -1057,4 +1060,79 @@ ngx_http_taskmgr_api_bad_arg(ngx_http_request_t *r, ngx_str_t *name,
     return ngx_http_taskmgr_send_problem_errors(
         r, NGX_HTTP_BAD_REQUEST, "validation_failed", "invalid query parameter",
         &errors);
+}
+
+
+/* a representation from the cache: Link, validators, X-Cache, body */
+ngx_int_t
+ngx_http_taskmgr_api_send_hit(ngx_http_request_t       *r,
+                              ngx_http_taskmgr_cache_t *cache)
+{
+    ngx_int_t rc;
+
+    if (cache->link.len
+        && ngx_http_taskmgr_add_header(r, "Link", &cache->link) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_taskmgr_api_cache_private(r) != NGX_OK
+        || ngx_http_taskmgr_cache_header(r, cache) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_taskmgr_api_etag(r, &cache->etag);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_taskmgr_send(r, NGX_HTTP_NOT_MODIFIED, NULL, NULL);
+    }
+
+    return ngx_http_taskmgr_send_json(r, NGX_HTTP_OK, &cache->body);
+}
+
+
+/*
+ * As ngx_http_taskmgr_api_respond() for a cacheable read whose lookup
+ * missed: a 200 also goes to the cache, with its weak validator.
+ */
+ngx_int_t
+ngx_http_taskmgr_api_respond_cached(ngx_http_request_t        *r,
+                                    ngx_http_taskmgr_result_t *res)
+{
+    ngx_int_t                   rc;
+    ngx_http_taskmgr_api_ctx_t *ctx;
+
+    ctx = ngx_http_taskmgr_api_ctx(r);
+
+    if (res->status != NGX_HTTP_OK
+        || ctx->cache.state == NGX_HTTP_TASKMGR_CACHE_OFF)
+    {
+        return ngx_http_taskmgr_api_respond(r, res);
+    }
+
+    if (ngx_http_taskmgr_cache_header(r, &ctx->cache) != NGX_OK
+        || ngx_http_taskmgr_api_cache_private(r) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_taskmgr_api_body_etag(r, &res->body);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_taskmgr_cache_store(r, &ctx->cache, &r->headers_out.etag->value,
+                                 &ngx_http_taskmgr_api_empty, &res->body);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_taskmgr_send(r, NGX_HTTP_NOT_MODIFIED, NULL, NULL);
+    }
+
+    return ngx_http_taskmgr_send_json(r, res->status, &res->body);
 }

@@ -3,17 +3,22 @@
  *
  * Keys (the braces are a Redis Cluster hash tag):
  *
- *   tmk:{<ws>}:gen                   the tenant's generation, INCR by writes
+ *   tmk:{<ws>}:gen                   the tenant's generation, up by writes
  *   tmk:{<ws>}:c:<gen>:<route>       "<etag>\n<link>\n<body>" of a read
  *   tmk:{<ws>}:l:<gen>:<route>       single-flight lock of a miss
  *   tmk:{<ws>}:m:<uid>               the user was a member a moment ago
  *   tmk:{<uid>}:s:<sid>              the session was live a moment ago
  *
  * A hit needs the entry, the member marker and (for tokens with a session)
- * the session marker; the markers are written only after PostgreSQL
+ * the session marker.  The markers are written only after PostgreSQL
  * answered a read for that caller, and live a few seconds, so a hit never
  * serves a caller PostgreSQL would refuse for longer than that.  Logout
  * deletes the session marker at once.
+ *
+ * When the worker holds its own copy of the entry
+ * (ngx_http_taskmgr_cache_local.c), a hit asks Redis only for the
+ * generation and the markers (MGET and EXISTS, one round trip) and answers
+ * from the copy if the generation is still the one it was read under.
  */
 
 
@@ -30,6 +35,11 @@
 
 
 /*
+ * A generation that is not there (a new tenant, a flushed or restarted
+ * Redis) starts at the current time in microseconds, so that no number is
+ * ever used twice for a tenant: a copy of an entry can be trusted by its
+ * generation alone.
+ *
  * KEYS[1] generation, KEYS[2] member marker; ARGV[1] key prefix,
  * ARGV[2] route, ARGV[3] lock lifetime (ms).  Answers
  * {found, generation, value, flags}: flags 1 member, 2 lock taken.
@@ -38,7 +48,12 @@
  */
 static ngx_http_taskmgr_redis_script_t ngx_http_taskmgr_cache_script = {
     ngx_string(
-        "local gen = redis.call('GET', KEYS[1]) or '0'\n"
+        "local gen = redis.call('GET', KEYS[1])\n"
+        "if not gen then\n"
+        "  local t = redis.call('TIME')\n"
+        "  gen = t[1] .. string.format('%06d', t[2])\n"
+        "  redis.call('SET', KEYS[1], gen)\n"
+        "end\n"
         "if redis.call('EXISTS', KEYS[2]) == 0 then\n"
         "  return {0, gen, '', 0}\n"
         "end\n"
@@ -56,6 +71,19 @@ static ngx_http_taskmgr_redis_script_t ngx_http_taskmgr_cache_script = {
 };
 
 
+/* a write: KEYS[1] the generation, up by one (see above when missing) */
+static ngx_http_taskmgr_redis_script_t ngx_http_taskmgr_cache_bump_script = {
+    ngx_string("local g = redis.call('INCR', KEYS[1])\n"
+               "if g == 1 then\n"
+               "  local t = redis.call('TIME')\n"
+               "  redis.call('SET', KEYS[1], t[1] .. string.format('%06d', "
+               "t[2]))\n"
+               "end\n"
+               "return 1\n"),
+    ""
+};
+
+
 typedef struct {
     ngx_http_request_t       *request;
     ngx_http_taskmgr_cache_t *cache;
@@ -66,6 +94,14 @@ typedef struct {
 
 static ngx_int_t ngx_http_taskmgr_cache_send_lookup(
     ngx_http_request_t *r, ngx_http_taskmgr_cache_t *cache);
+static ngx_int_t ngx_http_taskmgr_cache_send_check(
+    ngx_http_request_t *r, ngx_http_taskmgr_cache_t *cache);
+static void ngx_http_taskmgr_cache_send_session(
+    ngx_http_request_t *r, ngx_http_taskmgr_cache_t *cache);
+static void ngx_http_taskmgr_cache_check_reply(
+    ngx_http_taskmgr_redis_cmd_t *cmd);
+static void ngx_http_taskmgr_cache_checked(ngx_http_request_t       *r,
+                                           ngx_http_taskmgr_cache_t *cache);
 static void ngx_http_taskmgr_cache_lookup_reply(
     ngx_http_taskmgr_redis_cmd_t *cmd);
 static void ngx_http_taskmgr_cache_session_reply(
@@ -81,8 +117,8 @@ static ngx_int_t ngx_http_taskmgr_cache_key(ngx_pool_t *pool, ngx_str_t *out,
                                             const char *fmt, ngx_str_t *a,
                                             ngx_str_t *b, ngx_str_t *c);
 static ngx_int_t ngx_http_taskmgr_cache_write(
-    ngx_http_request_t *r, const char *command, ngx_str_t *key,
-    ngx_http_taskmgr_cache_done_pt done);
+    ngx_http_request_t *r, ngx_http_taskmgr_redis_script_t *script,
+    ngx_str_t *key, ngx_http_taskmgr_cache_done_pt done);
 static ngx_int_t ngx_http_taskmgr_cache_fire(ngx_http_request_t *r, int argc,
                                              ngx_str_t *argv);
 static ngx_int_t ngx_http_taskmgr_cache_copy(ngx_pool_t *pool,
@@ -92,7 +128,12 @@ static ngx_int_t ngx_http_taskmgr_cache_copy(ngx_pool_t *pool,
 ngx_int_t
 ngx_http_taskmgr_cache_init(void)
 {
-    return ngx_http_taskmgr_redis_script(&ngx_http_taskmgr_cache_script);
+    if (ngx_http_taskmgr_redis_script(&ngx_http_taskmgr_cache_script) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_taskmgr_redis_script(&ngx_http_taskmgr_cache_bump_script);
 }
 
 
@@ -102,11 +143,17 @@ ngx_http_taskmgr_cache_lookup(ngx_http_request_t       *r,
                               ngx_str_t                     *route,
                               ngx_http_taskmgr_cache_done_pt done)
 {
+    ngx_int_t                        rc;
+    ngx_http_taskmgr_identity_t     *id;
     ngx_http_taskmgr_api_loc_conf_t *alcf;
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_taskmgr_api_module);
 
-    if (!alcf->cache) {
+    id = ngx_http_taskmgr_auth_identity(r);
+
+    /* keys are built from the caller's id: a user id this service issued */
+    if (!alcf->cache || id == NULL
+        || ngx_http_taskmgr_is_uuid(&id->sub) != NGX_OK) {
         cache->state = NGX_HTTP_TASKMGR_CACHE_OFF;
         return NGX_DECLINED;
     }
@@ -116,7 +163,23 @@ ngx_http_taskmgr_cache_lookup(ngx_http_request_t       *r,
     cache->route = *route;
     cache->done = done;
 
-    if (ngx_http_taskmgr_cache_send_lookup(r, cache) != NGX_OK) {
+    if (ngx_http_taskmgr_cache_key(r->pool, &cache->lkey, "%V %V", ws, route,
+                                   NULL)
+        != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    cache->local = ngx_http_taskmgr_cache_local_get(r, &cache->lkey);
+
+    if (cache->local) {
+        rc = ngx_http_taskmgr_cache_send_check(r, cache);
+
+    } else {
+        rc = ngx_http_taskmgr_cache_send_lookup(r, cache);
+    }
+
+    if (rc != NGX_OK) {
         return NGX_DECLINED;
     }
 
@@ -132,7 +195,7 @@ static ngx_int_t
 ngx_http_taskmgr_cache_send_lookup(ngx_http_request_t       *r,
                                    ngx_http_taskmgr_cache_t *cache)
 {
-    ngx_str_t                     argv[5], sk;
+    ngx_str_t                     argv[5];
     ngx_http_taskmgr_identity_t  *id;
     ngx_http_taskmgr_redis_cmd_t *cmd;
 
@@ -179,29 +242,98 @@ ngx_http_taskmgr_cache_send_lookup(ngx_http_request_t       *r,
 
     cache->pending++;
 
-    if (id->sid.len == 0) {
-        return NGX_OK;
+    ngx_http_taskmgr_cache_send_session(r, cache);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The worker has a copy: the generation and the member marker (one MGET,
+ * same hash slot) and the session marker, pipelined.
+ */
+static ngx_int_t
+ngx_http_taskmgr_cache_send_check(ngx_http_request_t       *r,
+                                  ngx_http_taskmgr_cache_t *cache)
+{
+    ngx_str_t                     argv[3];
+    ngx_http_taskmgr_identity_t  *id;
+    ngx_http_taskmgr_redis_cmd_t *cmd;
+
+    id = ngx_http_taskmgr_auth_identity(r);
+    if (id == NULL) {
+        return NGX_DECLINED;
     }
 
-    if (ngx_http_taskmgr_cache_key(r->pool, &sk, "tmk:{%V}:s:%V", &id->sub,
+    ngx_str_set(&argv[0], "MGET");
+
+    if (ngx_http_taskmgr_cache_key(r->pool, &argv[1], "tmk:{%V}:gen",
+                                   &cache->ws, NULL, NULL)
+            != NGX_OK
+        || ngx_http_taskmgr_cache_key(r->pool, &argv[2], "tmk:{%V}:m:%V",
+                                      &cache->ws, &id->sub, NULL)
+            != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    cmd = ngx_http_taskmgr_redis_cmd_create(
+        r, ngx_http_taskmgr_cache_check_reply, cache);
+    if (cmd == NULL) {
+        return NGX_ERROR;
+    }
+
+    cache->found = 0;
+    cache->member = 0;
+    cache->locked = 0;
+    cache->failed = 0;
+    cache->session = (id->sid.len == 0);
+    cache->pending = 0;
+
+    if (ngx_http_taskmgr_redis_send(cmd, 3, argv) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    cache->pending++;
+
+    ngx_http_taskmgr_cache_send_session(r, cache);
+
+    return NGX_OK;
+}
+
+
+/* for a token with a session: is its marker there (in the same round trip) */
+static void
+ngx_http_taskmgr_cache_send_session(ngx_http_request_t       *r,
+                                    ngx_http_taskmgr_cache_t *cache)
+{
+    ngx_str_t                     argv[2];
+    ngx_http_taskmgr_identity_t  *id;
+    ngx_http_taskmgr_redis_cmd_t *cmd;
+
+    id = ngx_http_taskmgr_auth_identity(r);
+
+    if (id == NULL || id->sid.len == 0) {
+        return;
+    }
+
+    ngx_str_set(&argv[0], "EXISTS");
+
+    if (ngx_http_taskmgr_cache_key(r->pool, &argv[1], "tmk:{%V}:s:%V", &id->sub,
                                    &id->sid, NULL)
         != NGX_OK)
     {
-        /* the lookup is in flight: finish as a miss */
+        /* the first command is in flight: finish as a miss */
         cache->failed = 1;
-        return NGX_OK;
+        return;
     }
 
     cmd = ngx_http_taskmgr_redis_cmd_create(
         r, ngx_http_taskmgr_cache_session_reply, cache);
     if (cmd == NULL) {
         cache->failed = 1;
-        return NGX_OK;
+        return;
     }
-
-    argv[0].data = (u_char *) "EXISTS";
-    argv[0].len = sizeof("EXISTS") - 1;
-    argv[1] = sk;
 
     if (ngx_http_taskmgr_redis_send(cmd, 2, argv) == NGX_OK) {
         cache->pending++;
@@ -209,19 +341,114 @@ ngx_http_taskmgr_cache_send_lookup(ngx_http_request_t       *r,
     } else {
         cache->failed = 1;
     }
+}
 
-    return NGX_OK;
+
+static void
+ngx_http_taskmgr_cache_check_reply(ngx_http_taskmgr_redis_cmd_t *cmd)
+{
+    redisReply               *rep, *g;
+    ngx_http_request_t       *r;
+    ngx_http_taskmgr_cache_t *cache;
+
+    r = cmd->request;
+    cache = cmd->data;
+    rep = cmd->reply;
+
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+        cache->failed = 1;
+        goto done;
+    }
+
+    g = rep->element[0];
+
+    if (g->type == REDIS_REPLY_STRING) {
+        if (ngx_http_taskmgr_cache_copy(r->pool, g, &cache->gen) != NGX_OK) {
+            cache->failed = 1;
+            goto done;
+        }
+
+    } else if (g->type == REDIS_REPLY_NIL) {
+        /* no copy is of this generation: the lookup script starts one */
+        ngx_str_null(&cache->gen);
+
+    } else {
+        cache->failed = 1;
+        goto done;
+    }
+
+    cache->member = (rep->element[1]->type == REDIS_REPLY_STRING);
+    cache->found =
+        (cache->gen.data != NULL && cache->gen.len == cache->local->gen.len
+         && ngx_memcmp(cache->gen.data, cache->local->gen.data, cache->gen.len)
+             == 0);
+
+done:
+
+    if (--cache->pending == 0) {
+        ngx_http_taskmgr_cache_decide(r, cache);
+    }
+}
+
+
+/* decide() for the check of a copy */
+static void
+ngx_http_taskmgr_cache_checked(ngx_http_request_t       *r,
+                               ngx_http_taskmgr_cache_t *cache)
+{
+    ngx_http_taskmgr_cache_local_t *e;
+
+    e = cache->local;
+    cache->local = NULL;
+
+    if (cache->failed) {
+        cache->state = NGX_HTTP_TASKMGR_CACHE_BYPASS;
+        cache->done(r, NGX_DECLINED);
+        return;
+    }
+
+    if (!cache->found) {
+        /* generations only go up: this copy is of no use any more */
+        ngx_http_taskmgr_cache_local_drop(e);
+    }
+
+    if (cache->gen.data != NULL && (!cache->member || !cache->session)) {
+        /* PostgreSQL decides, and its answer renews the markers */
+        cache->state = NGX_HTTP_TASKMGR_CACHE_MISS;
+        cache->done(r, NGX_DECLINED);
+        return;
+    }
+
+    if (cache->found) {
+        cache->etag = e->etag;
+        cache->link = e->link;
+        cache->body = e->body;
+        cache->state = NGX_HTTP_TASKMGR_CACHE_HIT;
+        cache->done(r, NGX_OK);
+        return;
+    }
+
+    /*
+     * The tenant wrote since the copy was made, or its generation is gone
+     * (the script starts a new one): what does Redis hold now
+     */
+    if (ngx_http_taskmgr_cache_send_lookup(r, cache) != NGX_OK) {
+        cache->state = NGX_HTTP_TASKMGR_CACHE_BYPASS;
+        cache->done(r, NGX_DECLINED);
+    }
 }
 
 
 static void
 ngx_http_taskmgr_cache_lookup_reply(ngx_http_taskmgr_redis_cmd_t *cmd)
 {
-    u_char                   *p, *nl, *last;
-    redisReply               *rep, *e;
-    ngx_str_t                 value;
-    ngx_http_request_t       *r;
-    ngx_http_taskmgr_cache_t *cache;
+    u_char                          *p, *nl, *last;
+    ngx_str_t                        etag, link, body;
+    redisReply                      *rep, *e;
+    ngx_http_request_t              *r;
+    ngx_http_taskmgr_cache_t        *cache;
+    ngx_http_taskmgr_cache_local_t  *copy;
+    ngx_http_taskmgr_api_loc_conf_t *alcf;
 
     r = cmd->request;
     cache = cmd->data;
@@ -249,22 +476,18 @@ ngx_http_taskmgr_cache_lookup_reply(ngx_http_taskmgr_redis_cmd_t *cmd)
     e = rep->element[2];
 
     if (rep->element[0]->integer == 1 && e->type == REDIS_REPLY_STRING) {
-        if (ngx_http_taskmgr_cache_copy(r->pool, e, &value) != NGX_OK) {
-            cache->failed = 1;
-            goto done;
-        }
 
-        /* "<etag>\n<link>\n<body>" */
-        p = value.data;
-        last = value.data + value.len;
+        /* "<etag>\n<link>\n<body>", in the reply until we return */
+        p = (u_char *) e->str;
+        last = p + e->len;
 
         nl = ngx_strlchr(p, last, '\n');
         if (nl == NULL) {
             goto done;
         }
 
-        cache->etag.data = p;
-        cache->etag.len = nl - p;
+        etag.data = p;
+        etag.len = nl - p;
         p = nl + 1;
 
         nl = ngx_strlchr(p, last, '\n');
@@ -272,10 +495,37 @@ ngx_http_taskmgr_cache_lookup_reply(ngx_http_taskmgr_redis_cmd_t *cmd)
             goto done;
         }
 
-        cache->link.data = p;
-        cache->link.len = nl - p;
-        cache->body.data = nl + 1;
-        cache->body.len = last - (nl + 1);
+        link.data = p;
+        link.len = nl - p;
+        body.data = nl + 1;
+        body.len = last - (nl + 1);
+
+        alcf = ngx_http_get_module_loc_conf(r, ngx_http_taskmgr_api_module);
+
+        copy = ngx_http_taskmgr_cache_local_put(
+            r, &cache->lkey, &cache->gen, &etag, &link, &body, alcf->cache_ttl);
+        if (copy) {
+            cache->etag = copy->etag;
+            cache->link = copy->link;
+            cache->body = copy->body;
+
+        } else {
+            p = ngx_pnalloc(r->pool, e->len ? e->len : 1);
+            if (p == NULL) {
+                cache->failed = 1;
+                goto done;
+            }
+
+            ngx_memcpy(p, e->str, e->len);
+
+            cache->etag.data = p;
+            cache->etag.len = etag.len;
+            cache->link.data = p + (link.data - etag.data);
+            cache->link.len = link.len;
+            cache->body.data = p + (body.data - etag.data);
+            cache->body.len = body.len;
+        }
+
         cache->found = 1;
     }
 
@@ -315,6 +565,11 @@ ngx_http_taskmgr_cache_decide(ngx_http_request_t       *r,
 {
     ngx_http_cleanup_t            *cln;
     ngx_http_taskmgr_cache_wait_t *w;
+
+    if (cache->local) {
+        ngx_http_taskmgr_cache_checked(r, cache);
+        return;
+    }
 
     if (cache->failed) {
         cache->state = NGX_HTTP_TASKMGR_CACHE_BYPASS;
@@ -488,6 +743,9 @@ ngx_http_taskmgr_cache_store(ngx_http_request_t       *r,
         return;
     }
 
+    (void) ngx_http_taskmgr_cache_local_put(r, &cache->lkey, &cache->gen, etag,
+                                            link, body, alcf->cache_ttl);
+
     if (cache->locked) {
         argv[0].data = (u_char *) "DEL";
         argv[0].len = 3;
@@ -515,7 +773,8 @@ ngx_http_taskmgr_cache_bump(ngx_http_request_t *r, ngx_str_t *ws,
         return NGX_DECLINED;
     }
 
-    return ngx_http_taskmgr_cache_write(r, "INCR", &key, done);
+    return ngx_http_taskmgr_cache_write(r, &ngx_http_taskmgr_cache_bump_script,
+                                        &key, done);
 }
 
 
@@ -534,16 +793,19 @@ ngx_http_taskmgr_cache_end_session(ngx_http_request_t *r, ngx_str_t *uid,
         return NGX_DECLINED;
     }
 
-    return ngx_http_taskmgr_cache_write(r, "DEL", &key, done);
+    return ngx_http_taskmgr_cache_write(r, NULL, &key, done);
 }
 
 
-/* a write whose answer the request waits for: "<command> <key>" */
+/* a write whose answer the request waits for: the script on the key, or
+ * "DEL <key>" */
 static ngx_int_t
-ngx_http_taskmgr_cache_write(ngx_http_request_t *r, const char *command,
-                             ngx_str_t                     *key,
-                             ngx_http_taskmgr_cache_done_pt done)
+ngx_http_taskmgr_cache_write(ngx_http_request_t              *r,
+                             ngx_http_taskmgr_redis_script_t *script,
+                             ngx_str_t                       *key,
+                             ngx_http_taskmgr_cache_done_pt   done)
 {
+    ngx_int_t                        rc;
     ngx_str_t                        argv[2];
     ngx_http_taskmgr_redis_cmd_t    *cmd;
     ngx_http_taskmgr_api_loc_conf_t *alcf;
@@ -554,18 +816,22 @@ ngx_http_taskmgr_cache_write(ngx_http_request_t *r, const char *command,
         return NGX_DECLINED;
     }
 
-    argv[0].data = (u_char *) command;
-    argv[0].len = ngx_strlen(command);
-    argv[1] = *key;
-
     cmd = ngx_http_taskmgr_redis_cmd_create(
         r, ngx_http_taskmgr_cache_write_reply, (void *) done);
     if (cmd == NULL) {
         return NGX_DECLINED;
     }
 
-    return ngx_http_taskmgr_redis_send(cmd, 2, argv) == NGX_OK ? NGX_OK
-                                                               : NGX_DECLINED;
+    if (script) {
+        rc = ngx_http_taskmgr_redis_eval(cmd, script, 1, 1, key);
+
+    } else {
+        ngx_str_set(&argv[0], "DEL");
+        argv[1] = *key;
+        rc = ngx_http_taskmgr_redis_send(cmd, 2, argv);
+    }
+
+    return rc == NGX_OK ? NGX_OK : NGX_DECLINED;
 }
 
 

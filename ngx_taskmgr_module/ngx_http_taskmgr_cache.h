@@ -23,22 +23,39 @@ typedef void (*ngx_http_taskmgr_cache_done_pt)(ngx_http_request_t *r,
                                                ngx_int_t           rc);
 
 
+/* a worker's copy of an entry (ngx_http_taskmgr_cache_local.c) */
 typedef struct {
-    ngx_uint_t                     state;
-    ngx_str_t                      ws;
-    ngx_str_t                      route;
-    ngx_str_t                      gen;
-    ngx_str_t                      etag; /* of a hit */
-    ngx_str_t                      link; /* of a hit, may be empty */
-    ngx_str_t                      body; /* of a hit */
-    ngx_uint_t                     pending;
-    ngx_http_taskmgr_cache_done_pt done;
-    void                          *wait;
-    unsigned                       found : 1;
-    unsigned                       member : 1;
-    unsigned                       session : 1;
-    unsigned                       locked : 1;
-    unsigned                       failed : 1;
+    ngx_str_node_t node; /* "<ws> <route>" */
+    ngx_queue_t    queue;
+    ngx_str_t      gen;
+    ngx_str_t      etag;
+    ngx_str_t      link;
+    ngx_str_t      body;
+    ngx_msec_t     expires;
+    size_t         size;
+    ngx_uint_t     refs;
+    unsigned       dead : 1;
+} ngx_http_taskmgr_cache_local_t;
+
+
+typedef struct {
+    ngx_uint_t                      state;
+    ngx_str_t                       ws;
+    ngx_str_t                       route;
+    ngx_str_t                       gen;
+    ngx_str_t                       etag; /* of a hit */
+    ngx_str_t                       link; /* of a hit, may be empty */
+    ngx_str_t                       body; /* of a hit */
+    ngx_uint_t                      pending;
+    ngx_str_t                       lkey;  /* "<ws> <route>" */
+    ngx_http_taskmgr_cache_local_t *local; /* the copy being checked */
+    ngx_http_taskmgr_cache_done_pt  done;
+    void                           *wait;
+    unsigned                        found : 1;
+    unsigned                        member : 1;
+    unsigned                        session : 1;
+    unsigned                        locked : 1;
+    unsigned                        failed : 1;
 } ngx_http_taskmgr_cache_t;
 
 
@@ -74,6 +91,15 @@ ngx_int_t ngx_http_taskmgr_cache_bump(ngx_http_request_t *r, ngx_str_t *ws,
 ngx_int_t ngx_http_taskmgr_cache_end_session(
     ngx_http_request_t *r, ngx_str_t *uid, ngx_str_t *sid,
     ngx_http_taskmgr_cache_done_pt done);
+
+/* the worker's copies */
+ngx_http_taskmgr_cache_local_t *ngx_http_taskmgr_cache_local_get(
+    ngx_http_request_t *r, ngx_str_t *key);
+ngx_http_taskmgr_cache_local_t *ngx_http_taskmgr_cache_local_put(
+    ngx_http_request_t *r, ngx_str_t *key, ngx_str_t *gen, ngx_str_t *etag,
+    ngx_str_t *link, ngx_str_t *body, ngx_msec_t ttl);
+void ngx_http_taskmgr_cache_local_drop(ngx_http_taskmgr_cache_local_t *e);
+void ngx_http_taskmgr_cache_local_destroy(void);
 
 /* X-Cache: HIT, MISS or BYPASS for a cacheable request */
 ngx_int_t ngx_http_taskmgr_cache_header(ngx_http_request_t       *r,

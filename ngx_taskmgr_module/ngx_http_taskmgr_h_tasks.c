@@ -99,11 +99,9 @@ static ngx_int_t ngx_http_taskmgr_task_list_db(ngx_http_request_t         *r,
                                                ngx_http_taskmgr_api_ctx_t *ctx);
 static ngx_int_t ngx_http_taskmgr_task_get_db(ngx_http_request_t         *r,
                                               ngx_http_taskmgr_api_ctx_t *ctx);
-static ngx_int_t ngx_http_taskmgr_task_send_hit(
-    ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx);
-static void ngx_http_taskmgr_task_written(ngx_http_request_t         *r,
-                                          ngx_http_taskmgr_api_ctx_t *ctx,
-                                          ngx_uint_t status, ngx_str_t *body);
+static void      ngx_http_taskmgr_task_written(ngx_http_request_t         *r,
+                                               ngx_http_taskmgr_api_ctx_t *ctx,
+                                               ngx_uint_t status, ngx_str_t *body);
 static void ngx_http_taskmgr_task_bumped(ngx_http_request_t *r, ngx_int_t rc);
 
 
@@ -265,7 +263,7 @@ ngx_http_taskmgr_task_cached(ngx_http_request_t *r, ngx_int_t rc)
     ctx = ngx_http_taskmgr_api_ctx(r);
 
     if (rc == NGX_OK) {
-        rc = ngx_http_taskmgr_task_send_hit(r, ctx);
+        rc = ngx_http_taskmgr_api_send_hit(r, &ctx->cache);
 
     } else if (ctx->nparams == 1) {
         rc = ngx_http_taskmgr_task_list_db(r, ctx);
@@ -313,39 +311,6 @@ ngx_http_taskmgr_task_list_db(ngx_http_request_t         *r,
     }
 
     return ngx_http_taskmgr_api_submit(r, q);
-}
-
-
-/* a representation from the cache */
-static ngx_int_t
-ngx_http_taskmgr_task_send_hit(ngx_http_request_t         *r,
-                               ngx_http_taskmgr_api_ctx_t *ctx)
-{
-    ngx_int_t rc;
-
-    if (ctx->cache.link.len
-        && ngx_http_taskmgr_add_header(r, "Link", &ctx->cache.link) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (ngx_http_taskmgr_api_cache_private(r) != NGX_OK
-        || ngx_http_taskmgr_cache_header(r, &ctx->cache) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_taskmgr_api_etag(r, &ctx->cache.etag);
-
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_taskmgr_send(r, NGX_HTTP_NOT_MODIFIED, NULL, NULL);
-    }
-
-    return ngx_http_taskmgr_send_json(r, NGX_HTTP_OK, &ctx->cache.body);
 }
 
 

@@ -3,6 +3,12 @@
  *
  * /v1/workspaces: the caller's workspaces; creating one makes the caller
  * its owner.
+ *
+ * Cached reads: a workspace under its tenant's generation, one entry per
+ * reader ("w:<uid>": the representation carries the reader's role); the
+ * caller's list under the caller's own generation ("tmk:{<uid>}:gen",
+ * route "wl"), which creating a workspace bumps.  Whatever later changes a
+ * membership or a workspace must bump the tenant and every member's list.
  */
 
 
@@ -18,16 +24,87 @@ ngx_http_taskmgr_field_t  ngx_http_taskmgr_workspace_fields[] = {
 
 
 static void ngx_http_taskmgr_workspace_created(ngx_http_taskmgr_pg_query_t *q);
+static void ngx_http_taskmgr_workspace_bumped(ngx_http_request_t *r,
+                                              ngx_int_t           rc);
+static void ngx_http_taskmgr_workspace_cached(ngx_http_request_t *r,
+                                              ngx_int_t           rc);
+static ngx_int_t ngx_http_taskmgr_workspace_read(
+    ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx);
+static void ngx_http_taskmgr_workspace_answer(ngx_http_taskmgr_pg_query_t *q);
+
+
+static ngx_str_t ngx_http_taskmgr_workspace_list_route = ngx_string("wl");
 
 
 ngx_int_t
 ngx_http_taskmgr_h_workspace_list(ngx_http_request_t         *r,
                                   ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    return ngx_http_taskmgr_api_submit(
-        r,
-        ngx_http_taskmgr_api_query(r, ctx, NGX_HTTP_TASKMGR_SQL_WORKSPACE_LIST,
-                                   ngx_http_taskmgr_api_done));
+    if (ngx_http_taskmgr_cache_lookup(r, &ctx->cache, &ctx->identity->sub,
+                                      &ngx_http_taskmgr_workspace_list_route,
+                                      ngx_http_taskmgr_workspace_cached)
+        == NGX_OK)
+    {
+        return NGX_DONE;
+    }
+
+    return ngx_http_taskmgr_workspace_read(r, ctx);
+}
+
+
+/* the cache answered: a hit, or read PostgreSQL */
+static void
+ngx_http_taskmgr_workspace_cached(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_http_taskmgr_api_ctx_t *ctx;
+
+    ctx = ngx_http_taskmgr_api_ctx(r);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_taskmgr_api_send_hit(r, &ctx->cache);
+
+    } else {
+        rc = ngx_http_taskmgr_workspace_read(r, ctx);
+    }
+
+    if (rc != NGX_DONE) {
+        ngx_http_taskmgr_api_finish(r, rc);
+    }
+}
+
+
+/* the list (no path parameter) or one workspace from PostgreSQL */
+static ngx_int_t
+ngx_http_taskmgr_workspace_read(ngx_http_request_t         *r,
+                                ngx_http_taskmgr_api_ctx_t *ctx)
+{
+    ngx_http_taskmgr_pg_query_t *q;
+
+    q = ngx_http_taskmgr_api_query(r, ctx,
+                                   ctx->nparams
+                                       ? NGX_HTTP_TASKMGR_SQL_WORKSPACE_GET
+                                       : NGX_HTTP_TASKMGR_SQL_WORKSPACE_LIST,
+                                   ngx_http_taskmgr_workspace_answer);
+
+    if (q != NULL && ctx->nparams) {
+        ngx_http_taskmgr_pg_param(q, &ctx->params[0]);
+    }
+
+    return ngx_http_taskmgr_api_submit(r, q);
+}
+
+
+static void
+ngx_http_taskmgr_workspace_answer(ngx_http_taskmgr_pg_query_t *q)
+{
+    ngx_int_t                 rc;
+    ngx_http_taskmgr_result_t res;
+
+    if (ngx_http_taskmgr_api_result(q, &res, &rc) == NGX_OK) {
+        rc = ngx_http_taskmgr_api_respond_cached(q->request, &res);
+    }
+
+    ngx_http_taskmgr_api_finish(q->request, rc);
 }
 
 
@@ -80,7 +157,35 @@ ngx_http_taskmgr_workspace_created(ngx_http_taskmgr_pg_query_t *q)
         }
     }
 
-    ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_api_respond(r, &res));
+    if (res.status != NGX_HTTP_CREATED) {
+        ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_api_respond(r, &res));
+        return;
+    }
+
+    /* the caller's cached list goes stale before the answer leaves */
+    ngx_http_taskmgr_api_ctx(r)->result = res;
+
+    if (ngx_http_taskmgr_cache_bump(r,
+                                    &ngx_http_taskmgr_api_ctx(r)->identity->sub,
+                                    ngx_http_taskmgr_workspace_bumped)
+        == NGX_OK)
+    {
+        return;
+    }
+
+    ngx_http_taskmgr_workspace_bumped(r, NGX_OK);
+}
+
+
+static void
+ngx_http_taskmgr_workspace_bumped(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_http_taskmgr_api_ctx_t *ctx;
+
+    ctx = ngx_http_taskmgr_api_ctx(r);
+
+    ngx_http_taskmgr_api_finish(r,
+                                ngx_http_taskmgr_api_respond(r, &ctx->result));
 }
 
 
@@ -88,8 +193,8 @@ ngx_int_t
 ngx_http_taskmgr_h_workspace_get(ngx_http_request_t         *r,
                                  ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    ngx_int_t                    rc;
-    ngx_http_taskmgr_pg_query_t *q;
+    ngx_int_t rc;
+    ngx_str_t route;
 
     if (ngx_http_taskmgr_api_uuid_param(r, ctx, 0, "workspace not found", &rc)
         != NGX_OK)
@@ -97,11 +202,21 @@ ngx_http_taskmgr_h_workspace_get(ngx_http_request_t         *r,
         return rc;
     }
 
-    q = ngx_http_taskmgr_api_query(r, ctx, NGX_HTTP_TASKMGR_SQL_WORKSPACE_GET,
-                                   ngx_http_taskmgr_api_done);
-    if (q != NULL) {
-        ngx_http_taskmgr_pg_param(q, &ctx->params[0]);
+    /* one entry per reader: "w:<uid>" */
+    route.len = 2 + ctx->identity->sub.len;
+    route.data = ngx_pnalloc(r->pool, route.len);
+    if (route.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_taskmgr_api_submit(r, q);
+    ngx_sprintf(route.data, "w:%V", &ctx->identity->sub);
+
+    if (ngx_http_taskmgr_cache_lookup(r, &ctx->cache, &ctx->params[0], &route,
+                                      ngx_http_taskmgr_workspace_cached)
+        == NGX_OK)
+    {
+        return NGX_DONE;
+    }
+
+    return ngx_http_taskmgr_workspace_read(r, ctx);
 }

@@ -50,6 +50,10 @@ ngx_int_t   ngx_http_taskmgr_api_split_meta(ngx_str_t *meta, ngx_str_t *a,
                                             ngx_str_t *b);
 ngx_int_t   ngx_http_taskmgr_api_cache_private(ngx_http_request_t *r);
 ngx_int_t   ngx_http_taskmgr_api_etag(ngx_http_request_t *r, ngx_str_t *etag);
+ngx_int_t   ngx_http_taskmgr_api_send_hit(ngx_http_request_t       *r,
+                                          ngx_http_taskmgr_cache_t *cache);
+ngx_int_t   ngx_http_taskmgr_api_respond_cached(ngx_http_request_t        *r,
+                                                ngx_http_taskmgr_result_t *res);
 ngx_int_t   ngx_http_taskmgr_api_bad_arg(ngx_http_request_t *r, ngx_str_t *name,
                                          const char *message);
 

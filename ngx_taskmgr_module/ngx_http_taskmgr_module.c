@@ -10,6 +10,7 @@
 #include "ngx_http_taskmgr.h"
 #include "ngx_http_taskmgr_pg.h"
 #include "ngx_http_taskmgr_redis.h"
+#include "ngx_http_taskmgr_cache.h"
 
 
 typedef struct {
@@ -157,6 +158,13 @@ static ngx_command_t  ngx_http_taskmgr_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_taskmgr_main_conf_t, redis_connect_timeout),
+      NULL },
+
+    { ngx_string("taskmgr_cache_local_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_main_conf_t, cache_local_size),
       NULL },
 
     { ngx_string("taskmgr_password_thread_pool"),
@@ -314,6 +322,7 @@ ngx_http_taskmgr_create_main_conf(ngx_conf_t *cf)
     mcf->redis_pool_size = NGX_CONF_UNSET_UINT;
     mcf->redis_timeout = NGX_CONF_UNSET_MSEC;
     mcf->redis_connect_timeout = NGX_CONF_UNSET_MSEC;
+    mcf->cache_local_size = NGX_CONF_UNSET_SIZE;
 
     return mcf;
 }
@@ -378,6 +387,7 @@ ngx_http_taskmgr_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(mcf->redis_pool_size, 2);
     ngx_conf_init_msec_value(mcf->redis_timeout, 200);
     ngx_conf_init_msec_value(mcf->redis_connect_timeout, 1000);
+    ngx_conf_init_size_value(mcf->cache_local_size, 8 * 1024 * 1024);
 
     if (mcf->redis_addr.len == 0
         && (mcf->redis_password.len || mcf->redis_user.len))
@@ -820,6 +830,8 @@ ngx_http_taskmgr_exit_process(ngx_cycle_t *cycle)
     if (mcf == NULL) {
         return;
     }
+
+    ngx_http_taskmgr_cache_local_destroy();
 
     if (mcf->redis) {
         ngx_http_taskmgr_redis_destroy(mcf->redis);

@@ -51,6 +51,7 @@ typedef struct {
     ngx_uint_t                     npending;   /* commands sent, not answered */
     ngx_uint_t                     nhandshake; /* handshake replies awaited */
     ngx_uint_t                     ntimeouts;  /* in a row, no reply between */
+    unsigned                       flushing : 1; /* in redisAsyncHandleWrite */
 } ngx_http_taskmgr_redis_conn_t;
 
 
@@ -75,6 +76,10 @@ typedef struct {
     int                              nargs;
     ngx_str_t                       *args;
 } ngx_http_taskmgr_redis_slot_t;
+
+
+/* connections of this worker lost so far (see the header) */
+static ngx_uint_t ngx_http_taskmgr_redis_epoch_n;
 
 
 static void ngx_http_taskmgr_redis_connect(ngx_http_taskmgr_redis_conn_t *rc);
@@ -511,7 +516,10 @@ ngx_http_taskmgr_redis_write_handler(ngx_event_t *ev)
         return;
     }
 
+    /* rc outlives the context: the flag is safe to clear afterwards */
+    rc->flushing = 1;
     redisAsyncHandleWrite(rc->ac);
+    rc->flushing = 0;
 }
 
 
@@ -555,6 +563,21 @@ ngx_http_taskmgr_redis_add_write(void *data)
         return;
     }
 
+    /*
+     * A command was queued on a connected socket: write it at the end of
+     * this turn of the event loop, together with every other command queued
+     * meanwhile, without asking epoll first (a connected socket's buffer has
+     * room almost always).  Only what a write leaves behind waits for a write
+     * event.
+     */
+    if (!rc->flushing && rc->state == NGX_HTTP_TASKMGR_REDIS_READY) {
+        if (!rc->c->write->posted) {
+            ngx_post_event(rc->c->write, &ngx_posted_events);
+        }
+
+        return;
+    }
+
     if (ngx_add_event(rc->c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT) != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ERR, rc->rd->log, 0,
@@ -568,7 +591,15 @@ ngx_http_taskmgr_redis_del_write(void *data)
 {
     ngx_http_taskmgr_redis_conn_t *rc = data;
 
-    if (rc->c == NULL || !rc->c->write->active) {
+    if (rc->c == NULL) {
+        return;
+    }
+
+    if (rc->c->write->posted) {
+        ngx_delete_posted_event(rc->c->write);
+    }
+
+    if (!rc->c->write->active) {
         return;
     }
 
@@ -697,6 +728,7 @@ ngx_http_taskmgr_redis_lost(ngx_http_taskmgr_redis_conn_t *rc, const char *why)
 
     rd = rc->rd;
     rc->ac = NULL;
+    ngx_http_taskmgr_redis_epoch_n++;
 
     if (why == NULL) {
         /* ac->err is copied from ac->c only after some callbacks */
@@ -1092,4 +1124,11 @@ ngx_http_taskmgr_redis_cleanup(void *data)
     }
 
     cmd->done = 1;
+}
+
+
+ngx_uint_t
+ngx_http_taskmgr_redis_epoch(void)
+{
+    return ngx_http_taskmgr_redis_epoch_n;
 }

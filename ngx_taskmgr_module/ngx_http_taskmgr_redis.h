@@ -83,6 +83,12 @@ ngx_int_t ngx_http_taskmgr_redis_eval(ngx_http_taskmgr_redis_cmd_t    *cmd,
                                       ngx_http_taskmgr_redis_script_t *script,
                                       int nkeys, int argc, ngx_str_t *argv);
 
+/*
+ * Goes up whenever a connection of this worker to Redis is lost: whatever
+ * the worker learnt from Redis before may be gone with it (a restart).
+ */
+ngx_uint_t ngx_http_taskmgr_redis_epoch(void);
+
 /* allocates a command in r->pool with a request cleanup that detaches it */
 ngx_http_taskmgr_redis_cmd_t *ngx_http_taskmgr_redis_cmd_create(
     ngx_http_request_t *r, ngx_http_taskmgr_redis_handler_pt handler,

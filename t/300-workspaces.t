@@ -48,6 +48,10 @@ my ($phase1, $phase2) = split /^#### bob joins alice's team as a viewer\n/m, $da
 run_blocks($t, blocks => $phase1, no_done => 1);
 $t->psql(q{INSERT INTO tm.workspace_members (workspace_id, user_id, role) VALUES ($1, $2, 'viewer')},
          $t->var('team_id'), $t->var('bob_uid'));
+# What a membership write must also do for the read cache (docs/architecture.md):
+# the tenant's and the new member's generations move on.  Deleting a generation
+# does that: the next read starts a new, larger one.
+$t->redis_cli('DEL', 'tmk:{' . $t->var('team_id') . '}:gen', 'tmk:{' . $t->var('bob_uid') . '}:gen');
 run_blocks($t, blocks => $phase2, no_done => 1);
 
 my $v = $t->{vars};
