@@ -22,12 +22,24 @@
 /* bytes of the SHA-1 of a key value that name its bucket */
 #define NGX_HTTP_TASKMGR_LIMIT_DIGEST_LEN 16
 
-/* limits per location: each takes a key and an argument of the one
- * EVALSHA call */
+/* limits per location */
 #define NGX_HTTP_TASKMGR_LIMIT_MAX 8
 
-#if (2 * NGX_HTTP_TASKMGR_LIMIT_MAX > NGX_HTTP_TASKMGR_REDIS_MAX_ARGS)
-#error "NGX_HTTP_TASKMGR_LIMIT_MAX exceeds the Redis client's argument count"
+/*
+ * The limits of the requests a worker starts in one turn of its event loop
+ * go to Redis in one script call: at most this many requests and keys
+ * (each key takes two arguments, each request one).
+ */
+#define NGX_HTTP_TASKMGR_LIMIT_BATCH      32
+#define NGX_HTTP_TASKMGR_LIMIT_BATCH_KEYS 64
+
+#if (NGX_HTTP_TASKMGR_LIMIT_BATCH_KEYS < NGX_HTTP_TASKMGR_LIMIT_MAX)
+#error "a batch must hold the limits of one request"
+#endif
+
+#if (2 * NGX_HTTP_TASKMGR_LIMIT_BATCH_KEYS + NGX_HTTP_TASKMGR_LIMIT_BATCH      \
+     > NGX_HTTP_TASKMGR_REDIS_MAX_ARGS)
+#error "a batch exceeds the Redis client's argument count"
 #endif
 
 #define NGX_HTTP_TASKMGR_LIMIT_LOCAL       0
@@ -104,27 +116,57 @@ typedef struct {
 } ngx_http_taskmgr_limit_entry_t;
 
 
+typedef struct ngx_http_taskmgr_limit_batch_s ngx_http_taskmgr_limit_batch_t;
+
+
 typedef struct {
     ngx_http_request_t             *request;
     ngx_http_taskmgr_limit_entry_t *entries;
     ngx_uint_t                      nentries;
     ngx_http_taskmgr_limit_entry_t *strictest; /* for the headers */
     ngx_uint_t                      status;    /* 0, 429 or 503 */
+    ngx_http_taskmgr_limit_batch_t *batch;     /* while in one */
+    ngx_uint_t                      slot;      /* its index there */
     unsigned                        waiting : 1;
     unsigned                        decided : 1;
 } ngx_http_taskmgr_limit_ctx_t;
+
+
+/*
+ * Requests whose limits go to Redis in one script call.  A request that
+ * ends meanwhile leaves a NULL in ctx[]; the batch is freed by its reply
+ * handler (or when it had nobody left to send for).
+ */
+struct ngx_http_taskmgr_limit_batch_s {
+    ngx_http_taskmgr_redis_cmd_t  cmd;
+    ngx_queue_t                   queue; /* waiting to be sent */
+    ngx_http_taskmgr_limit_ctx_t *ctx[NGX_HTTP_TASKMGR_LIMIT_BATCH];
+    ngx_uint_t                    first[NGX_HTTP_TASKMGR_LIMIT_BATCH];
+    ngx_uint_t                    n;     /* requests */
+    ngx_uint_t                    nkeys; /* their limits */
+    ngx_str_t                     argv[2 * NGX_HTTP_TASKMGR_LIMIT_BATCH_KEYS
+                   + NGX_HTTP_TASKMGR_LIMIT_BATCH];
+    u_char counts[NGX_HTTP_TASKMGR_LIMIT_BATCH][NGX_INT_T_LEN];
+};
 
 
 static ngx_int_t ngx_http_taskmgr_limit_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_taskmgr_limit_start(
     ngx_http_request_t *r, ngx_http_taskmgr_limit_loc_conf_t *llcf,
     ngx_http_taskmgr_limit_ctx_t **ctxp);
+static ngx_int_t ngx_http_taskmgr_limit_enqueue(
+    ngx_http_taskmgr_limit_ctx_t *ctx);
+static void      ngx_http_taskmgr_limit_flush(ngx_event_t *ev);
 static ngx_int_t ngx_http_taskmgr_limit_redis_send(
-    ngx_http_request_t *r, ngx_http_taskmgr_limit_ctx_t *ctx);
+    ngx_http_taskmgr_limit_batch_t *b);
+static ngx_int_t ngx_http_taskmgr_limit_redis_args(
+    ngx_http_taskmgr_limit_batch_t *b, ngx_http_taskmgr_limit_ctx_t *ctx,
+    ngx_uint_t first);
 static void ngx_http_taskmgr_limit_redis_handler(
     ngx_http_taskmgr_redis_cmd_t *cmd);
 static ngx_int_t ngx_http_taskmgr_limit_redis_parse(
-    ngx_http_taskmgr_limit_ctx_t *ctx, redisReply *reply);
+    ngx_http_taskmgr_limit_ctx_t *ctx, redisReply *reply, ngx_uint_t first);
+static void ngx_http_taskmgr_limit_resume(ngx_http_taskmgr_limit_ctx_t *ctx);
 static void ngx_http_taskmgr_limit_redis_state(ngx_log_t *log, ngx_uint_t up,
                                                const char *reason,
                                                ngx_str_t  *detail);
@@ -167,14 +209,18 @@ static ngx_int_t ngx_http_taskmgr_limit_init(ngx_conf_t *cf);
 
 
 /*
- * GCRA for every limit of a request in one call.  KEYS[i] is the bucket of
- * limit i, ARGV[i] "<microseconds per request> <capacity> <dry run 0|1>".
+ * GCRA for every limit of a batch of requests in one call.  KEYS[i] is the
+ * bucket of limit i, ARGV[i] "<microseconds per request> <capacity>
+ * <dry run 0|1>"; the last ARGVs give, request by request, how many of the
+ * keys (in order) are that request's.  Requests are decided in order, each
+ * seeing what the ones before it charged, exactly as separate calls would.
  * The clock is Redis's (TIME), so all nginx instances agree.  A bucket
  * holds its theoretical arrival time (TAT) in microseconds and expires when
- * it is full again.  Buckets are written only when no enforcing limit
- * refuses: a refused request costs nothing.  A dry-run limit is computed
- * and written like an enforcing one, but never refuses.  Returns four
- * integers per limit: allowed (1|0), remaining, reset (ms until the bucket
+ * it is full again.  A request's buckets are charged only when none of its
+ * enforcing limits refuses: a refused request costs nothing.  A dry-run
+ * limit is computed and charged like an enforcing one, but never refuses.
+ * Each bucket is read and written at most once per call.  Returns four
+ * integers per key: allowed (1|0), remaining, reset (ms until the bucket
  * is full) and retry after (ms until a request passes; 0 when allowed).
  */
 static ngx_http_taskmgr_redis_script_t ngx_http_taskmgr_limit_script = {
@@ -182,42 +228,61 @@ static ngx_http_taskmgr_redis_script_t ngx_http_taskmgr_limit_script = {
         "if redis.replicate_commands then redis.replicate_commands() end\n"
         "local t = redis.call('TIME')\n"
         "local now = t[1] * 1000000 + t[2]\n"
-        "local out, tat, pass = {}, {}, true\n"
-        "for i = 1, #KEYS do\n"
-        "  local iv, cap, dry =\n"
-        "    string.match(ARGV[i], '^(%d+) (%d+) ([01])$')\n"
-        "  iv = tonumber(iv)\n"
-        "  cap = tonumber(cap)\n"
-        "  local cur = tonumber(redis.call('GET', KEYS[i]) or 0)\n"
-        "  if cur < now then cur = now end\n"
-        "  local new = cur + iv\n"
-        "  local at = new - cap * iv\n"
-        "  local n = 4 * (i - 1)\n"
-        "  if now < at then\n"
-        "    out[n + 1] = 0\n"
-        "    out[n + 2] = 0\n"
-        "    out[n + 3] = math.ceil((cur - now) / 1000)\n"
-        "    out[n + 4] = math.ceil((at - now) / 1000)\n"
-        "    if dry == '0' then pass = false end\n"
-        "  else\n"
-        "    out[n + 1] = 1\n"
-        "    out[n + 2] = math.floor((now - at) / iv)\n"
-        "    out[n + 3] = math.ceil((new - now) / 1000)\n"
-        "    out[n + 4] = 0\n"
-        "    tat[i] = new\n"
-        "  end\n"
-        "end\n"
-        "if pass then\n"
-        "  for i = 1, #KEYS do\n"
-        "    if tat[i] then\n"
-        "      redis.call('SET', KEYS[i], string.format('%d', tat[i]),\n"
-        "                 'PX', math.ceil((tat[i] - now) / 1000))\n"
+        "local known, dirty, out = {}, {}, {}\n"
+        "local first = 1\n"
+        "for g = #KEYS + 1, #ARGV do\n"
+        "  local last = first + tonumber(ARGV[g]) - 1\n"
+        "  local pass, tat = true, {}\n"
+        "  for i = first, last do\n"
+        "    local iv, cap, dry =\n"
+        "      string.match(ARGV[i], '^(%d+) (%d+) ([01])$')\n"
+        "    iv = tonumber(iv)\n"
+        "    cap = tonumber(cap)\n"
+        "    local cur = known[KEYS[i]]\n"
+        "    if cur == nil then\n"
+        "      cur = tonumber(redis.call('GET', KEYS[i]) or 0)\n"
+        "      known[KEYS[i]] = cur\n"
+        "    end\n"
+        "    if cur < now then cur = now end\n"
+        "    local new = cur + iv\n"
+        "    local at = new - cap * iv\n"
+        "    local n = 4 * (i - 1)\n"
+        "    if now < at then\n"
+        "      out[n + 1] = 0\n"
+        "      out[n + 2] = 0\n"
+        "      out[n + 3] = math.ceil((cur - now) / 1000)\n"
+        "      out[n + 4] = math.ceil((at - now) / 1000)\n"
+        "      if dry == '0' then pass = false end\n"
+        "    else\n"
+        "      out[n + 1] = 1\n"
+        "      out[n + 2] = math.floor((now - at) / iv)\n"
+        "      out[n + 3] = math.ceil((new - now) / 1000)\n"
+        "      out[n + 4] = 0\n"
+        "      tat[i] = new\n"
         "    end\n"
         "  end\n"
+        "  if pass then\n"
+        "    for i = first, last do\n"
+        "      if tat[i] then\n"
+        "        known[KEYS[i]] = tat[i]\n"
+        "        dirty[KEYS[i]] = true\n"
+        "      end\n"
+        "    end\n"
+        "  end\n"
+        "  first = last + 1\n"
+        "end\n"
+        "for k in pairs(dirty) do\n"
+        "  redis.call('SET', k, string.format('%d', known[k]),\n"
+        "             'PX', math.ceil((known[k] - now) / 1000))\n"
         "end\n"
         "return out\n"),
     ""
 };
+
+
+/* per worker: batches waiting for the end of the event loop's turn */
+static ngx_queue_t ngx_http_taskmgr_limit_batches;
+static ngx_event_t ngx_http_taskmgr_limit_flush_event;
 
 
 /* per worker: Redis as the limiter last saw it */
@@ -362,7 +427,6 @@ ngx_http_taskmgr_limit_start(ngx_http_request_t                *r,
                              ngx_http_taskmgr_limit_ctx_t     **ctxp)
 {
     u_char                          digest[20];
-    ngx_int_t                       rc;
     ngx_str_t                       key;
     ngx_uint_t                      i;
     ngx_sha1_t                      sha1;
@@ -426,51 +490,189 @@ ngx_http_taskmgr_limit_start(ngx_http_request_t                *r,
         return NGX_DECLINED;
     }
 
-    rc = ngx_http_taskmgr_limit_redis_send(r, ctx);
-
-    if (rc == NGX_OK) {
-        ctx->waiting = 1;
-
-        /* notice a client that goes away while Redis answers */
-        r->read_event_handler = ngx_http_test_reading;
-
-        return NGX_AGAIN;
+    if (!ngx_http_taskmgr_redis_ready()) {
+        ngx_http_taskmgr_limit_redis_state(r->connection->log, 0,
+                                           "not connected", NULL);
+        ngx_http_taskmgr_limit_fallback(ctx);
+        return NGX_OK;
     }
 
-    if (rc != NGX_DECLINED) {
+    if (ngx_http_taskmgr_limit_enqueue(ctx) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_http_taskmgr_limit_redis_state(r->connection->log, 0, "not connected",
-                                       NULL);
-    ngx_http_taskmgr_limit_fallback(ctx);
+    ctx->waiting = 1;
+
+    /* notice a client that goes away while Redis answers */
+    r->read_event_handler = ngx_http_test_reading;
+
+    return NGX_AGAIN;
+}
+
+
+/* joins the batch being filled in this turn of the event loop */
+static ngx_int_t
+ngx_http_taskmgr_limit_enqueue(ngx_http_taskmgr_limit_ctx_t *ctx)
+{
+    ngx_event_t                    *ev;
+    ngx_queue_t                    *q;
+    ngx_http_taskmgr_limit_batch_t *b;
+
+    ev = &ngx_http_taskmgr_limit_flush_event;
+
+    if (ev->handler == NULL) {
+        ev->handler = ngx_http_taskmgr_limit_flush;
+        ev->log = ngx_cycle->log;
+        ngx_queue_init(&ngx_http_taskmgr_limit_batches);
+    }
+
+    b = NULL;
+
+    if (!ngx_queue_empty(&ngx_http_taskmgr_limit_batches)) {
+        q = ngx_queue_last(&ngx_http_taskmgr_limit_batches);
+        b = ngx_queue_data(q, ngx_http_taskmgr_limit_batch_t, queue);
+
+        if (b->n == NGX_HTTP_TASKMGR_LIMIT_BATCH
+            || b->nkeys + ctx->nentries > NGX_HTTP_TASKMGR_LIMIT_BATCH_KEYS)
+        {
+            b = NULL;
+        }
+    }
+
+    if (b == NULL) {
+        b = ngx_alloc(sizeof(ngx_http_taskmgr_limit_batch_t), ngx_cycle->log);
+        if (b == NULL) {
+            return NGX_ERROR;
+        }
+
+        b->n = 0;
+        b->nkeys = 0;
+        ngx_http_taskmgr_redis_cmd_init(
+            &b->cmd, ngx_http_taskmgr_limit_redis_handler, b);
+        ngx_queue_insert_tail(&ngx_http_taskmgr_limit_batches, &b->queue);
+    }
+
+    ctx->batch = b;
+    ctx->slot = b->n;
+    b->ctx[b->n++] = ctx;
+    b->nkeys += ctx->nentries;
+
+    if (!ev->posted) {
+        ngx_post_event(ev, &ngx_posted_events);
+    }
 
     return NGX_OK;
 }
 
 
+/* the end of the turn: every batch goes (a request ended meanwhile: NULL) */
+static void
+ngx_http_taskmgr_limit_flush(ngx_event_t *ev)
+{
+    ngx_uint_t                      i, n;
+    ngx_queue_t                    *q;
+    ngx_http_taskmgr_limit_ctx_t   *ctx;
+    ngx_http_taskmgr_limit_batch_t *b;
+
+    while (!ngx_queue_empty(&ngx_http_taskmgr_limit_batches)) {
+        q = ngx_queue_head(&ngx_http_taskmgr_limit_batches);
+        ngx_queue_remove(q);
+        b = ngx_queue_data(q, ngx_http_taskmgr_limit_batch_t, queue);
+
+        /* close the gaps */
+
+        n = 0;
+        b->nkeys = 0;
+
+        for (i = 0; i < b->n; i++) {
+            ctx = b->ctx[i];
+
+            if (ctx == NULL) {
+                continue;
+            }
+
+            ctx->slot = n;
+            b->ctx[n] = ctx;
+            b->first[n] = b->nkeys;
+            b->nkeys += ctx->nentries;
+            n++;
+        }
+
+        b->n = n;
+
+        if (n == 0) {
+            ngx_free(b);
+            continue;
+        }
+
+        if (ngx_http_taskmgr_limit_redis_send(b) == NGX_OK) {
+            continue;
+        }
+
+        /* Redis went away meanwhile, or no memory: decide here */
+
+        ngx_http_taskmgr_limit_redis_state(ev->log, 0, "unavailable", NULL);
+
+        for (i = 0; i < b->n; i++) {
+            ctx = b->ctx[i];
+
+            if (ctx != NULL) {
+                ngx_http_taskmgr_limit_fallback(ctx);
+                ngx_http_taskmgr_limit_resume(ctx);
+            }
+        }
+
+        ngx_free(b);
+    }
+}
+
+
 static ngx_int_t
-ngx_http_taskmgr_limit_redis_send(ngx_http_request_t           *r,
-                                  ngx_http_taskmgr_limit_ctx_t *ctx)
+ngx_http_taskmgr_limit_redis_send(ngx_http_taskmgr_limit_batch_t *b)
+{
+    ngx_uint_t i, argc;
+
+    for (i = 0; i < b->n; i++) {
+        if (ngx_http_taskmgr_limit_redis_args(b, b->ctx[i], b->first[i])
+            != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        argc = 2 * b->nkeys + i;
+        b->argv[argc].data = b->counts[i];
+        b->argv[argc].len =
+            ngx_sprintf(b->counts[i], "%ui", b->ctx[i]->nentries)
+            - b->counts[i];
+    }
+
+    return ngx_http_taskmgr_redis_eval(&b->cmd, &ngx_http_taskmgr_limit_script,
+                                       (int) b->nkeys,
+                                       (int) (2 * b->nkeys + b->n), b->argv);
+}
+
+
+/* a request's keys and their arguments, from argv[first] on (in its pool:
+ * the Redis client copies them before the call returns) */
+static ngx_int_t
+ngx_http_taskmgr_limit_redis_args(ngx_http_taskmgr_limit_batch_t *b,
+                                  ngx_http_taskmgr_limit_ctx_t   *ctx,
+                                  ngx_uint_t                      first)
 {
     u_char                         *p;
     size_t                          len;
-    ngx_str_t                      *argv;
-    ngx_uint_t                      i, n;
-    ngx_http_taskmgr_redis_cmd_t   *cmd;
+    ngx_str_t                      *key, *arg;
+    ngx_uint_t                      i;
+    ngx_pool_t                     *pool;
     ngx_http_taskmgr_limit_zone_t  *zone;
     ngx_http_taskmgr_limit_entry_t *e;
 
-    n = ctx->nentries;
+    pool = ctx->request->pool;
 
-    argv = ngx_palloc(r->pool, 2 * n * sizeof(ngx_str_t));
-    if (argv == NULL) {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < ctx->nentries; i++) {
         e = &ctx->entries[i];
         zone = e->limit->zone;
+        key = &b->argv[first + i];
+        arg = &b->argv[b->nkeys + first + i];
 
         /* "tmk:{<zone>:<hex digest>}:rl": the braces are the Cluster hash
          * tag, so one bucket lives on one shard */
@@ -478,72 +680,105 @@ ngx_http_taskmgr_limit_redis_send(ngx_http_request_t           *r,
         len = sizeof("tmk:{:}:rl") - 1 + zone->name.len
             + 2 * NGX_HTTP_TASKMGR_LIMIT_DIGEST_LEN;
 
-        p = ngx_pnalloc(r->pool, len);
+        p = ngx_pnalloc(pool, len + 2 * NGX_INT64_LEN + sizeof("  0") - 1);
         if (p == NULL) {
             return NGX_ERROR;
         }
 
-        argv[i].data = p;
+        key->data = p;
         p = ngx_sprintf(p, "tmk:{%V:", &zone->name);
         p = ngx_hex_dump(p, e->digest, NGX_HTTP_TASKMGR_LIMIT_DIGEST_LEN);
         p = ngx_cpymem(p, "}:rl", sizeof("}:rl") - 1);
-        argv[i].len = p - argv[i].data;
+        key->len = p - key->data;
 
-        len = 2 * NGX_INT64_LEN + sizeof("  0") - 1;
-
-        p = ngx_pnalloc(r->pool, len);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        argv[n + i].data = p;
+        arg->data = p;
         p = ngx_sprintf(p, "%L %ui %d", zone->interval, zone->capacity,
                         e->limit->dry_run ? 1 : 0);
-        argv[n + i].len = p - argv[n + i].data;
+        arg->len = p - arg->data;
     }
 
-    cmd = ngx_http_taskmgr_redis_cmd_create(
-        r, ngx_http_taskmgr_limit_redis_handler, ctx);
-    if (cmd == NULL) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_taskmgr_redis_eval(cmd, &ngx_http_taskmgr_limit_script,
-                                       (int) n, (int) (2 * n), argv);
+    return NGX_OK;
 }
 
 
 static void
 ngx_http_taskmgr_limit_redis_handler(ngx_http_taskmgr_redis_cmd_t *cmd)
 {
-    ngx_str_t                     detail;
-    ngx_connection_t             *c;
-    ngx_http_request_t           *r;
-    ngx_http_taskmgr_limit_ctx_t *ctx;
+    ngx_str_t                       detail;
+    ngx_uint_t                      i, up;
+    redisReply                     *reply;
+    ngx_http_taskmgr_limit_ctx_t   *ctx;
+    ngx_http_taskmgr_limit_batch_t *b;
 
-    ctx = cmd->data;
+    b = cmd->data;
+    reply = cmd->reply;
+    up = 0;
+
+    if (reply == NULL) {
+        ngx_http_taskmgr_limit_redis_state(
+            ngx_cycle->log, 0, cmd->rc == NGX_OK ? "no reply" : "unavailable",
+            NULL);
+
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        detail.data = (u_char *) reply->str;
+        detail.len = reply->len;
+        ngx_http_taskmgr_limit_redis_state(ngx_cycle->log, 0, "script error",
+                                           &detail);
+
+    } else if (reply->type != REDIS_REPLY_ARRAY
+               || reply->elements != 4 * b->nkeys) {
+        ngx_http_taskmgr_limit_redis_state(ngx_cycle->log, 0,
+                                           "unexpected reply", NULL);
+
+    } else {
+        up = 1;
+    }
+
+    /*
+     * Each request goes on (and may end, which frees its ctx) before the
+     * next is looked at; a request that ended earlier left a NULL.
+     */
+
+    for (i = 0; i < b->n; i++) {
+        ctx = b->ctx[i];
+
+        if (ctx == NULL) {
+            continue;
+        }
+
+        if (up
+            && ngx_http_taskmgr_limit_redis_parse(ctx, reply, b->first[i])
+                == NGX_OK) {
+            ngx_http_taskmgr_limit_redis_state(ctx->request->connection->log, 1,
+                                               NULL, NULL);
+
+        } else {
+            if (up) {
+                ngx_http_taskmgr_limit_redis_state(
+                    ctx->request->connection->log, 0, "unexpected reply", NULL);
+            }
+
+            ngx_http_taskmgr_limit_fallback(ctx);
+        }
+
+        ngx_http_taskmgr_limit_resume(ctx);
+    }
+
+    ngx_free(b);
+}
+
+
+/* the limits are decided: the phases go on */
+static void
+ngx_http_taskmgr_limit_resume(ngx_http_taskmgr_limit_ctx_t *ctx)
+{
+    ngx_connection_t   *c;
+    ngx_http_request_t *r;
+
     r = ctx->request;
     c = r->connection;
 
-    if (cmd->reply == NULL) {
-        ngx_http_taskmgr_limit_redis_state(
-            c->log, 0, cmd->rc == NGX_OK ? "no reply" : "unavailable", NULL);
-        ngx_http_taskmgr_limit_fallback(ctx);
-
-    } else if (cmd->reply->type == REDIS_REPLY_ERROR) {
-        detail.data = (u_char *) cmd->reply->str;
-        detail.len = cmd->reply->len;
-        ngx_http_taskmgr_limit_redis_state(c->log, 0, "script error", &detail);
-        ngx_http_taskmgr_limit_fallback(ctx);
-
-    } else if (ngx_http_taskmgr_limit_redis_parse(ctx, cmd->reply) != NGX_OK) {
-        ngx_http_taskmgr_limit_redis_state(c->log, 0, "unexpected reply", NULL);
-        ngx_http_taskmgr_limit_fallback(ctx);
-
-    } else {
-        ngx_http_taskmgr_limit_redis_state(c->log, 1, NULL, NULL);
-    }
-
+    ctx->batch = NULL;
     ctx->waiting = 0;
     r->read_event_handler = ngx_http_block_reading;
 
@@ -552,24 +787,24 @@ ngx_http_taskmgr_limit_redis_handler(ngx_http_taskmgr_redis_cmd_t *cmd)
 }
 
 
+/* the request's answers: four integers per key, from key first on */
 static ngx_int_t
 ngx_http_taskmgr_limit_redis_parse(ngx_http_taskmgr_limit_ctx_t *ctx,
-                                   redisReply                   *reply)
+                                   redisReply *reply, ngx_uint_t first)
 {
     long long                       v[4];
     ngx_uint_t                      i, j;
     redisReply                     *el;
     ngx_http_taskmgr_limit_entry_t *e;
 
-    if (reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 4 * ctx->nentries) {
+    if (4 * (first + ctx->nentries) > reply->elements) {
         return NGX_ERROR;
     }
 
     for (i = 0; i < ctx->nentries; i++) {
 
         for (j = 0; j < 4; j++) {
-            el = reply->element[4 * i + j];
+            el = reply->element[4 * (first + i) + j];
 
             if (el->type != REDIS_REPLY_INTEGER || el->integer < 0) {
                 return NGX_ERROR;
@@ -1015,7 +1250,13 @@ ngx_http_taskmgr_limit_get_ctx(ngx_http_request_t *r)
 static void
 ngx_http_taskmgr_limit_cleanup(void *data)
 {
-    /* nothing to free: the cleanup only marks the ctx */
+    ngx_http_taskmgr_limit_ctx_t *ctx = data;
+
+    /* the request ends while its batch waits: the batch forgets it */
+    if (ctx->batch) {
+        ctx->batch->ctx[ctx->slot] = NULL;
+        ctx->batch = NULL;
+    }
 }
 
 

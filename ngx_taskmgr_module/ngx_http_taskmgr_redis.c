@@ -1132,3 +1132,27 @@ ngx_http_taskmgr_redis_epoch(void)
 {
     return ngx_http_taskmgr_redis_epoch_n;
 }
+
+
+ngx_uint_t
+ngx_http_taskmgr_redis_ready(void)
+{
+    ngx_http_taskmgr_redis_t *rd;
+
+    rd = ngx_http_taskmgr_redis_get();
+
+    return rd != NULL && rd->nready > 0;
+}
+
+
+void
+ngx_http_taskmgr_redis_cmd_init(ngx_http_taskmgr_redis_cmd_t     *cmd,
+                                ngx_http_taskmgr_redis_handler_pt handler,
+                                void                             *data)
+{
+    ngx_memzero(cmd, sizeof(ngx_http_taskmgr_redis_cmd_t));
+
+    cmd->handler = handler;
+    cmd->data = data;
+    cmd->done = 1; /* until sent */
+}

@@ -16,7 +16,7 @@
 #include <hiredis/async.h>
 
 
-#define NGX_HTTP_TASKMGR_REDIS_MAX_ARGS    16
+#define NGX_HTTP_TASKMGR_REDIS_MAX_ARGS    192
 #define NGX_HTTP_TASKMGR_REDIS_MAX_PENDING 1024 /* per connection */
 
 
@@ -35,7 +35,8 @@ typedef struct {
 
 
 /*
- * A command lives in the request pool.  Its handler is called exactly
+ * A command lives in the request pool (or, with request NULL, wherever its
+ * owner keeps it: ngx_http_taskmgr_redis_cmd_init()).  Its handler is called exactly
  * once, from the event loop, never from inside the call that sent it.
  * reply is NULL when Redis is unavailable, timed out or the connection
  * broke (rc then says why); otherwise it may be a REDIS_REPLY_ERROR.  The
@@ -88,6 +89,17 @@ ngx_int_t ngx_http_taskmgr_redis_eval(ngx_http_taskmgr_redis_cmd_t    *cmd,
  * the worker learnt from Redis before may be gone with it (a restart).
  */
 ngx_uint_t ngx_http_taskmgr_redis_epoch(void);
+
+/* Redis can take a command now (a connection is up) */
+ngx_uint_t ngx_http_taskmgr_redis_ready(void);
+
+/*
+ * Prepares a command that belongs to no request (the caller owns its
+ * memory, keeps it until the handler ran, and may free it in the handler).
+ */
+void ngx_http_taskmgr_redis_cmd_init(ngx_http_taskmgr_redis_cmd_t     *cmd,
+                                     ngx_http_taskmgr_redis_handler_pt handler,
+                                     void                             *data);
 
 /* allocates a command in r->pool with a request cleanup that detaches it */
 ngx_http_taskmgr_redis_cmd_t *ngx_http_taskmgr_redis_cmd_create(

@@ -320,13 +320,14 @@ sub pg_dsn {
 }
 
 # render_conf(config => ..., http_config => ..., main_config => ...,
-#             workers => N, log_level => 'info')
+#             events_config => ..., workers => N, log_level => 'info')
 # A default directive is left out when the section it belongs to mentions
 # its name anywhere (a comment such as "# no taskmgr_pg_dsn" is enough).
 sub render_conf {
     my ($self, %c) = @_;
 
     my $main   = $c{main_config} // '';
+    my $events = $c{events_config} // '';
     my $http   = $c{http_config} // '';
     my $server = $c{config} // default_server_block();
     my $workers = $c{workers} // 1;
@@ -365,6 +366,7 @@ EOF
     $conf .= <<"EOF";
 events {
     worker_connections 1024;
+$events
 }
 http {
     log_format taskmgr_test '\$remote_addr "\$request_method \$uri" \$status '
