@@ -154,9 +154,12 @@ like($keys, qr/^tmk:\{[^}]+\}:/m, 'the limiter writes its buckets to Redis again
 my $log = $t->error_log;
 my $down = () = $log =~ /rate limits fall back to this node/g;
 my $up   = () = $log =~ /rate limits are shared again/g;
+# Once per transition of a worker's view: one outage is a transition each way
+# per worker, a few more if a slow build times out a command around the restart.
+note("fallback logged $down time(s), return $up time(s), for $requests requests");
 cmp_ok($down, '>=', 1, 'the fallback was logged');
-cmp_ok($down, '<=', 2, 'the fallback was logged once per worker, not per request');
+cmp_ok($down, '<=', 6, 'the fallback was logged per transition (2 workers), not per request');
 cmp_ok($up, '>=', 1, 'the return was logged');
-cmp_ok($up, '<=', 2, 'the return was logged once per worker');
+cmp_ok($up, '<=', 6, 'the return was logged per transition (2 workers), not per request');
 
 $t->done;
