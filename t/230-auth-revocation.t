@@ -229,6 +229,31 @@ is_status(GET => '/refuse/a', $tok2, 200, 'back: refuse location passes');
 $t->redis_cli('DEL', "tmk:{$uid}:rv:$s1");
 
 ###########################################################################
+# Redis too slow: the command times out (taskmgr_redis_timeout, 200ms by
+# default) and the fallback applies; then the checks resume by themselves
+
+$off = $t->error_log_size;
+is($t->redis_cli('CLIENT', 'PAUSE', '1500', 'ALL'), 'OK', 'Redis paused for 1.5 s');
+{
+    my $t0 = Time::HiRes::time();
+    my $r = req(POST => '/r/a', $tok2);
+    my $secs = Time::HiRes::time() - $t0;
+    is($r->{status}, 503, 'paused: a write times out into the fallback: 503');
+    cmp_ok($secs, '<', 1.2, 'paused: answered before Redis came back');
+    is(($r->{json} // {})->{code}, 'dependency_unavailable', 'paused: dependency_unavailable');
+    is_status(GET => '/r/a', $tok2, 200, 'paused, reads');
+}
+Time::HiRes::sleep(1.6);
+ok(wait_until(15, sub { req(POST => '/r/a', $tok2)->{status} == 200 }),
+   'pause over: writes pass again');
+$t->redis_cli('SET', "tmk:{$uid}:rv:$s2", '1', 'EX', '60');
+ok(wait_until(15, sub { req(GET => '/r/a', $tok2)->{status} == 401 }),
+   'pause over: revocation is checked again');
+$t->redis_cli('DEL', "tmk:{$uid}:rv:$s2");
+like($t->error_log_since($off), qr/\[warn\][^\n]*redis is unavailable \((?:no reply|unavailable|not connected)\), token revocation/,
+     'paused: the transition was logged');
+
+###########################################################################
 # Configuration
 
 $t->var(tok => $tok1);
