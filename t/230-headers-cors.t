@@ -67,6 +67,11 @@ location = /custom {
     taskmgr_healthz;
 }
 location = /boom { return 500; }
+location = /rv503 {
+    taskmgr_auth_jwt on;
+    taskmgr_auth_revocation_fallback refuse;
+    taskmgr_healthz;
+}
 location = /badgw { proxy_pass http://127.0.0.1:1; }
 location = /proxied { proxy_pass http://127.0.0.1:%%PORT%%/backend; }
 location = /backend {
@@ -102,6 +107,20 @@ sub curl_headers {
     is($r->{status}, 200, 'proxied: 200');
     is($r->{headers}{'x-frame-options'}, 'SAMEORIGIN', "proxied: the backend's X-Frame-Options is kept, not doubled");
     is($r->{headers}{'x-content-type-options'}, 'nosniff', 'proxied: the missing ones are added');
+}
+
+# a 503 of the auth module (revocation check refused while Redis is down)
+{
+    $t->redis_stop;
+    my $r = $t->request(GET => '/rv503', token => $t->var('tok'),
+                        headers => { Origin => 'https://app.example.com' });
+    $t->redis_start;
+    is($r->{status}, 503, 'auth 503: status');
+    is($r->{headers}{'retry-after'}, '1', 'auth 503: Retry-After');
+    is($r->{headers}{'access-control-allow-origin'}, 'https://app.example.com', 'auth 503: CORS');
+    is($r->{headers}{'x-frame-options'}, 'DENY', 'auth 503: security headers');
+    is($r->{headers}{'content-security-policy'}, "default-src 'none'; frame-ancestors 'none'",
+       'auth 503: CSP');
 }
 
 run_blocks($t, config => $conf, http_config => $http);
