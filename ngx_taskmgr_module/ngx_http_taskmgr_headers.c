@@ -120,14 +120,14 @@ static ngx_http_module_t  ngx_http_taskmgr_headers_module_ctx = {
     NULL,                                     /* preconfiguration */
     ngx_http_taskmgr_headers_init,            /* postconfiguration */
 
-    NULL,                                     /* create main configuration */
-    NULL,                                     /* init main configuration */
+    NULL,                                     /* create main conf */
+    NULL,                                     /* init main conf */
 
-    NULL,                                     /* create server configuration */
-    NULL,                                     /* merge server configuration */
+    NULL,                                     /* create server conf */
+    NULL,                                     /* merge server conf */
 
-    ngx_http_taskmgr_headers_create_loc_conf, /* create location configuration */
-    ngx_http_taskmgr_headers_merge_loc_conf   /* merge location configuration */
+    ngx_http_taskmgr_headers_create_loc_conf, /* create location conf */
+    ngx_http_taskmgr_headers_merge_loc_conf   /* merge location conf */
 };
 
 
