@@ -2,8 +2,9 @@
  * Copyright (C) taskmgr developers
  *
  * ngx_http_taskmgr_auth_module: bearer JWT authentication in the ACCESS
- * phase, and the $jwt_* variables.  Inert unless "taskmgr_auth_jwt on" (the
- * variables need only a key in scope); knows nothing of the task API.
+ * phase, the revocation check in Redis, and the $jwt_* variables.  Inert
+ * unless "taskmgr_auth_jwt on" (the variables need only a key in scope);
+ * knows nothing of the task API.
  */
 
 
@@ -12,27 +13,69 @@
 #include <ngx_http.h>
 
 #include <jansson.h>
-#include <jwt.h>
 
 #include "ngx_http_taskmgr.h"
 #include "ngx_http_taskmgr_jwt.h"
+#include "ngx_http_taskmgr_redis.h"
 
 
-#define NGX_HTTP_TASKMGR_AUTH_KEY_MIN 32
-#define NGX_HTTP_TASKMGR_AUTH_KEY_MAX 65536
+#define NGX_HTTP_TASKMGR_AUTH_KEY_MAX  65536
+#define NGX_HTTP_TASKMGR_AUTH_KEYS_MAX 16
+#define NGX_HTTP_TASKMGR_AUTH_KID_MAX  64
+
+/* the revocation verdict of a request */
+#define NGX_HTTP_TASKMGR_RV_NONE        0 /* not asked yet */
+#define NGX_HTTP_TASKMGR_RV_PENDING     1 /* waiting for Redis */
+#define NGX_HTTP_TASKMGR_RV_VALID       2
+#define NGX_HTTP_TASKMGR_RV_REVOKED     3
+#define NGX_HTTP_TASKMGR_RV_UNAVAILABLE 4
+
+/* a new worker waits up to 20 x 25 ms for its Redis client to connect */
+#define NGX_HTTP_TASKMGR_RV_TRIES 20
+#define NGX_HTTP_TASKMGR_RV_DELAY 25
+
+/* this worker's view of Redis, for logging transitions once */
+#define NGX_HTTP_TASKMGR_RV_REDIS_UNKNOWN 0
+#define NGX_HTTP_TASKMGR_RV_REDIS_UP      1
+#define NGX_HTTP_TASKMGR_RV_REDIS_DOWN    2
 
 
 typedef struct {
-    ngx_http_taskmgr_auth_loc_conf_t *conf; /* the result holds for it */
+    ngx_http_request_t               *request; /* r->main */
+    ngx_http_taskmgr_auth_loc_conf_t *conf;    /* the result holds for it */
     ngx_http_taskmgr_jwt_status_e     status;
     ngx_http_taskmgr_identity_t       identity;
     json_t                           *claims; /* r->pool owns it */
+    ngx_uint_t                        rv;     /* NGX_HTTP_TASKMGR_RV_* */
+    ngx_uint_t                        tries;
+    ngx_event_t                      *retry;
 } ngx_http_taskmgr_auth_ctx_t;
 
 
 static ngx_int_t ngx_http_taskmgr_auth_handler(ngx_http_request_t *r);
 static ngx_http_taskmgr_auth_ctx_t *ngx_http_taskmgr_auth_check(
     ngx_http_request_t *r);
+static ngx_http_taskmgr_auth_ctx_t *ngx_http_taskmgr_auth_get_ctx(
+    ngx_http_request_t *r);
+static void      ngx_http_taskmgr_auth_ctx_cleanup(void *data);
+static ngx_int_t ngx_http_taskmgr_auth_revocation(
+    ngx_http_request_t *r, ngx_http_taskmgr_auth_ctx_t *ctx,
+    ngx_http_taskmgr_auth_loc_conf_t *alcf);
+static ngx_int_t ngx_http_taskmgr_auth_rv_send(
+    ngx_http_request_t *r, ngx_http_taskmgr_auth_ctx_t *ctx);
+static void ngx_http_taskmgr_auth_rv_handler(ngx_http_taskmgr_redis_cmd_t *cmd);
+static ngx_int_t ngx_http_taskmgr_auth_rv_wait(
+    ngx_http_request_t *r, ngx_http_taskmgr_auth_ctx_t *ctx);
+static void      ngx_http_taskmgr_auth_rv_retry(ngx_event_t *ev);
+static void      ngx_http_taskmgr_auth_rv_cleanup(void *data);
+static ngx_int_t ngx_http_taskmgr_auth_rv_parse(
+    ngx_http_taskmgr_auth_ctx_t *ctx, redisReply *reply);
+static void      ngx_http_taskmgr_auth_rv_state(ngx_log_t *log, ngx_uint_t up,
+                                                const char *reason);
+static ngx_int_t ngx_http_taskmgr_auth_refuse(ngx_http_request_t *r,
+                                              ngx_uint_t          status,
+                                              const char         *code,
+                                              const char         *detail);
 static ngx_int_t ngx_http_taskmgr_auth_parse(ngx_http_request_t *r,
                                              ngx_str_t          *token);
 static ngx_int_t ngx_http_taskmgr_auth_identity_variable(
@@ -56,16 +99,28 @@ static ngx_int_t ngx_http_taskmgr_auth_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_taskmgr_auth_init(ngx_conf_t *cf);
 
 
-/*
- * Algorithms taskmgr_auth_jwt_alg accepts.  RS256 and ES256 go here once the
- * key file setter loads PEM keys (public for verifying, private for issuing).
- */
+/* the algorithms taskmgr_auth_jwt_alg accepts (case-sensitive, as in JWS) */
 /* clang-format off */
 static ngx_conf_enum_t  ngx_http_taskmgr_auth_algs[] = {
-    { ngx_string("HS256"), JWT_ALG_HS256 },
+    { ngx_string("HS256"), NGX_HTTP_TASKMGR_JWT_HS256 },
+    { ngx_string("RS256"), NGX_HTTP_TASKMGR_JWT_RS256 },
+    { ngx_string("ES256"), NGX_HTTP_TASKMGR_JWT_ES256 },
+    { ngx_string("EdDSA"), NGX_HTTP_TASKMGR_JWT_EDDSA },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_taskmgr_auth_rv_fallbacks[] = {
+    { ngx_string("reads"), NGX_HTTP_TASKMGR_RV_FALLBACK_READS },
+    { ngx_string("refuse"), NGX_HTTP_TASKMGR_RV_FALLBACK_REFUSE },
+    { ngx_string("accept"), NGX_HTTP_TASKMGR_RV_FALLBACK_ACCEPT },
     { ngx_null_string, 0 }
 };
 /* clang-format on */
+
+
+static ngx_uint_t ngx_http_taskmgr_auth_rv_redis =
+    NGX_HTTP_TASKMGR_RV_REDIS_UNKNOWN;
 
 
 static ngx_conf_post_handler_pt ngx_http_taskmgr_auth_ttl_post =
@@ -83,7 +138,7 @@ static ngx_command_t  ngx_http_taskmgr_auth_commands[] = {
       NULL },
 
     { ngx_string("taskmgr_auth_jwt_key_file"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_http_taskmgr_auth_key_file,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -123,6 +178,20 @@ static ngx_command_t  ngx_http_taskmgr_auth_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_taskmgr_auth_loc_conf_t, ttl),
       &ngx_http_taskmgr_auth_ttl_post },
+
+    { ngx_string("taskmgr_auth_revocation"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_auth_loc_conf_t, revocation),
+      NULL },
+
+    { ngx_string("taskmgr_auth_revocation_fallback"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_auth_loc_conf_t, revocation_fallback),
+      &ngx_http_taskmgr_auth_rv_fallbacks },
 
       ngx_null_command
 };
@@ -189,7 +258,6 @@ static ngx_http_variable_t  ngx_http_taskmgr_auth_vars[] = {
 static ngx_int_t
 ngx_http_taskmgr_auth_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                         rc;
     ngx_str_t                         challenge;
     const char                       *code, *detail;
     ngx_http_taskmgr_auth_ctx_t      *ctx;
@@ -213,6 +281,10 @@ ngx_http_taskmgr_auth_handler(ngx_http_request_t *r)
     switch (ctx->status) {
 
     case NGX_HTTP_TASKMGR_JWT_VALID:
+        if (alcf->revocation) {
+            return ngx_http_taskmgr_auth_revocation(r, ctx, alcf);
+        }
+
         /* NGX_OK: passed (with "satisfy all", go on to the next handler) */
         return NGX_OK;
 
@@ -238,20 +310,365 @@ ngx_http_taskmgr_auth_handler(ngx_http_request_t *r)
         break;
     }
 
-    if (ngx_http_discard_request_body(r) != NGX_OK) {
-        r->keepalive = 0;
-    }
-
     if (ngx_http_taskmgr_add_header(r, "WWW-Authenticate", &challenge)
         != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_taskmgr_send_problem(r, NGX_HTTP_UNAUTHORIZED, code, detail);
+    return ngx_http_taskmgr_auth_refuse(r, NGX_HTTP_UNAUTHORIZED, code, detail);
+}
+
+
+static ngx_int_t
+ngx_http_taskmgr_auth_refuse(ngx_http_request_t *r, ngx_uint_t status,
+                             const char *code, const char *detail)
+{
+    ngx_int_t rc;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    rc = ngx_http_taskmgr_send_problem(r, status, code, detail);
 
     ngx_http_finalize_request(r, rc);
 
     return NGX_DONE;
+}
+
+
+/*
+ * The revocation check of a verified token: one MGET of
+ * tmk:{<sub>}:rv:<sid> (the session is revoked) and tmk:{<sub>}:rva (every
+ * token of the user issued at or before that unix time is revoked), both
+ * in the user's hash slot.  The verdict is kept in the ctx, which outlives
+ * internal redirects, so a request asks Redis once.
+ */
+
+static ngx_int_t
+ngx_http_taskmgr_auth_revocation(ngx_http_request_t               *r,
+                                 ngx_http_taskmgr_auth_ctx_t      *ctx,
+                                 ngx_http_taskmgr_auth_loc_conf_t *alcf)
+{
+    ngx_int_t rc;
+    ngx_str_t challenge;
+
+    switch (ctx->rv) {
+
+    case NGX_HTTP_TASKMGR_RV_NONE:
+        rc = ngx_http_taskmgr_auth_rv_send(r, ctx);
+
+        if (rc == NGX_OK) {
+            ctx->rv = NGX_HTTP_TASKMGR_RV_PENDING;
+
+            /* notice a client that goes away while Redis answers */
+            r->read_event_handler = ngx_http_test_reading;
+
+            return NGX_AGAIN;
+        }
+
+        if (rc != NGX_DECLINED) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        /*
+         * a worker that never reached Redis yet (just started, or just
+         * reloaded) gives its client a moment to connect
+         */
+
+        if (ngx_http_taskmgr_auth_rv_redis == NGX_HTTP_TASKMGR_RV_REDIS_UNKNOWN
+            && ctx->tries < NGX_HTTP_TASKMGR_RV_TRIES)
+        {
+            return ngx_http_taskmgr_auth_rv_wait(r, ctx);
+        }
+
+        ngx_http_taskmgr_auth_rv_state(r->connection->log, 0, "not connected");
+        ctx->rv = NGX_HTTP_TASKMGR_RV_UNAVAILABLE;
+        break;
+
+    case NGX_HTTP_TASKMGR_RV_PENDING:
+        return NGX_AGAIN;
+
+    default:
+        break;
+    }
+
+    switch (ctx->rv) {
+
+    case NGX_HTTP_TASKMGR_RV_VALID:
+        return NGX_OK;
+
+    case NGX_HTTP_TASKMGR_RV_REVOKED:
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "taskmgr: JWT rejected: revoked");
+
+        ngx_str_set(&challenge, "Bearer error=\"invalid_token\"");
+
+        if (ngx_http_taskmgr_add_header(r, "WWW-Authenticate", &challenge)
+            != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_taskmgr_auth_refuse(r, NGX_HTTP_UNAUTHORIZED,
+                                            "unauthorized",
+                                            "The access token has been "
+                                            "revoked.");
+
+    default: /* NGX_HTTP_TASKMGR_RV_UNAVAILABLE */
+        break;
+    }
+
+    switch (alcf->revocation_fallback) {
+
+    case NGX_HTTP_TASKMGR_RV_FALLBACK_ACCEPT:
+        return NGX_OK;
+
+    case NGX_HTTP_TASKMGR_RV_FALLBACK_READS:
+        if (r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD | NGX_HTTP_OPTIONS)) {
+            return NGX_OK;
+        }
+
+        break;
+
+    default: /* NGX_HTTP_TASKMGR_RV_FALLBACK_REFUSE */
+        break;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "taskmgr: request refused: token revocation cannot be "
+                  "checked");
+
+    return ngx_http_taskmgr_auth_refuse(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "dependency_unavailable",
+                                        "The token revocation check is "
+                                        "unavailable.");
+}
+
+
+static ngx_int_t
+ngx_http_taskmgr_auth_rv_send(ngx_http_request_t          *r,
+                              ngx_http_taskmgr_auth_ctx_t *ctx)
+{
+    u_char                       *p;
+    ngx_str_t                     argv[3];
+    ngx_uint_t                    argc;
+    ngx_http_taskmgr_identity_t  *id;
+    ngx_http_taskmgr_redis_cmd_t *cmd;
+
+    id = &ctx->identity;
+
+    /* "tmk:{<sub>}:rva" and "tmk:{<sub>}:rv:<sid>"; sub and sid are UUIDs */
+
+    ngx_str_set(&argv[0], "MGET");
+
+    p = ngx_pnalloc(r->pool, sizeof("tmk:{}:rva") - 1 + id->sub.len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    argv[1].data = p;
+    argv[1].len = ngx_sprintf(p, "tmk:{%V}:rva", &id->sub) - p;
+    argc = 2;
+
+    if (id->sid.len) {
+        p = ngx_pnalloc(r->pool,
+                        sizeof("tmk:{}:rv:") - 1 + id->sub.len + id->sid.len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        argv[2].data = p;
+        argv[2].len = ngx_sprintf(p, "tmk:{%V}:rv:%V", &id->sub, &id->sid) - p;
+        argc = 3;
+    }
+
+    cmd = ngx_http_taskmgr_redis_cmd_create(r, ngx_http_taskmgr_auth_rv_handler,
+                                            ctx);
+    if (cmd == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_taskmgr_redis_send(cmd, (int) argc, argv);
+}
+
+
+static void
+ngx_http_taskmgr_auth_rv_handler(ngx_http_taskmgr_redis_cmd_t *cmd)
+{
+    ngx_connection_t            *c;
+    ngx_http_request_t          *r;
+    ngx_http_taskmgr_auth_ctx_t *ctx;
+
+    ctx = cmd->data;
+    r = ctx->request;
+    c = r->connection;
+
+    if (cmd->reply == NULL) {
+        ngx_http_taskmgr_auth_rv_state(
+            c->log, 0, cmd->rc == NGX_OK ? "no reply" : "unavailable");
+        ctx->rv = NGX_HTTP_TASKMGR_RV_UNAVAILABLE;
+
+    } else if (ngx_http_taskmgr_auth_rv_parse(ctx, cmd->reply) != NGX_OK) {
+        ngx_http_taskmgr_auth_rv_state(c->log, 0, "unexpected reply");
+        ctx->rv = NGX_HTTP_TASKMGR_RV_UNAVAILABLE;
+
+    } else {
+        ngx_http_taskmgr_auth_rv_state(c->log, 1, NULL);
+    }
+
+    r->read_event_handler = ngx_http_block_reading;
+
+    ngx_http_core_run_phases(r);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_int_t
+ngx_http_taskmgr_auth_rv_wait(ngx_http_request_t          *r,
+                              ngx_http_taskmgr_auth_ctx_t *ctx)
+{
+    ngx_pool_cleanup_t *cln;
+
+    if (ctx->retry == NULL) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->retry = ngx_pcalloc(r->pool, sizeof(ngx_event_t));
+        if (ctx->retry == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->retry->handler = ngx_http_taskmgr_auth_rv_retry;
+        ctx->retry->data = ctx;
+        ctx->retry->log = r->connection->log;
+
+        cln->handler = ngx_http_taskmgr_auth_rv_cleanup;
+        cln->data = ctx->retry;
+    }
+
+    ctx->tries++;
+    ctx->rv = NGX_HTTP_TASKMGR_RV_PENDING;
+
+    ngx_add_timer(ctx->retry, NGX_HTTP_TASKMGR_RV_DELAY);
+
+    r->read_event_handler = ngx_http_test_reading;
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_http_taskmgr_auth_rv_retry(ngx_event_t *ev)
+{
+    ngx_connection_t            *c;
+    ngx_http_request_t          *r;
+    ngx_http_taskmgr_auth_ctx_t *ctx;
+
+    ctx = ev->data;
+    r = ctx->request;
+    c = r->connection;
+
+    ctx->rv = NGX_HTTP_TASKMGR_RV_NONE;
+    r->read_event_handler = ngx_http_block_reading;
+
+    ngx_http_core_run_phases(r);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_taskmgr_auth_rv_cleanup(void *data)
+{
+    ngx_event_t *ev = data;
+
+    if (ev->timer_set) {
+        ngx_del_timer(ev);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_taskmgr_auth_rv_parse(ngx_http_taskmgr_auth_ctx_t *ctx,
+                               redisReply                  *reply)
+{
+    ngx_int_t   t;
+    redisReply *el;
+
+    if (reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != (ctx->identity.sid.len ? 2 : 1))
+    {
+        return NGX_ERROR;
+    }
+
+    ctx->rv = NGX_HTTP_TASKMGR_RV_VALID;
+
+    /* the session */
+
+    if (reply->elements == 2) {
+        el = reply->element[1];
+
+        if (el->type != REDIS_REPLY_NIL) {
+            ctx->rv = NGX_HTTP_TASKMGR_RV_REVOKED;
+            return NGX_OK;
+        }
+    }
+
+    /* every token of the user issued at or before T */
+
+    el = reply->element[0];
+
+    if (el->type == REDIS_REPLY_NIL) {
+        return NGX_OK;
+    }
+
+    if (el->type != REDIS_REPLY_STRING) {
+        return NGX_ERROR;
+    }
+
+    t = ngx_atoi((u_char *) el->str, el->len);
+
+    if (t == NGX_ERROR) {
+        /* not a time: fail safe, as if every token were revoked */
+        ctx->rv = NGX_HTTP_TASKMGR_RV_REVOKED;
+        return NGX_OK;
+    }
+
+    if ((ngx_int_t) ctx->identity.iat <= t) {
+        ctx->rv = NGX_HTTP_TASKMGR_RV_REVOKED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* logs the transitions of this worker's view of Redis, once each */
+
+static void
+ngx_http_taskmgr_auth_rv_state(ngx_log_t *log, ngx_uint_t up,
+                               const char *reason)
+{
+    if (up) {
+        if (ngx_http_taskmgr_auth_rv_redis == NGX_HTTP_TASKMGR_RV_REDIS_DOWN) {
+            ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                          "taskmgr: redis is available again, token "
+                          "revocation is checked again");
+        }
+
+        ngx_http_taskmgr_auth_rv_redis = NGX_HTTP_TASKMGR_RV_REDIS_UP;
+        return;
+    }
+
+    if (ngx_http_taskmgr_auth_rv_redis != NGX_HTTP_TASKMGR_RV_REDIS_DOWN) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "taskmgr: redis is unavailable (%s), token revocation "
+                      "cannot be checked: taskmgr_auth_revocation_fallback "
+                      "applies",
+                      reason);
+    }
+
+    ngx_http_taskmgr_auth_rv_redis = NGX_HTTP_TASKMGR_RV_REDIS_DOWN;
 }
 
 
@@ -271,10 +688,12 @@ ngx_http_taskmgr_auth_check(ngx_http_request_t *r)
     ngx_http_taskmgr_auth_ctx_t      *ctx;
     ngx_http_taskmgr_auth_loc_conf_t *alcf;
 
+    ngx_pool_cleanup_t *cln;
+
     r = r->main;
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_taskmgr_auth_module);
-    ctx = ngx_http_get_module_ctx(r, ngx_http_taskmgr_auth_module);
+    ctx = ngx_http_taskmgr_auth_get_ctx(r);
 
     if (ctx == NULL) {
         ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_taskmgr_auth_ctx_t));
@@ -282,6 +701,17 @@ ngx_http_taskmgr_auth_check(ngx_http_request_t *r)
             return NULL;
         }
 
+        /* the ctx outlives internal redirects through this cleanup */
+
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return NULL;
+        }
+
+        cln->handler = ngx_http_taskmgr_auth_ctx_cleanup;
+        cln->data = ctx;
+
+        ctx->request = r;
         ngx_http_set_ctx(r, ctx, ngx_http_taskmgr_auth_module);
 
     } else if (ctx->conf == alcf) {
@@ -294,7 +724,7 @@ ngx_http_taskmgr_auth_check(ngx_http_request_t *r)
     ctx->claims = NULL;
     ngx_memzero(&ctx->identity, sizeof(ngx_http_taskmgr_identity_t));
 
-    if (alcf->key.len == 0) {
+    if (alcf->keys == NULL || alcf->keys->nelts == 0) {
         /* nothing to verify with: no identity */
         ctx->status = NGX_HTTP_TASKMGR_JWT_INVALID;
         return ctx;
@@ -317,7 +747,48 @@ ngx_http_taskmgr_auth_check(ngx_http_request_t *r)
     ctx->status = ngx_http_taskmgr_jwt_verify(r, alcf, &token, &ctx->identity,
                                               &ctx->claims);
 
+    /*
+     * ctx->rv is kept: the same token names the same user, session and
+     * issue time under any key that verifies it
+     */
+
     return ctx;
+}
+
+
+/*
+ * An internal redirect clears the module ctx; the pool cleanup still
+ * points to it (the way the realip module keeps its address).
+ */
+
+static ngx_http_taskmgr_auth_ctx_t *
+ngx_http_taskmgr_auth_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_taskmgr_auth_ctx_t *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_taskmgr_auth_module);
+
+    if (ctx != NULL) {
+        return ctx;
+    }
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_taskmgr_auth_ctx_cleanup) {
+            ctx = cln->data;
+            ngx_http_set_ctx(r, ctx, ngx_http_taskmgr_auth_module);
+            return ctx;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_taskmgr_auth_ctx_cleanup(void *data)
+{
+    /* a marker only: the ctx lives in the request pool */
 }
 
 
@@ -504,8 +975,8 @@ ngx_http_taskmgr_auth_create_loc_conf(ngx_conf_t *cf)
     /*
      * set by ngx_pcalloc():
      *
-     *     conf->key = { 0, NULL };
-     *     conf->key_file = { 0, NULL };
+     *     conf->key_srcs = NULL;
+     *     conf->keys = NULL;
      *     conf->issuer = { 0, NULL };
      *     conf->audience = { 0, NULL };
      *     conf->enable_file = NULL;
@@ -516,6 +987,8 @@ ngx_http_taskmgr_auth_create_loc_conf(ngx_conf_t *cf)
     conf->alg = NGX_CONF_UNSET_UINT;
     conf->leeway = NGX_CONF_UNSET;
     conf->ttl = NGX_CONF_UNSET;
+    conf->revocation = NGX_CONF_UNSET;
+    conf->revocation_fallback = NGX_CONF_UNSET_UINT;
 
     return conf;
 }
@@ -527,6 +1000,8 @@ ngx_http_taskmgr_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_taskmgr_auth_loc_conf_t *prev = parent;
     ngx_http_taskmgr_auth_loc_conf_t *conf = child;
 
+    ngx_http_taskmgr_main_conf_t *mcf;
+
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
 
     if (conf->enable_file == NULL) {
@@ -534,18 +1009,47 @@ ngx_http_taskmgr_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->enable_line = prev->enable_line;
     }
 
-    if (conf->key.data == NULL) {
-        conf->key = prev->key;
-        conf->key_file = prev->key_file;
+    ngx_conf_merge_uint_value(conf->alg, prev->alg, NGX_HTTP_TASKMGR_JWT_HS256);
+
+    /* a level with key lines does not inherit those of the levels above */
+
+    if (conf->key_srcs == NULL) {
+        conf->key_srcs = prev->key_srcs;
+
+        if (prev->keys != NULL && prev->alg == conf->alg) {
+            conf->keys = prev->keys;
+        }
     }
 
-    ngx_conf_merge_uint_value(conf->alg, prev->alg, JWT_ALG_HS256);
+    if (conf->key_srcs != NULL && conf->keys == NULL) {
+        if (ngx_http_taskmgr_jwt_load_keys(cf, conf) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
     ngx_conf_merge_str_value(conf->issuer, prev->issuer, "");
     ngx_conf_merge_str_value(conf->audience, prev->audience, "");
     ngx_conf_merge_sec_value(conf->leeway, prev->leeway, 30);
     ngx_conf_merge_sec_value(conf->ttl, prev->ttl, 900);
 
-    if (conf->enable && conf->key.len == 0) {
+    /* revocation: on by default where a Redis is configured */
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_taskmgr_module);
+
+    ngx_conf_merge_value(conf->revocation, prev->revocation,
+                         mcf->redis_addr.len ? 1 : 0);
+    ngx_conf_merge_uint_value(conf->revocation_fallback,
+                              prev->revocation_fallback,
+                              NGX_HTTP_TASKMGR_RV_FALLBACK_READS);
+
+    if (conf->revocation == 1 && mcf->redis_addr.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "taskmgr: \"taskmgr_auth_revocation on\" needs "
+                      "\"taskmgr_redis\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->enable && conf->keys == NULL) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "taskmgr: \"taskmgr_auth_jwt\" is on but no "
                       "\"taskmgr_auth_jwt_key_file\" is defined for it "
@@ -580,9 +1084,10 @@ ngx_http_taskmgr_auth_jwt(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 /*
- * Reads the key at configuration time (in the master).  The content, with
- * trailing whitespace trimmed, is the key; it is never logged, and it is
- * wiped when the configuration pool goes away.
+ * taskmgr_auth_jwt_key_file <path> [kid=<id>]: reads the file at
+ * configuration time (in the master), so a reload reads it again.  The
+ * bytes are parsed at merge time for the location's algorithm; they are
+ * never logged, and they are wiped when the configuration pool goes away.
  */
 
 static char *
@@ -590,21 +1095,64 @@ ngx_http_taskmgr_auth_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_taskmgr_auth_loc_conf_t *alcf = conf;
 
-    char               *rv;
-    off_t               size;
-    u_char             *buf;
-    size_t              len;
-    ssize_t             n;
-    ngx_str_t          *value, path, *wipe;
-    ngx_file_t          file;
-    ngx_pool_cleanup_t *cln;
-
-    if (alcf->key.data != NULL) {
-        return "is duplicate";
-    }
+    char                           *rv;
+    off_t                           size;
+    u_char                         *buf, *p;
+    ssize_t                         n;
+    ngx_str_t                      *value, path, kid, *wipe;
+    ngx_uint_t                      i;
+    ngx_file_t                      file;
+    ngx_pool_cleanup_t             *cln;
+    ngx_http_taskmgr_jwt_key_src_t *src;
 
     value = cf->args->elts;
     path = value[1];
+    ngx_str_null(&kid);
+
+    if (cf->args->nelts == 3) {
+        if (value[2].len <= 4 || ngx_strncmp(value[2].data, "kid=", 4) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "taskmgr: invalid parameter \"%V\" "
+                               "(expected kid=<id>)",
+                               &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        kid.data = value[2].data + 4;
+        kid.len = value[2].len - 4;
+
+        for (i = 0, p = kid.data; i < kid.len; i++, p++) {
+            if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')
+                  || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'
+                  || *p == '.'))
+            {
+                break;
+            }
+        }
+
+        if (i != kid.len || kid.len > NGX_HTTP_TASKMGR_AUTH_KID_MAX) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "taskmgr: a kid is 1 to %d letters, digits, "
+                               "\"-\", \"_\" or \".\"",
+                               NGX_HTTP_TASKMGR_AUTH_KID_MAX);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (alcf->key_srcs == NULL) {
+        alcf->key_srcs = ngx_array_create(
+            cf->pool, 2, sizeof(ngx_http_taskmgr_jwt_key_src_t));
+        if (alcf->key_srcs == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (alcf->key_srcs->nelts >= NGX_HTTP_TASKMGR_AUTH_KEYS_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "taskmgr: at most %d JWT keys per level",
+                           NGX_HTTP_TASKMGR_AUTH_KEYS_MAX);
+        return NGX_CONF_ERROR;
+    }
 
     if (path.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -679,27 +1227,21 @@ ngx_http_taskmgr_auth_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         goto done;
     }
 
-    len = (size_t) size;
+    buf[size] = '\0';
 
-    while (len > 0
-           && (buf[len - 1] == '\n' || buf[len - 1] == '\r'
-               || buf[len - 1] == ' ' || buf[len - 1] == '\t'))
-    {
-        len--;
-    }
+    /* parsed for the algorithm at merge time, which knows it */
 
-    buf[len] = '\0';
-
-    if (len < NGX_HTTP_TASKMGR_AUTH_KEY_MIN) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "taskmgr: key in \"%V\" is shorter than %d bytes",
-                           &path, NGX_HTTP_TASKMGR_AUTH_KEY_MIN);
+    src = ngx_array_push(alcf->key_srcs);
+    if (src == NULL) {
         goto done;
     }
 
-    alcf->key.data = buf;
-    alcf->key.len = len;
-    alcf->key_file = path;
+    src->kid = kid;
+    src->file = path;
+    src->data.data = buf;
+    src->data.len = (size_t) size;
+    src->conf_file = cf->conf_file->file.name.data;
+    src->conf_line = cf->conf_file->line;
 
     rv = NGX_CONF_OK;
 

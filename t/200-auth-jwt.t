@@ -275,7 +275,7 @@ GET /guarded
 WWW-Authenticate: Bearer error="invalid_token"
 --- response_json_like: {"code":"unauthorized"}
 --- error_log
-taskmgr: JWT rejected: malformed or bad signature
+taskmgr: JWT rejected: bad signature
 
 === TEST 17: other claims under a valid token's signature
 --- request

@@ -11,7 +11,10 @@ use Taskmgr::Test;
 use Taskmgr::Load qw(setup_user create_task wait_until);
 
 my $t = Taskmgr::Test->new(name => 'cache');
-$t->start(http_config => 'taskmgr_cache on; taskmgr_cache_ttl 30s;');
+# writes while Redis is down are tested below: the revocation check lets
+# them through ("accept"; the default "reads" would refuse them, see t/230)
+$t->start(http_config => 'taskmgr_cache on; taskmgr_cache_ttl 30s; '
+                       . 'taskmgr_auth_revocation_fallback accept;');
 
 sub get {
     my ($path, $u, %h) = @_;

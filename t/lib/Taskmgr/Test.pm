@@ -42,7 +42,8 @@ use Exporter 'import';
 
 our @EXPORT    = qw(run_blocks);
 our @EXPORT_OK = qw(parse_blocks json_match mint_jwt base64url
-                    expand_vars json_path default_server_block free_port);
+                    expand_vars json_path default_server_block free_port
+                    openssl_sign openssl_genkey);
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 
@@ -674,7 +675,10 @@ sub base64url {
 # mint_jwt($key, \%claims, alg => 'HS256', header => {...}, now => time)
 # Claims exp/iat/nbf given as "+N"/"-N" become now+-N.  Defaults: iss=taskmgr,
 # aud=taskmgr-api, iat=now, exp=now+300; a claim set to undef is left out.
-# alg: HS256, HS384, HS512 or none (empty signature).
+# alg: HS256, HS384, HS512 or none (empty signature): $key is the secret;
+# RS256, ES256 (raw R||S, as JWS wants) or EdDSA (Ed25519): $key is the path
+# of a PEM private key, and the openssl CLI signs.  header => { kid => ... }
+# adds (or, with undef, removes) header fields.
 sub mint_jwt {
     my ($key, $claims, %o) = @_;
     my $now = $o{now} // time;
@@ -694,8 +698,79 @@ sub mint_jwt {
     if    ($alg eq 'HS256') { $sig = Digest::SHA::hmac_sha256($input, $key) }
     elsif ($alg eq 'HS384') { $sig = Digest::SHA::hmac_sha384($input, $key) }
     elsif ($alg eq 'HS512') { $sig = Digest::SHA::hmac_sha512($input, $key) }
+    elsif ($alg =~ /^(?:RS256|ES256|EdDSA)$/) { $sig = openssl_sign($alg, $key, $input) }
     elsif ($alg ne 'none')  { die "mint_jwt: unsupported alg $alg\n" }
     return "$input." . base64url($sig);
+}
+
+# openssl_sign($alg, $pem_file, $data) -> the JWS signature bytes.
+sub openssl_sign {
+    my ($alg, $pem, $data) = @_;
+    local $?;
+    my $in = File::Temp->new(SUFFIX => '.jws');
+    binmode $in;
+    print {$in} $data;
+    close $in;
+    my @cmd = $alg eq 'EdDSA'
+        ? ('openssl', 'pkeyutl', '-sign', '-rawin', '-inkey', $pem, '-in', $in->filename)
+        : ('openssl', 'dgst', '-sha256', '-binary', '-sign', $pem, $in->filename);
+    my $pid = open(my $out, '-|') // die "fork: $!";
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        exec @cmd or POSIX::_exit(127);
+    }
+    binmode $out;
+    local $/;
+    my $sig = <$out> // '';
+    close $out;
+    die "openssl_sign: @cmd failed ($?)\n" if $? || $sig eq '';
+    return $alg eq 'ES256' ? _ecdsa_der_to_raw($sig, 32) : $sig;
+}
+
+# DER SEQUENCE { INTEGER r, INTEGER s } -> r || s, each $n bytes.
+sub _ecdsa_der_to_raw {
+    my ($der, $n) = @_;
+    my @b = unpack 'C*', $der;
+    my $i = 0;
+    die "ECDSA signature is not a DER sequence\n" unless $b[$i++] == 0x30;
+    my $len = $b[$i++];
+    $i += ($len & 0x7f) if $len & 0x80;
+    my $raw = '';
+    for (1, 2) {
+        die "ECDSA signature: no INTEGER\n" unless $b[$i++] == 0x02;
+        my $l = $b[$i++];
+        my $v = pack 'C*', @b[$i .. $i + $l - 1];
+        $i += $l;
+        $v =~ s/^\x00+//;
+        die "ECDSA signature: integer too long\n" if length $v > $n;
+        $raw .= ("\x00" x ($n - length $v)) . $v;
+    }
+    return $raw;
+}
+
+# openssl_genkey($dir, $name, $type): writes $dir/$name.pem (private) and
+# $dir/$name.pub.pem (public) and returns both paths.  $type: rsa (2048
+# bits, or rsa:<bits>), ec (P-256, or ec:<curve>), ed25519.
+sub openssl_genkey {
+    my ($dir, $name, $type) = @_;
+    local $?;
+    my ($priv, $pub) = ("$dir/$name.pem", "$dir/$name.pub.pem");
+    my @opt;
+    if ($type =~ /^rsa(?::(\d+))?$/) {
+        @opt = ('-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:' . ($1 // 2048));
+    } elsif ($type =~ /^ec(?::(\S+))?$/) {
+        @opt = ('-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:' . ($1 // 'P-256'));
+    } elsif ($type eq 'ed25519') {
+        @opt = ('-algorithm', 'ED25519');
+    } else {
+        die "openssl_genkey: unknown type $type\n";
+    }
+    system('openssl', 'genpkey', '-quiet', @opt, '-out', $priv) == 0
+        or die "openssl genpkey $type failed\n";
+    system('openssl', 'pkey', '-in', $priv, '-pubout', '-out', $pub) == 0
+        or die "openssl pkey -pubout failed\n";
+    chmod 0644, $priv, $pub;
+    return ($priv, $pub);
 }
 
 # The JWT key: jwt.key's content without trailing whitespace, as raw bytes
