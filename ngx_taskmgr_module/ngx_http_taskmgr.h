@@ -75,6 +75,9 @@ typedef struct {
     ngx_str_t jti;
     time_t    iat;
     time_t    exp;
+
+    /* Redis said neither the session nor the user's tokens are revoked */
+    unsigned revocation_checked : 1;
 } ngx_http_taskmgr_identity_t;
 
 

@@ -396,6 +396,7 @@ ngx_http_taskmgr_auth_revocation(ngx_http_request_t               *r,
     switch (ctx->rv) {
 
     case NGX_HTTP_TASKMGR_RV_VALID:
+        ctx->identity.revocation_checked = 1;
         return NGX_OK;
 
     case NGX_HTTP_TASKMGR_RV_REVOKED:

@@ -230,7 +230,7 @@ ngx_http_taskmgr_cache_send_lookup(ngx_http_request_t       *r,
     cache->member = 0;
     cache->locked = 0;
     cache->failed = 0;
-    cache->session = (id->sid.len == 0);
+    cache->session = (id->sid.len == 0 || id->revocation_checked);
     cache->pending = 0;
 
     if (ngx_http_taskmgr_redis_eval(cmd, &ngx_http_taskmgr_cache_script, 2, 5,
@@ -287,7 +287,7 @@ ngx_http_taskmgr_cache_send_check(ngx_http_request_t       *r,
     cache->member = 0;
     cache->locked = 0;
     cache->failed = 0;
-    cache->session = (id->sid.len == 0);
+    cache->session = (id->sid.len == 0 || id->revocation_checked);
     cache->pending = 0;
 
     if (ngx_http_taskmgr_redis_send(cmd, 3, argv) != NGX_OK) {
@@ -313,7 +313,12 @@ ngx_http_taskmgr_cache_send_session(ngx_http_request_t       *r,
 
     id = ngx_http_taskmgr_auth_identity(r);
 
-    if (id == NULL || id->sid.len == 0) {
+    /*
+     * The access phase already asked Redis whether the session is revoked
+     * (everything that ends a session writes that down there): no need to
+     * ask for the marker too.
+     */
+    if (id == NULL || id->sid.len == 0 || id->revocation_checked) {
         return;
     }
 
