@@ -397,6 +397,24 @@ my $bob = register('bob');
     }
 }
 
+# The list the repository ships (lua-free-conf uses it) loads and blocks.
+{
+    my $file = "$FindBin::Bin/../data/password-blocklist.txt";
+    my $t0 = Time::HiRes::time();
+    my ($ok, $err) = $t->try_start(http_config => "taskmgr_password_blocklist $file;");
+    ok($ok, 'the shipped block list loads') or diag($err);
+    my $took = Time::HiRes::time() - $t0;
+    ok($took < 10, sprintf('... in reasonable time (%.2f s including the start)', $took));
+    for my $p ('password1234', 'QwertyUiop123', 'winniethepooh', 'ILoveYou2025') {
+        my $r = $t->request(POST => '/v1/auth/register', body => {
+            email => 'ship' . (++$n) . "-$rand\@example.com", password => $p, name => 'S' });
+        is($r->{status}, 422, "the shipped list blocks $p");
+    }
+    my $r = $t->request(POST => '/v1/auth/register', body => {
+        email => "ship-ok-$rand\@example.com", password => "not in any list $rand", name => 'S' });
+    is($r->{status}, 201, '... and lets an uncommon password through');
+}
+
 # The block list is checked at start: a missing file, or one too large.
 {
     my $big = $t->dir . '/big.txt';
