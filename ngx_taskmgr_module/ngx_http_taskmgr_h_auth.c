@@ -394,6 +394,7 @@ ngx_http_taskmgr_lockout(ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx,
 {
     u_char                          *p;
     size_t                           len;
+    int64_t                          v[6];
     ngx_str_t                        email, hash, argv[9];
     ngx_uint_t                       i;
     ngx_http_taskmgr_main_conf_t    *mcf;
@@ -440,24 +441,23 @@ ngx_http_taskmgr_lockout(ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx,
     p = ngx_sprintf(p, "tmk:{ip:%V}:lf", &r->connection->addr_text);
     argv[1].len = p - argv[1].data;
 
-    for (i = 2; i < 8; i++) {
-        argv[i].data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN + 3);
-        if (argv[i].data == NULL) {
+    /* thresholds and times (ms) for the script */
+    v[0] = alcf->login_max_failures;
+    v[1] = (int64_t) alcf->login_failure_window * 1000;
+    v[2] = (int64_t) alcf->login_lock_time * 1000;
+    v[3] = (int64_t) alcf->login_max_lock_time * 1000;
+    v[4] = alcf->login_ip_max_failures;
+    v[5] = (int64_t) alcf->login_ip_window * 1000;
+
+    for (i = 0; i < 6; i++) {
+        p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+        if (p == NULL) {
             return NGX_DECLINED;
         }
+
+        argv[i + 2].data = p;
+        argv[i + 2].len = ngx_sprintf(p, "%L", v[i]) - p;
     }
-
-#define tm_arg(i, fmt, v)                                                      \
-    argv[i].len = ngx_sprintf(argv[i].data, fmt, v) - argv[i].data
-
-    tm_arg(2, "%ui", alcf->login_max_failures);
-    tm_arg(3, "%T000", alcf->login_failure_window);
-    tm_arg(4, "%T000", alcf->login_lock_time);
-    tm_arg(5, "%T000", alcf->login_max_lock_time);
-    tm_arg(6, "%ui", alcf->login_ip_max_failures);
-    tm_arg(7, "%T000", alcf->login_ip_window);
-
-#undef tm_arg
 
     argv[8].data = (u_char *) mode;
     argv[8].len = ngx_strlen(mode);

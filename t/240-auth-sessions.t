@@ -340,6 +340,14 @@ my $bob = register('bob');
     is($t->request(POST => '/v1/auth/login', body => {
         email => $dave->{email}, password => pw('dave') })->{status}, 401,
        'the old password no longer logs in');
+
+    # the hash is stored only if it is still the one verified: a concurrent
+    # change answers 409 and leaves everything as it was
+    is($t->psql(q{SELECT status || ' ' || body FROM tm_api.password_set($1, $2, 'stale', 'new')},
+                $dave->{uid}, $keep->{sid}), '409 conflict',
+       'password_set with a stale hash: 409 conflict');
+    is($t->psql('SELECT count(*) FROM tm.users WHERE id = $1 AND password_hash = $2',
+                $dave->{uid}, 'new'), 0, '... nothing stored');
     login($dave, pw => "brand new words $rand");
 }
 
