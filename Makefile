@@ -33,7 +33,7 @@ RUN_REDIS_PORT := 26379
 DEB_PACKAGES := build-essential nginx-core nginx-dev libpq-dev \
                 postgresql-15 postgresql-client-15 redis-server redis-tools \
                 libjansson-dev libjwt-dev libargon2-dev libssl-dev libhiredis-dev \
-                wrk perl curl jq procps util-linux passwd coreutils
+                wrk perl curl jq procps util-linux passwd coreutils john-data
 
 .PHONY: all deps build build-asan run test test-asan migrate bench stop status \
         clean clean-data FORCE

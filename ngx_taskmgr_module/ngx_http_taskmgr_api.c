@@ -81,6 +81,55 @@ static ngx_command_t  ngx_http_taskmgr_api_commands[] = {
       offsetof(ngx_http_taskmgr_api_loc_conf_t, cache_max_entry_size),
       NULL },
 
+    { ngx_string("taskmgr_password_blocklist"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_taskmgr_password_blocklist,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("taskmgr_login_max_failures"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_api_loc_conf_t, login_max_failures),
+      NULL },
+
+    { ngx_string("taskmgr_login_failure_window"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_api_loc_conf_t, login_failure_window),
+      NULL },
+
+    { ngx_string("taskmgr_login_lock_time"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_api_loc_conf_t, login_lock_time),
+      NULL },
+
+    { ngx_string("taskmgr_login_max_lock_time"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_api_loc_conf_t, login_max_lock_time),
+      NULL },
+
+    { ngx_string("taskmgr_login_ip_max_failures"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_api_loc_conf_t, login_ip_max_failures),
+      NULL },
+
+    { ngx_string("taskmgr_login_ip_window"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_api_loc_conf_t, login_ip_window),
+      NULL },
+
     { ngx_string("taskmgr_healthz"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_taskmgr_healthz,
@@ -134,6 +183,10 @@ ngx_module_t  ngx_http_taskmgr_api_module = {
 static ngx_int_t
 ngx_http_taskmgr_api_init(ngx_conf_t *cf)
 {
+    if (ngx_http_taskmgr_auth_api_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_taskmgr_cache_init();
 }
 
@@ -154,6 +207,13 @@ ngx_http_taskmgr_api_create_loc_conf(ngx_conf_t *cf)
     alcf->cache = NGX_CONF_UNSET;
     alcf->cache_ttl = NGX_CONF_UNSET_MSEC;
     alcf->cache_max_entry_size = NGX_CONF_UNSET_SIZE;
+    alcf->pw_blocklist = NGX_CONF_UNSET_PTR;
+    alcf->login_max_failures = NGX_CONF_UNSET_UINT;
+    alcf->login_failure_window = NGX_CONF_UNSET;
+    alcf->login_lock_time = NGX_CONF_UNSET;
+    alcf->login_max_lock_time = NGX_CONF_UNSET;
+    alcf->login_ip_max_failures = NGX_CONF_UNSET_UINT;
+    alcf->login_ip_window = NGX_CONF_UNSET;
 
     return alcf;
 }
@@ -198,6 +258,10 @@ ngx_http_taskmgr_api_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "taskmgr_refresh_ttl must be between "
                            "1m and 365d");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_taskmgr_auth_api_merge(cf, prev, conf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
 

@@ -22,6 +22,15 @@ typedef struct {
     ngx_flag_t cache;
     ngx_msec_t cache_ttl;
     size_t     cache_max_entry_size;
+
+    /* passwords and login brute force (h_auth.c) */
+    ngx_hash_t *pw_blocklist; /* NULL: no list */
+    ngx_uint_t  login_max_failures;
+    time_t      login_failure_window;
+    time_t      login_lock_time;
+    time_t      login_max_lock_time;
+    ngx_uint_t  login_ip_max_failures;
+    time_t      login_ip_window;
 } ngx_http_taskmgr_api_loc_conf_t;
 
 
@@ -62,6 +71,14 @@ extern ngx_http_taskmgr_field_t ngx_http_taskmgr_register_fields[];
 extern ngx_http_taskmgr_field_t ngx_http_taskmgr_login_fields[];
 extern ngx_http_taskmgr_field_t ngx_http_taskmgr_refresh_fields[];
 extern ngx_http_taskmgr_field_t ngx_http_taskmgr_me_fields[];
+extern ngx_http_taskmgr_field_t ngx_http_taskmgr_password_fields[];
+
+ngx_int_t ngx_http_taskmgr_auth_api_init(ngx_conf_t *cf);
+char *ngx_http_taskmgr_password_blocklist(ngx_conf_t *cf, ngx_command_t *cmd,
+                                          void *conf);
+char *ngx_http_taskmgr_auth_api_merge(ngx_conf_t                      *cf,
+                                      ngx_http_taskmgr_api_loc_conf_t *prev,
+                                      ngx_http_taskmgr_api_loc_conf_t *conf);
 
 ngx_int_t ngx_http_taskmgr_h_register(ngx_http_request_t         *r,
                                       ngx_http_taskmgr_api_ctx_t *ctx);
@@ -71,6 +88,14 @@ ngx_int_t ngx_http_taskmgr_h_refresh(ngx_http_request_t         *r,
                                      ngx_http_taskmgr_api_ctx_t *ctx);
 ngx_int_t ngx_http_taskmgr_h_logout(ngx_http_request_t         *r,
                                     ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_logout_all(ngx_http_request_t         *r,
+                                        ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_session_list(ngx_http_request_t         *r,
+                                          ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_session_delete(ngx_http_request_t         *r,
+                                            ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_password(ngx_http_request_t         *r,
+                                      ngx_http_taskmgr_api_ctx_t *ctx);
 ngx_int_t ngx_http_taskmgr_h_me(ngx_http_request_t         *r,
                                 ngx_http_taskmgr_api_ctx_t *ctx);
 ngx_int_t ngx_http_taskmgr_h_me_update(ngx_http_request_t         *r,
