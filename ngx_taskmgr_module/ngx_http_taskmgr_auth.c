@@ -636,7 +636,12 @@ ngx_http_taskmgr_auth_rv_parse(ngx_http_taskmgr_auth_ctx_t *ctx,
         return NGX_OK;
     }
 
-    if ((ngx_int_t) ctx->identity.iat <= t) {
+    /*
+     * Strictly before: a login in the same second after logout-all must
+     * work.  Tokens of that second issued before it are refused by their
+     * session's rv key, which logout-all writes for every session too.
+     */
+    if ((ngx_int_t) ctx->identity.iat < t) {
         ctx->rv = NGX_HTTP_TASKMGR_RV_REVOKED;
     }
 

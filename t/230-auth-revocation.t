@@ -1,6 +1,6 @@
 # The revocation check of the access phase: tmk:{<uid>}:rv:<sid> revokes a
-# session, tmk:{<uid>}:rva revokes every token of the user issued at or
-# before a time; one MGET per request, kept across internal redirects;
+# session, tmk:{<uid>}:rva revokes every token of the user issued before a
+# time (second); one MGET per request, kept across internal redirects;
 # taskmgr_auth_revocation_fallback while Redis is down; checks resume when
 # Redis is back, without a reload.
 use strict;
@@ -151,7 +151,9 @@ $t->redis_cli('SET', "tmk:{$uid}:rva", $now - 50, 'EX', '60');
 is_status(GET => '/r/a', $tok1, 401, 'rva newer than iat');
 is_status(GET => '/r/a', $tok2, 401, 'rva newer than iat, other session');
 is_status(GET => '/r/a', $nosid, 401, 'rva newer than iat, token without sid');
-is_status(GET => '/r/a', $t->jwt({ sub => $uid, sid => $s1, iat => $now - 50 }), 401, 'iat equal to rva');
+is_status(GET => '/r/a', $t->jwt({ sub => $uid, sid => $s1, iat => $now - 50 }), 200,
+          'iat equal to rva: not revoked (a login right after logout-all; older sessions have rv keys)');
+is_status(GET => '/r/a', $t->jwt({ sub => $uid, sid => $s1, iat => $now - 51 }), 401, 'iat a second before rva');
 is_status(GET => '/r/a', $t->jwt({ sub => $uid, sid => $s1, iat => $now - 49 }), 200, 'iat after rva');
 is_status(GET => '/r/a', $t->jwt({ sub => $uid, sid => $s1, iat => undef }), 401, 'no iat: revoked by any rva');
 is_status(GET => '/r/a', $t->jwt({ sub => uuid4(), sid => $s1, iat => $now - 100 }), 200, 'another user');
@@ -176,7 +178,7 @@ ok($claims->{sub} && $claims->{sid}, 'the issued token has sub and sid');
     $t->redis_cli('SET', "tmk:{$claims->{sub}}:rv:$claims->{sid}", '1', 'EX', '60');
     is_status(GET => '/v1/workspaces', $at, 401, 'API: session revoked');
     $t->redis_cli('DEL', "tmk:{$claims->{sub}}:rv:$claims->{sid}");
-    $t->redis_cli('SET', "tmk:{$claims->{sub}}:rva", time, 'EX', '60');
+    $t->redis_cli('SET', "tmk:{$claims->{sub}}:rva", time + 1, 'EX', '60');
     is_status(GET => '/v1/workspaces', $at, 401, 'API: logout-all');
     $t->redis_cli('DEL', "tmk:{$claims->{sub}}:rva");
     is_status(GET => '/v1/workspaces', $at, 200, 'API: keys gone');

@@ -13,6 +13,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use Time::HiRes ();
 use Taskmgr::Test;
+use Taskmgr::Load qw(wait_until);
 
 my $t    = Taskmgr::Test->new;
 my $rand = $t->{rand};
@@ -383,6 +384,20 @@ my $bob = register('bob');
     my $frank = register('frank');
     my $a = login($frank, device => 'a');
     my $b = login($frank, device => 'b');
+
+    # The default taskmgr_auth_revocation_fallback (reads) refuses a write
+    # whose token cannot be checked, before anything is done.
+    $t->redis_stop;
+    is($t->request(DELETE => "/v1/auth/sessions/$b->{sid}", token => $a->{tok})->{status},
+       503, 'Redis down, default fallback: DELETE of a session refused (503)');
+    $t->redis_start;
+    ok(wait_until(10, sub { me($b->{tok}) == 200 }),
+       'Redis down, default fallback: the session was not ended');
+
+    # Where the operator accepts unchecked tokens, the session ends in
+    # PostgreSQL and the answer is still 204.
+    $t->stop;
+    $t->start(http_config => "$http\n    taskmgr_auth_revocation_fallback accept;");
     my $off = $t->error_log_size;
     $t->redis_stop;
     my $r = $t->request(DELETE => "/v1/auth/sessions/$b->{sid}", token => $a->{tok});

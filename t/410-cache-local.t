@@ -107,17 +107,20 @@ my @cmds = redis_commands(sub { $hit = get($list, $a) });
 is($hit->{status}, 200, 'hit: 200');
 is($hit->{headers}{'x-cache'}, 'HIT', 'hit: X-Cache HIT');
 is($hit->{body}, $miss->{body}, 'hit: the same bytes as the miss');
-is(names(@cmds), 'EVALSHA EXISTS MGET',
-   'a hit asks Redis three things: the limit script, then MGET and EXISTS '
-   . '(sent together: two round trips)')
+is(names(@cmds), 'EVALSHA MGET MGET',
+   'a hit asks Redis three small things: the limit script, the revocation '
+   . 'keys, the generation and member marker')
     or diag explain \@cmds;
-my ($mget) = grep { $_->[0] eq 'MGET' } @cmds;
-my ($exists) = grep { $_->[0] eq 'EXISTS' } @cmds;
-is_deeply([ @{ $mget || [] }[1, 2] ],
+my ($rv) = grep { $_->[0] eq 'MGET' && grep { /:rva$/ } @$_ } @cmds;
+my ($gm) = grep { $_->[0] eq 'MGET' && $_->[1] =~ /:gen$/ } @cmds;
+like(join(' ', sort @{ $rv || [] }[1, 2]),
+     qr/^tmk:\{\Q$a->{user_id}\E\}:rv:[0-9a-f-]{36} tmk:\{\Q$a->{user_id}\E\}:rva$/,
+     'access phase: MGET of the revocation keys');
+is_deeply([ @{ $gm || [] }[1, 2] ],
           [ "tmk:{$a->{ws}}:gen", "tmk:{$a->{ws}}:m:$a->{user_id}" ],
-          'MGET: the generation and the member marker, one hash tag');
-like($exists ? $exists->[1] : '', qr/^tmk:\{\Q$a->{user_id}\E\}:s:[0-9a-f-]{36}$/,
-     'EXISTS: the session marker');
+          'content phase: MGET of the generation and the member marker, one hash tag');
+ok(!grep({ $_->[0] eq 'EXISTS' } @cmds),
+   'no session marker lookup: the revocation check covers ended sessions');
 ok(!grep({ length join('', @$_) > 2000 } @cmds),
    'no command carries the entry (the copy is local)');
 
@@ -151,7 +154,7 @@ cmp_ok($gen, '>', 1_000_000_000_000_000,
        'a generation that was gone starts at the current time in microseconds');
 until_hit($task, $a);
 my $cmds_hit = names(redis_commands(sub { get($task, $a) }));
-is($cmds_hit, 'EVALSHA EXISTS MGET', 'the copy is used again once refreshed');
+is($cmds_hit, 'EVALSHA MGET MGET', 'the copy is used again once refreshed');
 
 # --- a restarted Redis: the worker drops every copy -----------------------
 until_hit($list, $a);
@@ -225,8 +228,8 @@ until_hit($list, $a);
 my $h0;
 my @c0 = redis_commands(sub { $h0 = get($list, $a) });
 is($h0->{headers}{'x-cache'}, 'HIT', 'without copies: still a HIT');
-is(names(@c0), 'EVALSHA EVALSHA EXISTS',
-   'without copies: the limit script, then the lookup script and EXISTS')
+is(names(@c0), 'EVALSHA EVALSHA MGET',
+   'without copies: the limit script, the revocation keys, then the lookup script')
     or diag explain \@c0;
 is($h0->{body}, get($list, $a)->{body}, 'without copies: the same bytes');
 
