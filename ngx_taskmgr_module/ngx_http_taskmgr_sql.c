@@ -28,6 +28,8 @@ ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[] = {
     { "tm_workspace_get", TM_CALL("workspace_get", "$1, $2, $3") },
     { "tm_task_list", TM_ROWS("task_list", "$1, $2, $3, $4, NULL, NULL") },
     { "tm_task_list_after", TM_ROWS("task_list", "$1, $2, $3, $4, $5, $6") },
+    { "tm_task_find",
+      TM_ROWS("task_find", "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11") },
     { "tm_task_get", TM_ROWS("task_get", "$1, $2, $3, $4") },
     { "tm_task_create", TM_ROWS("task_create", "$1, $2, $3, $4") },
     { "tm_task_update", TM_ROWS("task_update", "$1, $2, $3, $4, $5, $6") },
