@@ -278,6 +278,8 @@ ngx_http_taskmgr_task_list_db(ngx_http_request_t         *r,
     ngx_http_taskmgr_pg_param(q, list->offset_mode ? &yes : &no);
     ngx_http_taskmgr_pg_param(q, list->q.data ? &list->q : NULL);
     ngx_http_taskmgr_pg_param(q, list->ranked ? &yes : &no);
+    ngx_http_taskmgr_pg_param(q,
+                              ngx_http_taskmgr_list_probe(list) ? &yes : &no);
     ngx_http_taskmgr_pg_param(q, &args);
 
     return ngx_http_taskmgr_api_submit(r, q);
@@ -455,17 +457,23 @@ ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q)
 }
 
 
-/* <uri?<the query without cursor, page, offset>&name=value>; rel="next";
- * value is base64url or digits: safe in a query string */
+/*
+ * <uri?<the query without cursor, page, offset>&name=value>; rel="next";
+ * value is base64url or digits, the query is the client's own with the
+ * characters that would end the <...> or the header percent-encoded.
+ */
 static ngx_int_t
 ngx_http_taskmgr_task_next_link(ngx_http_request_t      *r,
                                 ngx_http_taskmgr_list_t *list, const char *name,
                                 ngx_str_t *value, ngx_str_t *link)
 {
-    u_char *p;
-    size_t  len;
+    u_char    *p, ch;
+    size_t     len;
+    ngx_uint_t i;
 
-    len = sizeof("<?&=>; rel=\"next\"") - 1 + r->uri.len + list->base.len
+    static u_char hex[] = "0123456789ABCDEF";
+
+    len = sizeof("<?&=>; rel=\"next\"") - 1 + r->uri.len + 3 * list->base.len
         + ngx_strlen(name) + value->len;
 
     p = ngx_pnalloc(r->pool, len);
@@ -476,8 +484,21 @@ ngx_http_taskmgr_task_next_link(ngx_http_request_t      *r,
     link->data = p;
     p = ngx_sprintf(p, "<%V?", &r->uri);
 
+    for (i = 0; i < list->base.len; i++) {
+        ch = list->base.data[i];
+
+        if (ch <= 0x20 || ch >= 0x7f || ch == '<' || ch == '>' || ch == '"') {
+            *p++ = '%';
+            *p++ = hex[ch >> 4];
+            *p++ = hex[ch & 0x0f];
+
+        } else {
+            *p++ = ch;
+        }
+    }
+
     if (list->base.len) {
-        p = ngx_sprintf(p, "%V&", &list->base);
+        *p++ = '&';
     }
 
     p = ngx_sprintf(p, "%s=%V>; rel=\"next\"", name, value);

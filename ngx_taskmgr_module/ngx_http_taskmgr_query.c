@@ -1230,6 +1230,33 @@ ngx_http_taskmgr_list_cursor(ngx_http_request_t      *r,
 }
 
 
+ngx_uint_t
+ngx_http_taskmgr_list_probe(ngx_http_taskmgr_list_t *list)
+{
+    ngx_uint_t f;
+
+    if (list->ranked) {
+        /* ordered by rank: only the GIN index can serve it anyway */
+        return 0;
+    }
+
+    if (list->q.data) {
+        return 1;
+    }
+
+    for (f = 0; f < NGX_HTTP_TASKMGR_LIST_FIELDS; f++) {
+        if (ngx_http_taskmgr_filter_fields[f].kind == TM_T_LABEL
+            && (list->filters[f][TM_OP_EQ].data
+                || list->filters[f][TM_OP_IN].data))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 ngx_int_t
 ngx_http_taskmgr_list_route(ngx_http_request_t      *r,
                             ngx_http_taskmgr_list_t *list, ngx_str_t *route)

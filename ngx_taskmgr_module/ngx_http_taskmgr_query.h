@@ -87,6 +87,10 @@ ngx_int_t ngx_http_taskmgr_list_sql(ngx_http_request_t      *r,
                                     ngx_str_t *where, ngx_str_t *order,
                                     ngx_str_t *args);
 
+/* a test a GIN index serves (label eq/in, q) under a btree order: see
+ * p_probe of tm_api.task_find */
+ngx_uint_t ngx_http_taskmgr_list_probe(ngx_http_taskmgr_list_t *list);
+
 /* the signed cursor after the row of res */
 ngx_int_t ngx_http_taskmgr_list_cursor(ngx_http_request_t      *r,
                                        ngx_http_taskmgr_list_t *list,

@@ -88,10 +88,10 @@ sub oracle {
 }
 
 sub check {
-    my ($q, $where, $order, $name) = @_;
+    my ($q, $where, $order, $name, $limit) = @_;
     $name //= $q;
     my $want = oracle($where, $order);
-    my ($got, $r) = walk("limit=7&$q");
+    my ($got, $r) = walk('limit=' . ($limit // 7) . "&$q");
     if (!defined $got) {
         fail("$name: walk") ;
         diag("$r->{status} $r->{body}");
@@ -293,12 +293,38 @@ check('q=zebra', "$LIVE AND t.search @@ websearch_to_tsquery('english', 'zebra')
     ok(!exists $r->{headers}{'x-total-count'}, 'keyset pages have no X-Total-Count');
 }
 
+# --- the Link header keeps the query, encoding what would break it ----
+{
+    my $r = get('q="database"&limit=1');
+    is($r->{status}, 200, 'a phrase in raw quotes: 200');
+    like($r->{headers}{link} // '', qr{^</v1/workspaces/$ws/tasks\?q=%22database%22&limit=1&cursor=[A-Za-z0-9_-]+>; rel="next"$},
+         'the Link header keeps q and limit and encodes the quotes');
+}
+
 # --- tenancy: another user sees none of it --------------------------------
 {
     my $r = get('filter[status]=todo', $other);
     is($r->{status}, 404, 'a filter on a workspace of another tenant: 404');
     $r = get('page=1', $other);
     is($r->{status}, 404, 'offset mode on a workspace of another tenant: 404');
+}
+
+# --- a label or word on 1000 tasks and more: the planner chooses freely --
+# (tm_api.task_find counts up to 1000 matches through the GIN index first;
+# below that it reads them by bitmap and sorts, as every check above did)
+$t->psql(q{INSERT INTO tm.tasks (workspace_id, title, labels, priority, created_by, created_at)
+           SELECT $1, 'bulk' || i, '{bulk}', i % 5, $2,
+                  '2026-05-01 00:00:00+00'::timestamptz + (i % 50) * interval '1 second'
+             FROM generate_series(1, 1100) i}, $ws, $ua);
+check('filter[label]=bulk&sort=-priority,created_at', "$LIVE AND 'bulk' = ANY (t.labels)",
+      't.priority DESC, t.created_at ASC, t.id ASC', 'a label on 1100 tasks', 97);
+check('q=bulk17&sort=title', "$LIVE AND t.search @@ websearch_to_tsquery('english', 'bulk17')",
+      't.title ASC, t.id ASC', 'a word on one task among the 1100');
+{
+    my $r = get('filter[label][in]=bulk,ui&page=2&per_page=100&sort=title');
+    is($r->{headers}{'x-total-count'},
+       scalar @{ oracle("$LIVE AND t.labels && '{bulk,ui}'", 't.id') },
+       'label in (bulk, ui): X-Total-Count');
 }
 
 # --- every bad input: 400 naming the parameter ----------------------------

@@ -37,7 +37,8 @@ taskmgr_cursor_secret_file %%TESTDIR%%/short.key;
 must hold a key of at least 32 bytes
 BLOCKS
 
-my $HTTP = "taskmgr_cursor_secret_file $dir/cursor.key; taskmgr_cache on; taskmgr_cache_ttl 30s;";
+my $HTTP = "taskmgr_cursor_secret_file $dir/cursor.key; taskmgr_cache on; taskmgr_cache_ttl 60s; "
+         . "taskmgr_redis_timeout 2s;";
 $t->start(http_config => $HTTP);
 
 my $u = setup_user($t);
@@ -267,7 +268,7 @@ sub p0 { '00000000-0000-7000-8000-000000000000' }
     sub until_hit {
         my ($q) = @_;
         my $r;
-        wait_until(3, sub { $r = get($q); ($r->{headers}{'x-cache'} // '') eq 'HIT' });
+        wait_until(15, sub { $r = get($q); ($r->{headers}{'x-cache'} // '') eq 'HIT' });
         return $r;
     }
     my @queries = (
