@@ -220,7 +220,7 @@ ngx_http_taskmgr_task_list_db(ngx_http_request_t         *r,
                               ngx_http_taskmgr_api_ctx_t *ctx)
 {
     ngx_int_t                    rc;
-    ngx_str_t                    lim, off, where, order, args, yes, no;
+    ngx_str_t                    lim, off, where, gin, order, args, yes, no;
     ngx_http_taskmgr_list_t     *list;
     ngx_http_taskmgr_pg_query_t *q;
 
@@ -254,7 +254,8 @@ ngx_http_taskmgr_task_list_db(ngx_http_request_t         *r,
         return ngx_http_taskmgr_api_submit(r, q);
     }
 
-    if (ngx_http_taskmgr_list_sql(r, list, &where, &order, &args) != NGX_OK) {
+    if (ngx_http_taskmgr_list_sql(r, list, &where, &gin, &order, &args)
+        != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "taskmgr: list query does not fit");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -278,8 +279,7 @@ ngx_http_taskmgr_task_list_db(ngx_http_request_t         *r,
     ngx_http_taskmgr_pg_param(q, list->offset_mode ? &yes : &no);
     ngx_http_taskmgr_pg_param(q, list->q.data ? &list->q : NULL);
     ngx_http_taskmgr_pg_param(q, list->ranked ? &yes : &no);
-    ngx_http_taskmgr_pg_param(q,
-                              ngx_http_taskmgr_list_probe(list) ? &yes : &no);
+    ngx_http_taskmgr_pg_param(q, gin.data ? &gin : NULL);
     ngx_http_taskmgr_pg_param(q, &args);
 
     return ngx_http_taskmgr_api_submit(r, q);

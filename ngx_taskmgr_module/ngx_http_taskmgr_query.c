@@ -39,6 +39,7 @@
 #define TM_MAC_LEN        32
 #define TM_VALUE_NULL     0xffff
 #define TM_SQL_MAX        16384
+#define TM_GIN_MAX        1024
 #define TM_ARGS_MAX                                                            \
     (NGX_HTTP_TASKMGR_LIST_FILTER_MAX + NGX_HTTP_TASKMGR_LIST_KEYS)
 
@@ -1411,12 +1412,14 @@ ngx_http_taskmgr_list_array(ngx_http_request_t *r, ngx_str_t *vals,
 
 ngx_int_t
 ngx_http_taskmgr_list_sql(ngx_http_request_t *r, ngx_http_taskmgr_list_t *list,
-                          ngx_str_t *where, ngx_str_t *order, ngx_str_t *args)
+                          ngx_str_t *where, ngx_str_t *gin, ngx_str_t *order,
+                          ngx_str_t *args)
 {
     u_char                          *buf;
     ngx_str_t                        vals[TM_ARGS_MAX];
-    ngx_uint_t                       f, o, n, i, same, first, null;
-    ngx_http_taskmgr_buf_t           b;
+    u_char                          *gbuf;
+    ngx_uint_t                       f, o, n, i, same, first, null, probe;
+    ngx_http_taskmgr_buf_t           b, g, *dst;
     ngx_http_taskmgr_sort_field_t   *sf;
     ngx_http_taskmgr_filter_field_t *ff;
 
@@ -1428,6 +1431,17 @@ ngx_http_taskmgr_list_sql(ngx_http_request_t *r, ngx_http_taskmgr_list_t *list,
     b.p = buf;
     b.last = buf + TM_SQL_MAX;
     n = 0;
+
+    /* the GIN tests of a probed query go to their own text (p_gin) */
+    probe = ngx_http_taskmgr_list_probe(list);
+
+    gbuf = ngx_pnalloc(r->pool, TM_GIN_MAX);
+    if (gbuf == NULL) {
+        return NGX_ERROR;
+    }
+
+    g.p = gbuf;
+    g.last = gbuf + TM_GIN_MAX;
 
     switch (list->deleted) {
     case NGX_HTTP_TASKMGR_DELETED_INCLUDE:
@@ -1449,7 +1463,14 @@ ngx_http_taskmgr_list_sql(ngx_http_request_t *r, ngx_http_taskmgr_list_t *list,
                 continue;
             }
 
-            ngx_http_taskmgr_put(&b, " AND ");
+            dst = &b;
+
+            if (probe && ff->kind == TM_T_LABEL
+                && (o == TM_OP_EQ || o == TM_OP_IN)) {
+                dst = &g;
+            }
+
+            ngx_http_taskmgr_put(dst, dst->p == gbuf ? "" : " AND ");
 
             if (o == TM_OP_IS) {
                 /* no value is bound: null or notnull */
@@ -1476,20 +1497,20 @@ ngx_http_taskmgr_list_sql(ngx_http_request_t *r, ngx_http_taskmgr_list_t *list,
             if (ff->kind == TM_T_LABEL) {
                 switch (o) {
                 case TM_OP_EQ:
-                    ngx_http_taskmgr_put(&b, "%s @> ARRAY[$2[%ui]]", ff->col,
+                    ngx_http_taskmgr_put(dst, "%s @> ARRAY[$2[%ui]]", ff->col,
                                          n);
                     break;
                 case TM_OP_NE:
-                    ngx_http_taskmgr_put(&b, "NOT (%s @> ARRAY[$2[%ui]])",
+                    ngx_http_taskmgr_put(dst, "NOT (%s @> ARRAY[$2[%ui]])",
                                          ff->col, n);
                     break;
                 case TM_OP_IN:
                     ngx_http_taskmgr_put(
-                        &b, "%s && string_to_array($2[%ui], ',')", ff->col, n);
+                        dst, "%s && string_to_array($2[%ui], ',')", ff->col, n);
                     break;
                 default: /* TM_OP_NIN */
                     ngx_http_taskmgr_put(
-                        &b, "NOT (%s && string_to_array($2[%ui], ','))",
+                        dst, "NOT (%s && string_to_array($2[%ui], ','))",
                         ff->col, n);
                     break;
                 }
@@ -1533,8 +1554,10 @@ ngx_http_taskmgr_list_sql(ngx_http_request_t *r, ngx_http_taskmgr_list_t *list,
     }
 
     if (list->q.data) {
-        ngx_http_taskmgr_put(&b,
-                             " AND t.search @@ "
+        dst = probe ? &g : &b;
+        ngx_http_taskmgr_put(dst, dst->p == gbuf ? "" : " AND ");
+        ngx_http_taskmgr_put(dst,
+                             "t.search @@ "
                              "websearch_to_tsquery('english', $3)");
     }
 
@@ -1618,7 +1641,10 @@ ngx_http_taskmgr_list_sql(ngx_http_request_t *r, ngx_http_taskmgr_list_t *list,
     where->data = buf;
     where->len = b.p - buf;
 
-    if (b.p == b.last) {
+    gin->data = (g.p == gbuf) ? NULL : gbuf;
+    gin->len = g.p - gbuf;
+
+    if (b.p == b.last || g.p == g.last) {
         return NGX_ERROR;
     }
 

@@ -81,14 +81,15 @@ ngx_int_t ngx_http_taskmgr_list_route(ngx_http_request_t      *r,
                                       ngx_http_taskmgr_list_t *list,
                                       ngx_str_t               *route);
 
-/* p_where, p_order and the p_args array literal of tm_api.task_find */
+/* p_where, p_gin (data NULL: none), p_order and the p_args array literal
+ * of tm_api.task_find */
 ngx_int_t ngx_http_taskmgr_list_sql(ngx_http_request_t      *r,
                                     ngx_http_taskmgr_list_t *list,
-                                    ngx_str_t *where, ngx_str_t *order,
-                                    ngx_str_t *args);
+                                    ngx_str_t *where, ngx_str_t *gin,
+                                    ngx_str_t *order, ngx_str_t *args);
 
 /* a test a GIN index serves (label eq/in, q) under a btree order: see
- * p_probe of tm_api.task_find */
+ * p_gin of tm_api.task_find */
 ngx_uint_t ngx_http_taskmgr_list_probe(ngx_http_taskmgr_list_t *list);
 
 /* the signed cursor after the row of res */
