@@ -62,6 +62,10 @@ typedef struct {
     ngx_uint_t         argon2_m_cost; /* KiB */
     ngx_uint_t         argon2_parallelism;
 
+    /* HMAC-SHA256 key of task list cursors (taskmgr_cursor_secret_file,
+     * else random per configuration) */
+    ngx_str_t cursor_secret;
+
     /* per-worker state, created in init_process */
     ngx_http_taskmgr_pg_pool_t      *pg;
     struct ngx_http_taskmgr_redis_s *redis;

@@ -8,6 +8,7 @@
 
 
 #include "ngx_http_taskmgr_handlers.h"
+#include "ngx_http_taskmgr_query.h"
 #include <ngx_md5.h>
 
 
@@ -91,9 +92,8 @@ ngx_http_taskmgr_field_t  ngx_http_taskmgr_task_patch_fields[] = {
 /* clang-format on */
 
 
-static void      ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q);
-static void      ngx_http_taskmgr_task_answer(ngx_http_taskmgr_pg_query_t *q);
-static ngx_int_t ngx_http_taskmgr_task_valid_time(u_char *p);
+static void ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q);
+static void ngx_http_taskmgr_task_answer(ngx_http_taskmgr_pg_query_t *q);
 static void ngx_http_taskmgr_task_cached(ngx_http_request_t *r, ngx_int_t rc);
 static ngx_int_t ngx_http_taskmgr_task_list_db(ngx_http_request_t         *r,
                                                ngx_http_taskmgr_api_ctx_t *ctx);
@@ -105,13 +105,15 @@ static void      ngx_http_taskmgr_task_written(ngx_http_request_t         *r,
 static void ngx_http_taskmgr_task_bumped(ngx_http_request_t *r, ngx_int_t rc);
 
 
-static ngx_str_t ngx_http_taskmgr_dash = ngx_string("-");
 static ngx_str_t ngx_http_taskmgr_empty = ngx_null_string;
 static ngx_int_t ngx_http_taskmgr_task_list_etag(ngx_http_request_t *r,
-                                                 PGresult *res, int n,
-                                                 ngx_str_t *cursor);
-static ngx_int_t ngx_http_taskmgr_task_cursor(ngx_str_t *cursor, ngx_str_t *ts,
-                                              ngx_str_t *id, ngx_pool_t *pool);
+                                                 PGresult *res, int from,
+                                                 int to, ngx_str_t *cursor);
+static ngx_int_t ngx_http_taskmgr_task_next_link(ngx_http_request_t      *r,
+                                                 ngx_http_taskmgr_list_t *list,
+                                                 const char              *name,
+                                                 ngx_str_t               *value,
+                                                 ngx_str_t               *link);
 static ngx_int_t ngx_http_taskmgr_task_if_match(ngx_http_request_t *r,
                                                 ngx_str_t          *version,
                                                 ngx_int_t          *rc);
@@ -123,9 +125,6 @@ static u_char *ngx_http_taskmgr_task_time(u_char *dst, u_char *src, size_t len);
 static ngx_int_t ngx_http_taskmgr_task_json(ngx_http_request_t *r,
                                             PGresult *res, int from, int to,
                                             ngx_str_t *cursor, ngx_str_t *out);
-static ngx_int_t ngx_http_taskmgr_task_next_cursor(ngx_http_request_t *r,
-                                                   PGresult *res, int row,
-                                                   ngx_str_t *cursor);
 static ngx_http_taskmgr_pg_query_t *ngx_http_taskmgr_task_query(
     ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx, ngx_uint_t stmt,
     ngx_http_taskmgr_pg_handler_pt handler, ngx_uint_t with_id, ngx_int_t *rc);
@@ -135,90 +134,24 @@ ngx_int_t
 ngx_http_taskmgr_h_task_list(ngx_http_request_t         *r,
                              ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    u_char    *p, *end, *amp, *eq, *dst;
-    ngx_int_t  rc, limit;
-    ngx_str_t  name, value, cursor, ts, id, route;
-    ngx_uint_t seen;
+    ngx_int_t                rc;
+    ngx_str_t                route;
+    ngx_http_taskmgr_list_t *list;
 
-    limit = NGX_HTTP_TASKMGR_LIMIT_DEFAULT;
-    ngx_str_null(&cursor);
-    seen = 0;
-
-    p = r->args.data;
-    end = r->args.data + r->args.len;
-
-    while (p < end) {
-        amp = ngx_strlchr(p, end, '&');
-        if (amp == NULL) {
-            amp = end;
-        }
-
-        eq = ngx_strlchr(p, amp, '=');
-
-        name.data = p;
-        name.len = (eq ? eq : amp) - p;
-        value.data = eq ? eq + 1 : amp;
-        value.len = amp - value.data;
-
-        p = amp + 1;
-
-        if (name.len == 0) {
-            continue;
-        }
-
-        /* unescape in place copies: names and values are short */
-        dst = ngx_pnalloc(r->pool, name.len + value.len);
-        if (dst == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        {
-            u_char *s, *d;
-
-            s = name.data;
-            d = dst;
-            ngx_unescape_uri(&d, &s, name.len, 0);
-            name.data = dst;
-            name.len = d - dst;
-
-            s = value.data;
-            dst = d;
-            ngx_unescape_uri(&d, &s, value.len, 0);
-            value.data = dst;
-            value.len = d - dst;
-        }
-
-        if (name.len == 5 && ngx_strncmp(name.data, "limit", 5) == 0) {
-            if (seen & 1) {
-                return ngx_http_taskmgr_api_bad_arg(r, &name, "given twice");
-            }
-
-            seen |= 1;
-            limit = ngx_atoi(value.data, value.len);
-
-            if (limit < 1 || limit > NGX_HTTP_TASKMGR_LIMIT_MAX) {
-                return ngx_http_taskmgr_api_bad_arg(
-                    r, &name, "must be an integer from 1 to 200");
-            }
-
-        } else if (name.len == 6 && ngx_strncmp(name.data, "cursor", 6) == 0) {
-            if (seen & 2) {
-                return ngx_http_taskmgr_api_bad_arg(r, &name, "given twice");
-            }
-
-            seen |= 2;
-            cursor = value;
-
-        } else {
-            return ngx_http_taskmgr_api_bad_arg(r, &name, "unknown parameter");
-        }
+    list = ngx_pcalloc(r->pool, sizeof(ngx_http_taskmgr_list_t));
+    if (list == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (cursor.data
-        && ngx_http_taskmgr_task_cursor(&cursor, &ts, &id, r->pool) != NGX_OK)
-    {
-        ngx_str_set(&name, "cursor");
-        return ngx_http_taskmgr_api_bad_arg(r, &name, "malformed or tampered");
+    rc = ngx_http_taskmgr_list_parse(r, list);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_taskmgr_api_bad_arg(r, &list->bad_name,
+                                            list->bad_message);
     }
 
     if (ngx_http_taskmgr_api_uuid_param(r, ctx, 0, "workspace not found", &rc)
@@ -227,21 +160,18 @@ ngx_http_taskmgr_h_task_list(ngx_http_request_t         *r,
         return rc;
     }
 
-    ctx->num = limit;
-    ctx->str[0] = cursor;
-    ctx->str[1] = ts;
-    ctx->str[2] = id;
+    ctx->num = list->limit;
+    ctx->data = list;
 
-    /* the cache entry of this page: "l:<limit>:<cursor>" */
-    route.len = sizeof("l::-") - 1 + NGX_INT_T_LEN + cursor.len;
-    route.data = ngx_pnalloc(r->pool, route.len);
-    if (route.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    /* offset pages carry X-Total-Count, which the cache does not keep */
+    if (list->offset_mode) {
+        return ngx_http_taskmgr_task_list_db(r, ctx);
     }
 
-    route.len = ngx_sprintf(route.data, "l:%i:%V", limit,
-                            cursor.data ? &cursor : &ngx_http_taskmgr_dash)
-        - route.data;
+    /* the cache entry of this page: every parameter that changes it */
+    if (ngx_http_taskmgr_list_route(r, list, &route) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     if (ngx_http_taskmgr_cache_lookup(r, &ctx->cache, &ctx->params[0], &route,
                                       ngx_http_taskmgr_task_cached)
@@ -278,37 +208,77 @@ ngx_http_taskmgr_task_cached(ngx_http_request_t *r, ngx_int_t rc)
 }
 
 
-/* the page from PostgreSQL: str[0] cursor, str[1] and str[2] its parts */
+/*
+ * The page from PostgreSQL: the default list (newest first, no filter)
+ * through its own prepared statements, anything else through
+ * tm_api.task_find with the fragments of ngx_http_taskmgr_query.c.
+ */
 static ngx_int_t
 ngx_http_taskmgr_task_list_db(ngx_http_request_t         *r,
                               ngx_http_taskmgr_api_ctx_t *ctx)
 {
     ngx_int_t                    rc;
-    ngx_str_t                    lim;
+    ngx_str_t                    lim, off, where, gin, order, args, yes, no;
+    ngx_http_taskmgr_list_t     *list;
     ngx_http_taskmgr_pg_query_t *q;
 
-    q = ngx_http_taskmgr_task_query(r, ctx,
-                                    ctx->str[0].data
-                                        ? NGX_HTTP_TASKMGR_SQL_TASK_LIST_AFTER
-                                        : NGX_HTTP_TASKMGR_SQL_TASK_LIST,
+    list = ctx->data;
+
+    lim.data = ngx_pnalloc(r->pool, 2 * NGX_INT_T_LEN);
+    if (lim.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    lim.len = ngx_sprintf(lim.data, "%i", list->limit) - lim.data;
+
+    if (list->fast) {
+        q = ngx_http_taskmgr_task_query(
+            r, ctx,
+            list->has_cursor ? NGX_HTTP_TASKMGR_SQL_TASK_LIST_AFTER
+                             : NGX_HTTP_TASKMGR_SQL_TASK_LIST,
+            ngx_http_taskmgr_task_listed, 0, &rc);
+        if (q == NULL) {
+            return rc;
+        }
+
+        ngx_http_taskmgr_pg_param(q, &lim);
+
+        if (list->has_cursor) {
+            /* created_at as PostgreSQL printed it, and id */
+            ngx_http_taskmgr_pg_param(q, &list->after[0]);
+            ngx_http_taskmgr_pg_param(q, &list->after[1]);
+        }
+
+        return ngx_http_taskmgr_api_submit(r, q);
+    }
+
+    if (ngx_http_taskmgr_list_sql(r, list, &where, &gin, &order, &args)
+        != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "taskmgr: list query does not fit");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    q = ngx_http_taskmgr_task_query(r, ctx, NGX_HTTP_TASKMGR_SQL_TASK_FIND,
                                     ngx_http_taskmgr_task_listed, 0, &rc);
     if (q == NULL) {
         return rc;
     }
 
-    lim.data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-    if (lim.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    off.data = lim.data + lim.len;
+    off.len = ngx_sprintf(off.data, "%i", list->offset) - off.data;
+    ngx_str_set(&yes, "t");
+    ngx_str_set(&no, "f");
 
-    lim.len = ngx_sprintf(lim.data, "%i", ctx->num) - lim.data;
-
+    ngx_http_taskmgr_pg_param(q, &where);
+    ngx_http_taskmgr_pg_param(q, &order);
     ngx_http_taskmgr_pg_param(q, &lim);
-
-    if (ctx->str[0].data) {
-        ngx_http_taskmgr_pg_param(q, &ctx->str[1]);
-        ngx_http_taskmgr_pg_param(q, &ctx->str[2]);
-    }
+    ngx_http_taskmgr_pg_param(q, &off);
+    ngx_http_taskmgr_pg_param(q, list->offset_mode ? &yes : &no);
+    ngx_http_taskmgr_pg_param(q, list->q.data ? &list->q : NULL);
+    ngx_http_taskmgr_pg_param(q, list->ranked ? &yes : &no);
+    ngx_http_taskmgr_pg_param(q, gin.data ? &gin : NULL);
+    ngx_http_taskmgr_pg_param(q, &args);
 
     return ngx_http_taskmgr_api_submit(r, q);
 }
@@ -316,21 +286,24 @@ ngx_http_taskmgr_task_list_db(ngx_http_request_t         *r,
 
 /*
  * The list answer: {"data":[…],"next_cursor":…} from up to limit + 1 rows;
- * with a next page also Link: <…?limit=N&cursor=…>; rel="next".
+ * with a next page also Link: <…?…&cursor=…>; rel="next" (offset pages:
+ * page= or offset=, and X-Total-Count from the leading count row).
  */
 static void
 ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q)
 {
-    int                         n, nrows;
+    int                         n, nrows, from;
     u_char                     *p;
-    size_t                      len;
     ngx_int_t                   rc;
-    ngx_str_t                   link, cursor, body;
+    ngx_str_t                   link, cursor, body, total, v;
+    ngx_uint_t                  more;
     ngx_http_request_t         *r;
+    ngx_http_taskmgr_list_t    *list;
     ngx_http_taskmgr_api_ctx_t *ctx;
 
     r = q->request;
     ctx = ngx_http_taskmgr_api_ctx(r);
+    list = ctx->data;
 
     if (ngx_http_taskmgr_task_check(q, &rc) != NGX_OK) {
         ngx_http_taskmgr_api_finish(r, rc);
@@ -338,45 +311,85 @@ ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q)
     }
 
     nrows = PQntuples(q->res);
-    n = ngx_min(nrows, (int) ctx->num);
+    from = 0;
+
+    if (list->offset_mode) {
+        if (nrows < 1 || !PQgetisnull(q->res, 0, TM_COL_ID)
+            || PQgetisnull(q->res, 0, TM_COL_DETAIL))
+        {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "taskmgr: task_find answered no count row");
+            ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        total.data = (u_char *) PQgetvalue(q->res, 0, TM_COL_DETAIL);
+        total.len = PQgetlength(q->res, 0, TM_COL_DETAIL);
+
+        if (ngx_http_taskmgr_add_header(r, "X-Total-Count", &total) != NGX_OK) {
+            ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        from = 1;
+    }
+
+    n = ngx_min(nrows - from, (int) list->limit);
+    more = (nrows - from > n);
     ngx_str_null(&cursor);
+    ngx_str_null(&link);
 
-    if (nrows > n) {
-        if (ngx_http_taskmgr_task_next_cursor(r, q->res, n - 1, &cursor)
-            != NGX_OK) {
-            ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
+    if (more) {
+        if (!list->offset_mode) {
+            if (ngx_http_taskmgr_list_cursor(r, list, q->res, from + n - 1,
+                                             &cursor)
+                != NGX_OK)
+            {
+                ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                return;
+            }
+
+            rc = ngx_http_taskmgr_task_next_link(r, list, "cursor", &cursor,
+                                                 &link);
+
+        } else {
+            p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+            if (p == NULL) {
+                ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                return;
+            }
+
+            v.data = p;
+
+            if (list->page) {
+                v.len = ngx_sprintf(p, "%i", list->page + 1) - p;
+                rc =
+                    ngx_http_taskmgr_task_next_link(r, list, "page", &v, &link);
+
+            } else {
+                v.len = ngx_sprintf(p, "%i", list->offset + list->limit) - p;
+                rc = ngx_http_taskmgr_task_next_link(r, list, "offset", &v,
+                                                     &link);
+            }
         }
 
-        len = sizeof("<?limit=&cursor=>; rel=\"next\"") - 1 + r->uri.len
-            + NGX_INT_T_LEN + cursor.len;
-
-        p = ngx_pnalloc(r->pool, len);
-        if (p == NULL) {
-            ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
-        }
-
-        /* the cursor is base64url: safe in a query string */
-        link.data = p;
-        link.len = ngx_sprintf(p, "<%V?limit=%i&cursor=%V>; rel=\"next\"",
-                               &r->uri, ctx->num, &cursor)
-            - p;
-
-        if (ngx_http_taskmgr_add_header(r, "Link", &link) != NGX_OK) {
+        if (rc != NGX_OK
+            || ngx_http_taskmgr_add_header(r, "Link", &link) != NGX_OK) {
             ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
         }
     }
 
-    if (ngx_http_taskmgr_task_json(r, q->res, 0, n, &cursor, &body) != NGX_OK) {
+    if (ngx_http_taskmgr_task_json(r, q->res, from, from + n, &cursor, &body)
+        != NGX_OK)
+    {
         ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
     /* the page's validator: its tasks' ids and versions, and the cursor
      * (cheaper than hashing the whole body) */
-    rc = ngx_http_taskmgr_task_list_etag(r, q->res, n, &cursor);
+    rc = ngx_http_taskmgr_task_list_etag(r, q->res, from, from + n, &cursor);
 
     if (rc == NGX_ERROR) {
         ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -399,11 +412,64 @@ ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q)
         return;
     }
 
-    ngx_http_taskmgr_cache_store(r, &ctx->cache, &r->headers_out.etag->value,
-                                 nrows > n ? &link : &ngx_http_taskmgr_empty,
-                                 &body);
+    if (!list->offset_mode) {
+        ngx_http_taskmgr_cache_store(
+            r, &ctx->cache, &r->headers_out.etag->value,
+            more ? &link : &ngx_http_taskmgr_empty, &body);
+    }
 
     ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_task_send(r, 200, &body));
+}
+
+
+/*
+ * <uri?<the query without cursor, page, offset>&name=value>; rel="next";
+ * value is base64url or digits, the query is the client's own with the
+ * characters that would end the <...> or the header percent-encoded.
+ */
+static ngx_int_t
+ngx_http_taskmgr_task_next_link(ngx_http_request_t      *r,
+                                ngx_http_taskmgr_list_t *list, const char *name,
+                                ngx_str_t *value, ngx_str_t *link)
+{
+    u_char    *p, ch;
+    size_t     len;
+    ngx_uint_t i;
+
+    static u_char hex[] = "0123456789ABCDEF";
+
+    len = sizeof("<?&=>; rel=\"next\"") - 1 + r->uri.len + 3 * list->base.len
+        + ngx_strlen(name) + value->len;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    link->data = p;
+    p = ngx_sprintf(p, "<%V?", &r->uri);
+
+    for (i = 0; i < list->base.len; i++) {
+        ch = list->base.data[i];
+
+        if (ch <= 0x20 || ch >= 0x7f || ch == '<' || ch == '>' || ch == '"') {
+            *p++ = '%';
+            *p++ = hex[ch >> 4];
+            *p++ = hex[ch & 0x0f];
+
+        } else {
+            *p++ = ch;
+        }
+    }
+
+    if (list->base.len) {
+        *p++ = '&';
+    }
+
+    p = ngx_sprintf(p, "%s=%V>; rel=\"next\"", name, value);
+    link->len = p - link->data;
+
+    return NGX_OK;
 }
 
 
@@ -780,8 +846,8 @@ ngx_http_taskmgr_task_send(ngx_http_request_t *r, ngx_uint_t status,
  * task bumps its version.  As ngx_http_taskmgr_api_etag().
  */
 static ngx_int_t
-ngx_http_taskmgr_task_list_etag(ngx_http_request_t *r, PGresult *res, int n,
-                                ngx_str_t *cursor)
+ngx_http_taskmgr_task_list_etag(ngx_http_request_t *r, PGresult *res, int from,
+                                int to, ngx_str_t *cursor)
 {
     int       row;
     u_char    digest[16], *p;
@@ -790,7 +856,7 @@ ngx_http_taskmgr_task_list_etag(ngx_http_request_t *r, PGresult *res, int n,
 
     ngx_md5_init(&md5);
 
-    for (row = 0; row < n; row++) {
+    for (row = from; row < to; row++) {
         ngx_md5_update(&md5, PQgetvalue(res, row, TM_COL_ID),
                        PQgetlength(res, row, TM_COL_ID));
         ngx_md5_update(&md5, ":", 1);
@@ -977,46 +1043,6 @@ ngx_http_taskmgr_task_json(ngx_http_request_t *r, PGresult *res, int from,
 }
 
 
-/* base64url("<created_at>|<id>") of a row */
-static ngx_int_t
-ngx_http_taskmgr_task_next_cursor(ngx_http_request_t *r, PGresult *res, int row,
-                                  ngx_str_t *cursor)
-{
-    u_char    buf[TM_TS_LEN + 1 + NGX_HTTP_TASKMGR_UUID_LEN], *p;
-    ngx_str_t raw;
-
-    if (PQgetisnull(res, row, TM_COL_CREATED_AT)
-        || PQgetlength(res, row, TM_COL_ID) != NGX_HTTP_TASKMGR_UUID_LEN)
-    {
-        return NGX_ERROR;
-    }
-
-    p = ngx_http_taskmgr_task_time(
-        buf, (u_char *) PQgetvalue(res, row, TM_COL_CREATED_AT),
-        PQgetlength(res, row, TM_COL_CREATED_AT));
-
-    if (p != buf + TM_TS_LEN) {
-        return NGX_ERROR;
-    }
-
-    *p++ = '|';
-    p = ngx_cpymem(p, PQgetvalue(res, row, TM_COL_ID),
-                   NGX_HTTP_TASKMGR_UUID_LEN);
-
-    raw.data = buf;
-    raw.len = p - buf;
-
-    cursor->data = ngx_pnalloc(r->pool, ngx_base64_encoded_length(raw.len));
-    if (cursor->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_encode_base64url(cursor, &raw);
-
-    return NGX_OK;
-}
-
-
 /* caller, workspace and (with_id) task id; malformed ids answer 404 */
 static ngx_http_taskmgr_pg_query_t *
 ngx_http_taskmgr_task_query(ngx_http_request_t         *r,
@@ -1052,89 +1078,6 @@ ngx_http_taskmgr_task_query(ngx_http_request_t         *r,
     }
 
     return q;
-}
-
-
-/* a real calendar date and time of day in "YYYY-MM-DDTHH:MM:SS.mmmZ" */
-static ngx_int_t
-ngx_http_taskmgr_task_valid_time(u_char *p)
-{
-    ngx_int_t y, mo, d, h, mi, sec, days;
-
-    static ngx_int_t mdays[] = {
-        31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
-    };
-
-    y = ngx_atoi(p, 4);
-    mo = ngx_atoi(p + 5, 2);
-    d = ngx_atoi(p + 8, 2);
-    h = ngx_atoi(p + 11, 2);
-    mi = ngx_atoi(p + 14, 2);
-    sec = ngx_atoi(p + 17, 2);
-
-    if (y < 1 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 59) {
-        return NGX_DECLINED;
-    }
-
-    days = mdays[mo - 1];
-
-    if (mo == 2 && (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))) {
-        days = 29;
-    }
-
-    return d <= days ? NGX_OK : NGX_DECLINED;
-}
-
-
-/* base64url("YYYY-MM-DDTHH:MM:SS.mmmZ|<uuid>") */
-static ngx_int_t
-ngx_http_taskmgr_task_cursor(ngx_str_t *cursor, ngx_str_t *ts, ngx_str_t *id,
-                             ngx_pool_t *pool)
-{
-    ngx_str_t  raw;
-    ngx_uint_t i;
-
-    if (cursor->len == 0 || cursor->len > 128) {
-        return NGX_DECLINED;
-    }
-
-    raw.data = ngx_pnalloc(pool, ngx_base64_decoded_length(cursor->len));
-    if (raw.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_decode_base64url(&raw, cursor) != NGX_OK) {
-        return NGX_DECLINED;
-    }
-
-    if (raw.len != NGX_HTTP_TASKMGR_TS_LEN + 1 + NGX_HTTP_TASKMGR_UUID_LEN
-        || raw.data[NGX_HTTP_TASKMGR_TS_LEN] != '|')
-    {
-        return NGX_DECLINED;
-    }
-
-    ts->data = raw.data;
-    ts->len = NGX_HTTP_TASKMGR_TS_LEN;
-
-    for (i = 0; i < ts->len; i++) {
-        if ("dddd-dd-ddTdd:dd:dd.dddZ"[i] == 'd') {
-            if (ts->data[i] < '0' || ts->data[i] > '9') {
-                return NGX_DECLINED;
-            }
-
-        } else if (ts->data[i] != "dddd-dd-ddTdd:dd:dd.dddZ"[i]) {
-            return NGX_DECLINED;
-        }
-    }
-
-    if (ngx_http_taskmgr_task_valid_time(ts->data) != NGX_OK) {
-        return NGX_DECLINED;
-    }
-
-    id->data = raw.data + NGX_HTTP_TASKMGR_TS_LEN + 1;
-    id->len = NGX_HTTP_TASKMGR_UUID_LEN;
-
-    return ngx_http_taskmgr_is_uuid(id);
 }
 
 

@@ -36,6 +36,9 @@ static char     *ngx_http_taskmgr_redis(ngx_conf_t *cf, ngx_command_t *cmd,
 static char     *ngx_http_taskmgr_redis_password_file(ngx_conf_t    *cf,
                                                       ngx_command_t *cmd,
                                                       void          *conf);
+static char     *ngx_http_taskmgr_cursor_secret_file(ngx_conf_t    *cf,
+                                                     ngx_command_t *cmd,
+                                                     void          *conf);
 static char *ngx_http_taskmgr_read_secret(ngx_conf_t *cf, ngx_command_t *cmd,
                                           ngx_str_t *out);
 static char *ngx_http_taskmgr_strdup(ngx_pool_t *pool, const char *s);
@@ -79,6 +82,13 @@ static ngx_command_t  ngx_http_taskmgr_commands[] = {
     { ngx_string("taskmgr_pg_password_file"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_taskmgr_pg_password_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("taskmgr_cursor_secret_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_taskmgr_cursor_secret_file,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -389,6 +399,15 @@ ngx_http_taskmgr_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(mcf->redis_connect_timeout, 1000);
     ngx_conf_init_size_value(mcf->cache_local_size, 8 * 1024 * 1024);
 
+    if (mcf->cursor_secret.data == NULL) {
+        /* a key of this configuration: list cursors stay valid across
+         * workers, not across reloads or instances (set the file then) */
+        if (ngx_http_taskmgr_random_token(cf->pool, 32, &mcf->cursor_secret)
+            != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
     if (mcf->redis_addr.len == 0
         && (mcf->redis_password.len || mcf->redis_user.len))
     {
@@ -567,6 +586,28 @@ ngx_http_taskmgr_redis_password_file(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     return ngx_http_taskmgr_read_secret(cf, cmd, &mcf->redis_password);
+}
+
+
+static char *
+ngx_http_taskmgr_cursor_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
+                                    void *conf)
+{
+    ngx_http_taskmgr_main_conf_t *mcf = conf;
+
+    char *rv;
+
+    if (mcf->cursor_secret.data) {
+        return "is duplicate";
+    }
+
+    rv = ngx_http_taskmgr_read_secret(cf, cmd, &mcf->cursor_secret);
+
+    if (rv == NGX_CONF_OK && mcf->cursor_secret.len < 32) {
+        return "must hold a key of at least 32 bytes";
+    }
+
+    return rv;
 }
 
 

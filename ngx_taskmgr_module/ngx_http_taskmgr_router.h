@@ -58,6 +58,7 @@ struct ngx_http_taskmgr_api_ctx_s {
     /* handler scratch across asynchronous steps */
     ngx_str_t str[4];
     ngx_int_t num;
+    void     *data;
 
     /* a tm_api answer kept across an asynchronous step */
     ngx_http_taskmgr_result_t result;

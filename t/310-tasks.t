@@ -198,21 +198,19 @@ for my $title ("after logout $rand", "planted by bob $rand", "by a viewer $rand"
     }
     is_deeply(\@after, [ grep { $_ ne $gone } @newest_first ], 'soft-deleted task is not listed');
 
-    # malformed and tampered cursors: 400 naming the parameter
-    my ($ts, $id) = split /\|/, b64url_decode($first_cursor);
-    like($ts, $TS, 'the cursor holds a timestamp');
-    like($id, $UUID, '... and an id');
+    # malformed and tampered cursors: 400 naming the parameter (the
+    # signed format itself is tested in t/330-list-cursor.t)
+    my $raw = b64url_decode($first_cursor);
+    my $flipped = $raw;
+    substr($flipped, 20, 1) = chr(ord(substr($flipped, 20, 1)) ^ 1);
     my %bad = (
         'not base64url'                => '!!!!',
         'empty'                        => '',
         'truncated'                    => substr($first_cursor, 0, -4),
         'extended'                     => $first_cursor . 'AAAA',
         'base64url of something else'  => b64url('hello world'),
-        'id that is not a UUID'        => b64url("$ts|" . ('z' x 36)),
-        'timestamp of another shape'   => b64url("2026-01-01 00:00:00+00|$id"),
-        'no separator'                 => b64url("${ts}x$id"),
-        'impossible date'              => b64url("2026-13-45T25:61:61.000Z|$id"),
-        'too long'                     => 'A' x 200,
+        'one bit flipped'              => b64url($flipped),
+        'too long'                     => 'A' x 5000,
     );
     for my $what (sort keys %bad) {
         my $r = api(GET => "/v1/workspaces/$ws/tasks?limit=3&cursor=$bad{$what}", $v->{pat_tok});
@@ -1279,10 +1277,10 @@ GET /v1/workspaces/{{alice_ws}}/tasks?colour=red
 
 === TEST 106: list: an unknown parameter after known ones
 --- request
-GET /v1/workspaces/{{alice_ws}}/tasks?limit=5&offset=10
+GET /v1/workspaces/{{alice_ws}}/tasks?limit=5&sort=title&colour=red
 --- token: alice_tok
 --- error_code: 400
---- response_json_like: {"errors":[{"field":"offset"}]}
+--- response_json_like: {"errors":[{"field":"colour"}]}
 
 === TEST 107: list: a percent-encoded parameter name is named decoded
 --- request
