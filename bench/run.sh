@@ -21,6 +21,7 @@
 #   --access-log         keep nginx's access log on (default: access_log off)
 #   --no-limit           without the rate limits (to measure what the limiter costs)
 #   --no-cache           with taskmgr_cache off
+#   --no-revocation      with taskmgr_auth_revocation off (to measure what the check costs)
 # passed to run-target.sh:
 #   -s, --scenarios LIST   list,get,create (default all three)
 #   -d, --duration SECS    measured seconds per run (default 10, at most 10)
@@ -66,9 +67,9 @@ PG_TUNING=(shared_buffers=512MB effective_cache_size=4GB work_mem=8MB maintenanc
 
 say() { printf '[bench/run.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
-usage() { sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 
-quick=0 with_peers=0 rss=0 scenarios_on=1 keep=0 stop_only=0 access_log=0 no_limit=0 no_cache=0
+quick=0 with_peers=0 rss=0 scenarios_on=1 keep=0 stop_only=0 access_log=0 no_limit=0 no_cache=0 no_revocation=0
 rss_requests=1000000 rss_warmup=20000
 target_opts=() redis_stats_port=$REDIS_PORT repeat_opt=""
 while (($#)); do
@@ -84,6 +85,7 @@ while (($#)); do
     --access-log) access_log=1; shift ;;
     --no-limit) no_limit=1; shift ;;
     --no-cache) no_cache=1; shift ;;
+    --no-revocation) no_revocation=1; shift ;;
     -s|--scenarios|-d|--duration|-w|--warmup|-c|--connections|-t|--threads)
       target_opts+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
     -r|--repeat) target_opts+=("$1" "${2:?$1 needs a value}"); repeat_opt=$2; shift 2 ;;
@@ -241,6 +243,8 @@ gen_conf() {
     subst '(taskmgr_limit_zone auth +key=[^ ]+) +rate=[^ ]+ burst=[0-9]+' '\1 rate=1000000r/s burst=1000000'
     subst 'taskmgr_pg_password_file [^;]*;' "taskmgr_pg_password_file $secrets/pg_app_password;"
     subst 'taskmgr_auth_jwt_key_file [^;]*;' "taskmgr_auth_jwt_key_file $secrets/jwt.key;"
+    subst 'taskmgr_cursor_secret_file [^;]*;' "taskmgr_cursor_secret_file $secrets/cursor.key;"
+    subst 'taskmgr_password_blocklist [^;]*;' "taskmgr_password_blocklist $repo/data/password-blocklist.txt;"
     if ((access_log == 0)); then
         subst '^( *)access_log logs/access\.log taskmgr;' '\1access_log off;   # bench/run.sh: no access log while measuring'
     fi
@@ -248,6 +252,9 @@ gen_conf() {
         subst '^( *)taskmgr_limit zone=ip;' '\1# bench/run.sh --no-limit'
         subst '^( *)taskmgr_limit zone=user;' '\1#'
         subst '^( *)taskmgr_limit zone=auth;' '\1#'
+    fi
+    if ((no_revocation)); then
+        subst '^( *)taskmgr_auth_revocation +on;' '\1taskmgr_auth_revocation off;   # bench/run.sh --no-revocation'
     fi
     if ((no_cache)); then
         subst '^( *)taskmgr_cache +on;' '\1taskmgr_cache off;   # bench/run.sh --no-cache'

@@ -929,6 +929,23 @@ ngx_http_taskmgr_redis_submit(ngx_http_taskmgr_redis_cmd_t  *cmd,
 
     rd = ngx_http_taskmgr_redis_get();
 
+    /*
+     * A connection with a write already queued for this turn of the event
+     * loop takes the command too: one write, one read, one wake-up of Redis
+     * for all of them.  Otherwise round robin.
+     */
+    for (i = 0; i < rd->nconns; i++) {
+        rc = &rd->conns[i];
+
+        if (rc->state == NGX_HTTP_TASKMGR_REDIS_READY && rc->c
+            && rc->c->write->posted
+            && rc->npending < NGX_HTTP_TASKMGR_REDIS_MAX_PENDING)
+        {
+            rd->next = i;
+            break;
+        }
+    }
+
     for (i = 0; i < rd->nconns; i++) {
         n = (rd->next + i) % rd->nconns;
         rc = &rd->conns[n];
@@ -954,7 +971,10 @@ ngx_http_taskmgr_redis_submit(ngx_http_taskmgr_redis_cmd_t  *cmd,
         }
 
         rc->npending++;
-        rd->next = (n + 1) % rd->nconns;
+
+        if (!rc->c->write->posted) {
+            rd->next = (n + 1) % rd->nconns;
+        }
 
         cmd->done = 0;
         cmd->rc = NGX_OK;
