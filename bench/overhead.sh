@@ -86,11 +86,8 @@ cpu_ticks() {   # user + system clock ticks of the processes given
     echo "$t"
 }
 
-pids() {
-    local w
-    w=$(pgrep -P "$nginx_pid" -f 'nginx: worker' | tr '\n' ' ')
-    echo "$w $redis_pid $(pgrep -u "$(stat -c %U "$run/stack/pg")" -x postgres | tr '\n' ' ')"
-}
+workers() { pgrep -P "$nginx_pid" -f 'nginx: worker' | tr '\n' ' '; }
+pg_pids() { pgrep -u "$(stat -c %U "$run/stack/pg")" -x postgres | tr '\n' ' '; }
 
 hz=$(getconf CLK_TCK)
 results=$run/overhead-results.txt
@@ -104,17 +101,21 @@ for ((round = 1; round <= rounds; round++)); do
         for s in ${scenarios//,/ }; do
             # warm the cache and the connections
             wrk -t2 -c64 -d2s -s "$lua" "$url" -- "$s" "$tokens" >/dev/null 2>&1 || true
-            set -- $(pids)
-            c0=$(cpu_ticks "$@")
+            w=$(workers) pg=$(pg_pids)
+            w0=$(cpu_ticks $w) r0=$(cpu_ticks "$redis_pid") p0=$(cpu_ticks $pg)
             out=$(wrk -t2 -c64 -d"${duration}s" --timeout 5s -s "$lua" "$url" -- "$s" "$tokens" 2>&1)
-            c1=$(cpu_ticks "$@")
+            w1=$(cpu_ticks $w) r1=$(cpu_ticks "$redis_pid") p1=$(cpu_ticks $pg)
+            c0=0 c1=$(((w1 - w0) + (r1 - r0) + (p1 - p0)))
             json=$(sed -n 's/^WRKJSON //p' <<<"$out" | tail -1)
             reqs=$(jq -r '.requests' <<<"$json")
             rps=$(jq -r '.rps | floor' <<<"$json")
             errs=$(jq -r '.err_status + .err_connect + .err_read + .err_write + .err_timeout' <<<"$json")
-            us=$(awk -v t=$((c1 - c0)) -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.1f", n ? t * 1e6 / hz / n : 0 }')
-            echo "$v $s $rps $us $errs" >>"$results"
-            say "round $round: $v $s: $rps req/s, $us µs CPU/req, $errs errors"
+            per() { awk -v t="$1" -v hz="$hz" -v n="$reqs" 'BEGIN { printf "%.1f", n ? t * 1e6 / hz / n : 0 }'; }
+            us=$(per $((c1 - c0)))
+            usn=$(per $((w1 - w0)))
+            usr=$(per $((r1 - r0)))
+            echo "$v $s $rps $us $errs $usn $usr" >>"$results"
+            say "round $round: $v $s: $rps req/s, $us µs CPU/req (nginx $usn, Redis $usr), $errs errors"
         done
     done
 done
@@ -123,8 +124,8 @@ echo
 echo "wrk -t2 -c64, $rounds rounds of ${duration}s per variant and scenario, alternating; medians."
 echo "CPU: user + system time of the nginx workers, Redis and PostgreSQL per request."
 echo
-echo "| scenario | variant | req/s | CPU µs/req | errors |"
-echo "| --- | --- | ---: | ---: | ---: |"
+echo "| scenario | variant | req/s | CPU µs/req | nginx | Redis | errors |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 declare -A cpu
 for s in ${scenarios//,/ }; do
@@ -132,8 +133,10 @@ for s in ${scenarios//,/ }; do
         r=$(awk -v v="$v" -v s="$s" '$1 == v && $2 == s { print $3 }' "$results" | median)
         u=$(awk -v v="$v" -v s="$s" '$1 == v && $2 == s { print $4 }' "$results" | median)
         e=$(awk -v v="$v" -v s="$s" '$1 == v && $2 == s { e += $5 } END { print e + 0 }' "$results")
+        un=$(awk -v v="$v" -v s="$s" '$1 == v && $2 == s { print $6 }' "$results" | median)
+        ur=$(awk -v v="$v" -v s="$s" '$1 == v && $2 == s { print $7 }' "$results" | median)
         cpu[$s.$v]=$u
-        echo "| $s | $v | $r | $u | $e |"
+        echo "| $s | $v | $r | $u | $un | $ur | $e |"
     done
 done
 echo
