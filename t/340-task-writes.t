@@ -271,6 +271,25 @@ sub key { 'key-' . $$ . '-' . ++$K }
     is($t->psql('SELECT count(*) FROM tm.workspaces WHERE name = $1', "idem ws $$"), '1',
        'one workspace');
 
+    # an answer without a write (a malformed path) releases the claim
+    my $nk = key();
+    for my $n (1, 2) {
+        my $r = $t->request(PATCH => task_path('not-a-uuid'), token => $tk,
+                            headers => { 'Idempotency-Key' => $nk }, body => { priority => 1 });
+        is($r->{status}, 404, "a key on a malformed task id ($n): 404, not 409");
+    }
+    is($t->psql('SELECT count(*) FROM tm.idempotency_keys WHERE key = $1', $nk), '0',
+       '... no record is left');
+
+    # DELETE does not take part: a repeated key is no replay
+    my $did = create_task($t, $u, 'delete twice');
+    my $dk = key();
+    is($t->request(DELETE => task_path($did), token => $tk,
+                   headers => { 'Idempotency-Key' => $dk })->{status}, 204, 'DELETE with a key: 204');
+    is($t->request(DELETE => task_path($did), token => $tk,
+                   headers => { 'Idempotency-Key' => $dk })->{status}, 404,
+       '... again: 404 (DELETE ignores Idempotency-Key)');
+
     my $r = $t->request(POST => '/v1/auth/logout', token => setup_user($t)->{token},
                         headers => { 'Idempotency-Key' => '' });
     isnt($r->{status}, 400, 'auth routes ignore Idempotency-Key (an empty one is no 400)');
