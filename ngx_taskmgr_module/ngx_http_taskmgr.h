@@ -66,6 +66,11 @@ typedef struct {
      * else random per configuration) */
     ngx_str_t cursor_secret;
 
+    /* the background purge (purge.c): soft-deleted tasks older than
+     * task_purge_after (0: never), a batch every task_purge_interval */
+    time_t     task_purge_after;
+    ngx_msec_t task_purge_interval;
+
     /* per-worker state, created in init_process */
     ngx_http_taskmgr_pg_pool_t      *pg;
     struct ngx_http_taskmgr_redis_s *redis;
@@ -88,6 +93,11 @@ typedef struct {
 /* ngx_http_taskmgr_module.c */
 ngx_http_taskmgr_main_conf_t *ngx_http_taskmgr_main_conf(void);
 void ngx_http_taskmgr_request_id(ngx_http_request_t *r, ngx_str_t *id);
+
+/* ngx_http_taskmgr_purge.c: in one worker only */
+ngx_int_t ngx_http_taskmgr_purge_init(ngx_cycle_t                  *cycle,
+                                      ngx_http_taskmgr_main_conf_t *mcf);
+void      ngx_http_taskmgr_purge_stop(void);
 
 /* ngx_http_taskmgr_http.c: responses */
 void      ngx_http_taskmgr_release_connection(ngx_connection_t *c);

@@ -440,7 +440,11 @@ ngx_http_taskmgr_api_handler(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        rc = ctx->route->handler(r, ctx);
+        rc = ngx_http_taskmgr_idem_begin(r, ctx);
+
+        if (rc == NGX_DECLINED) {
+            rc = ctx->route->handler(r, ctx);
+        }
 
         if (rc == NGX_DONE) {
             r->main->count++;
@@ -505,7 +509,11 @@ ngx_http_taskmgr_api_body_handler(ngx_http_request_t *r)
     ctx = ngx_http_taskmgr_api_ctx(r);
 
     if (ngx_http_taskmgr_api_body(r, ctx, &rc) == NGX_OK) {
-        rc = ctx->route->handler(r, ctx);
+        rc = ngx_http_taskmgr_idem_begin(r, ctx);
+
+        if (rc == NGX_DECLINED) {
+            rc = ctx->route->handler(r, ctx);
+        }
     }
 
     if (rc != NGX_DONE) {

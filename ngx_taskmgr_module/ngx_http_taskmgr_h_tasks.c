@@ -89,7 +89,22 @@ ngx_http_taskmgr_field_t  ngx_http_taskmgr_task_create_fields[] = {
 ngx_http_taskmgr_field_t  ngx_http_taskmgr_task_patch_fields[] = {
     TM_TASK_FIELDS(0)
 };
+
+static const char *ngx_http_taskmgr_bulk_actions[] = { "update", "delete",
+                                                       "restore", NULL };
+
+/* ids and patch are checked by ngx_http_taskmgr_task_bulk_check() */
+ngx_http_taskmgr_field_t  ngx_http_taskmgr_task_bulk_fields[] = {
+    { "action", NGX_HTTP_TASKMGR_F_ENUM, 1, 0, 0, 0,
+      ngx_http_taskmgr_bulk_actions, 0 },
+    { "ids", NGX_HTTP_TASKMGR_F_ANY, 1, 0, 0, 0, NULL, 0 },
+    { "patch", NGX_HTTP_TASKMGR_F_ANY, 0, 0, 0, 0, NULL, 0 },
+    { NULL, 0, 0, 0, 0, 0, NULL, 0 }
+};
 /* clang-format on */
+
+
+#define NGX_HTTP_TASKMGR_BULK_MAX 500
 
 
 static void ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q);
@@ -103,6 +118,16 @@ static void      ngx_http_taskmgr_task_written(ngx_http_request_t         *r,
                                                ngx_http_taskmgr_api_ctx_t *ctx,
                                                ngx_uint_t status, ngx_str_t *body);
 static void ngx_http_taskmgr_task_bumped(ngx_http_request_t *r, ngx_int_t rc);
+
+
+static void      ngx_http_taskmgr_task_bulked(ngx_http_taskmgr_pg_query_t *q);
+static ngx_int_t ngx_http_taskmgr_task_bulk_check(
+    ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx, ngx_int_t *rc);
+static ngx_int_t ngx_http_taskmgr_task_bad_field(ngx_http_request_t *r,
+                                                 u_char *field, size_t len,
+                                                 const char *message);
+static ngx_int_t ngx_http_taskmgr_task_permanent(ngx_http_request_t *r,
+                                                 ngx_int_t          *rc);
 
 
 static ngx_str_t ngx_http_taskmgr_empty = ngx_null_string;
@@ -480,13 +505,23 @@ ngx_http_taskmgr_h_task_create(ngx_http_request_t         *r,
     ngx_int_t                    rc;
     ngx_http_taskmgr_pg_query_t *q;
 
-    q = ngx_http_taskmgr_task_query(r, ctx, NGX_HTTP_TASKMGR_SQL_TASK_CREATE,
-                                    ngx_http_taskmgr_task_answer, 0, &rc);
+    rc =
+        ngx_http_taskmgr_idem_replay(r, ctx, NGX_HTTP_TASKMGR_SQL_IDEM_TASK_ROW,
+                                     ngx_http_taskmgr_task_answer);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    q = ngx_http_taskmgr_task_query(
+        r, ctx,
+        ngx_http_taskmgr_idem_stmt(ctx, NGX_HTTP_TASKMGR_SQL_TASK_CREATE),
+        ngx_http_taskmgr_task_answer, 0, &rc);
     if (q == NULL) {
         return rc;
     }
 
     ngx_http_taskmgr_pg_param(q, &ctx->body_json);
+    ngx_http_taskmgr_idem_params(q, ctx);
 
     return ngx_http_taskmgr_api_submit(r, q);
 }
@@ -552,8 +587,17 @@ ngx_http_taskmgr_h_task_update(ngx_http_request_t         *r,
     ngx_str_t                    version;
     ngx_http_taskmgr_pg_query_t *q;
 
-    q = ngx_http_taskmgr_task_query(r, ctx, NGX_HTTP_TASKMGR_SQL_TASK_UPDATE,
-                                    ngx_http_taskmgr_task_answer, 1, &rc);
+    rc =
+        ngx_http_taskmgr_idem_replay(r, ctx, NGX_HTTP_TASKMGR_SQL_IDEM_TASK_ROW,
+                                     ngx_http_taskmgr_task_answer);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    q = ngx_http_taskmgr_task_query(
+        r, ctx,
+        ngx_http_taskmgr_idem_stmt(ctx, NGX_HTTP_TASKMGR_SQL_TASK_UPDATE),
+        ngx_http_taskmgr_task_answer, 1, &rc);
     if (q == NULL) {
         return rc;
     }
@@ -564,6 +608,7 @@ ngx_http_taskmgr_h_task_update(ngx_http_request_t         *r,
 
     ngx_http_taskmgr_pg_param(q, &ctx->body_json);
     ngx_http_taskmgr_pg_param(q, &version);
+    ngx_http_taskmgr_idem_params(q, ctx);
 
     return ngx_http_taskmgr_api_submit(r, q);
 }
@@ -573,11 +618,19 @@ ngx_int_t
 ngx_http_taskmgr_h_task_delete(ngx_http_request_t         *r,
                                ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    ngx_int_t                    rc;
+    ngx_int_t                    rc, permanent;
     ngx_str_t                    version;
     ngx_http_taskmgr_pg_query_t *q;
 
-    q = ngx_http_taskmgr_task_query(r, ctx, NGX_HTTP_TASKMGR_SQL_TASK_DELETE,
+    permanent = ngx_http_taskmgr_task_permanent(r, &rc);
+    if (permanent == NGX_ERROR) {
+        return rc;
+    }
+
+    q = ngx_http_taskmgr_task_query(r, ctx,
+                                    permanent
+                                        ? NGX_HTTP_TASKMGR_SQL_TASK_PURGE
+                                        : NGX_HTTP_TASKMGR_SQL_TASK_DELETE,
                                     ngx_http_taskmgr_task_answer, 1, &rc);
     if (q == NULL) {
         return rc;
@@ -598,13 +651,30 @@ ngx_http_taskmgr_h_task_restore(ngx_http_request_t         *r,
                                 ngx_http_taskmgr_api_ctx_t *ctx)
 {
     ngx_int_t                    rc;
+    ngx_str_t                    version;
     ngx_http_taskmgr_pg_query_t *q;
 
-    q = ngx_http_taskmgr_task_query(r, ctx, NGX_HTTP_TASKMGR_SQL_TASK_RESTORE,
-                                    ngx_http_taskmgr_task_answer, 1, &rc);
+    rc =
+        ngx_http_taskmgr_idem_replay(r, ctx, NGX_HTTP_TASKMGR_SQL_IDEM_TASK_ROW,
+                                     ngx_http_taskmgr_task_answer);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    q = ngx_http_taskmgr_task_query(
+        r, ctx,
+        ngx_http_taskmgr_idem_stmt(ctx, NGX_HTTP_TASKMGR_SQL_TASK_RESTORE),
+        ngx_http_taskmgr_task_answer, 1, &rc);
     if (q == NULL) {
         return rc;
     }
+
+    if (ngx_http_taskmgr_task_if_match(r, &version, &rc) != NGX_OK) {
+        return rc;
+    }
+
+    ngx_http_taskmgr_pg_param(q, &version);
+    ngx_http_taskmgr_idem_params(q, ctx);
 
     return ngx_http_taskmgr_api_submit(r, q);
 }
@@ -626,6 +696,10 @@ ngx_http_taskmgr_task_answer(ngx_http_taskmgr_pg_query_t *q)
 
     r = q->request;
     ctx = ngx_http_taskmgr_api_ctx(r);
+
+    if (ngx_http_taskmgr_idem_failed(q) == NGX_DONE) {
+        return;
+    }
 
     if (ngx_http_taskmgr_task_check(q, &rc) != NGX_OK) {
         ngx_http_taskmgr_api_finish(r, rc);
@@ -1140,4 +1214,289 @@ ngx_http_taskmgr_task_if_match(ngx_http_request_t *r, ngx_str_t *version,
     version->len = last - p;
 
     return NGX_OK;
+}
+
+
+/*
+ * DELETE's one parameter: permanent=true|false.  1 or 0; NGX_ERROR with
+ * *rc the finalize code of the 400 sent.
+ */
+static ngx_int_t
+ngx_http_taskmgr_task_permanent(ngx_http_request_t *r, ngx_int_t *rc)
+{
+    u_char   *p, *end, *amp, *eq;
+    ngx_int_t permanent;
+    ngx_str_t name, value;
+
+    permanent = 0;
+    p = r->args.data;
+    end = p + r->args.len;
+
+    while (p < end) {
+        amp = ngx_strlchr(p, end, '&');
+        if (amp == NULL) {
+            amp = end;
+        }
+
+        eq = ngx_strlchr(p, amp, '=');
+
+        name.data = p;
+        name.len = (eq ? eq : amp) - p;
+
+        if (eq) {
+            value.data = eq + 1;
+            value.len = amp - value.data;
+
+        } else {
+            ngx_str_null(&value);
+        }
+
+        if (name.len != sizeof("permanent") - 1
+            || ngx_strncmp(name.data, "permanent", name.len) != 0)
+        {
+            *rc = ngx_http_taskmgr_api_bad_arg(r, &name, "unknown parameter");
+            return NGX_ERROR;
+        }
+
+        if (value.len == 4 && ngx_strncmp(value.data, "true", 4) == 0) {
+            permanent = 1;
+
+        } else if (value.len == 5 && ngx_strncmp(value.data, "false", 5) == 0) {
+            permanent = 0;
+
+        } else {
+            *rc =
+                ngx_http_taskmgr_api_bad_arg(r, &name, "must be true or false");
+            return NGX_ERROR;
+        }
+
+        p = amp + 1;
+    }
+
+    return permanent;
+}
+
+
+ngx_int_t
+ngx_http_taskmgr_h_task_bulk(ngx_http_request_t         *r,
+                             ngx_http_taskmgr_api_ctx_t *ctx)
+{
+    ngx_int_t                    rc;
+    ngx_http_taskmgr_pg_query_t *q;
+
+    rc = ngx_http_taskmgr_idem_replay(r, ctx, NGX_HTTP_TASKMGR_SQL_IDEM_RESULT,
+                                      ngx_http_taskmgr_task_bulked);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    if (ngx_http_taskmgr_task_bulk_check(r, ctx, &rc) != NGX_OK) {
+        return rc;
+    }
+
+    q = ngx_http_taskmgr_task_query(
+        r, ctx, ngx_http_taskmgr_idem_stmt(ctx, NGX_HTTP_TASKMGR_SQL_TASK_BULK),
+        ngx_http_taskmgr_task_bulked, 0, &rc);
+    if (q == NULL) {
+        return rc;
+    }
+
+    ngx_http_taskmgr_pg_param(q, &ctx->body_json);
+    ngx_http_taskmgr_idem_params(q, ctx);
+
+    return ngx_http_taskmgr_api_submit(r, q);
+}
+
+
+/*
+ * ids: 1 to 500 distinct task ids; patch: with update only, a task patch.
+ * NGX_OK, or NGX_DONE with *rc the finalize code of the answer sent.
+ */
+static ngx_int_t
+ngx_http_taskmgr_task_bulk_check(ngx_http_request_t         *r,
+                                 ngx_http_taskmgr_api_ctx_t *ctx, ngx_int_t *rc)
+{
+    u_char     *p, *d, field[32];
+    size_t      i, j, n, len;
+    json_t     *ids, *patch, *item;
+    ngx_str_t   action, id, errors, prefixed;
+    ngx_uint_t  status;
+    const char *s;
+
+    static const char key[] = "\"field\":\"";
+
+    ids = json_object_get(ctx->body, "ids");
+
+    if (!json_is_array(ids)) {
+        *rc = ngx_http_taskmgr_task_bad_field(r, (u_char *) "ids", 3,
+                                              "must be an array of task ids");
+        return NGX_DONE;
+    }
+
+    n = json_array_size(ids);
+
+    if (n < 1 || n > NGX_HTTP_TASKMGR_BULK_MAX) {
+        *rc = ngx_http_taskmgr_task_bad_field(r, (u_char *) "ids", 3,
+                                              "must hold 1 to 500 ids");
+        return NGX_DONE;
+    }
+
+    for (i = 0; i < n; i++) {
+        item = json_array_get(ids, i);
+        len = ngx_sprintf(field, "ids[%uz]", i) - field;
+
+        id.data = (u_char *) json_string_value(item);
+        id.len = json_is_string(item) ? json_string_length(item) : 0;
+
+        if (id.data == NULL || ngx_http_taskmgr_is_uuid(&id) != NGX_OK) {
+            *rc = ngx_http_taskmgr_task_bad_field(r, field, len,
+                                                  "must be a task id (UUID)");
+            return NGX_DONE;
+        }
+
+        for (j = 0; j < i; j++) {
+            s = json_string_value(json_array_get(ids, j));
+
+            if (ngx_strncasecmp((u_char *) s, id.data, id.len) == 0) {
+                *rc = ngx_http_taskmgr_task_bad_field(r, field, len,
+                                                      "is a duplicate");
+                return NGX_DONE;
+            }
+        }
+    }
+
+    if (ngx_http_taskmgr_json_string(ctx->body, "action", &action) != NGX_OK) {
+        *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_DONE;
+    }
+
+    patch = json_object_get(ctx->body, "patch");
+
+    if (action.len != sizeof("update") - 1
+        || ngx_strncmp(action.data, "update", action.len) != 0)
+    {
+        if (patch != NULL) {
+            *rc = ngx_http_taskmgr_task_bad_field(r, (u_char *) "patch", 5,
+                                                  "only with action update");
+            return NGX_DONE;
+        }
+
+        return NGX_OK;
+    }
+
+    if (!json_is_object(patch)) {
+        *rc = ngx_http_taskmgr_task_bad_field(
+            r, (u_char *) "patch", 5,
+            patch ? "must be an object" : "is required with action update");
+        return NGX_DONE;
+    }
+
+    switch (ngx_http_taskmgr_json_validate(
+        r, patch, ngx_http_taskmgr_task_patch_fields, &status, &errors))
+    {
+    case NGX_OK:
+        return NGX_OK;
+
+    case NGX_DECLINED:
+        break;
+
+    default:
+        *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_DONE;
+    }
+
+    /* the patch's fields are named patch.<field> */
+    n = 0;
+    for (p = errors.data; p < errors.data + errors.len; p++) {
+        if (ngx_strncmp(p, key, sizeof(key) - 1) == 0) {
+            n++;
+        }
+    }
+
+    prefixed.data = ngx_pnalloc(r->pool, errors.len + n * 6);
+    if (prefixed.data == NULL) {
+        *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_DONE;
+    }
+
+    d = prefixed.data;
+    p = errors.data;
+
+    while (p < errors.data + errors.len) {
+        if ((size_t) (errors.data + errors.len - p) >= sizeof(key) - 1
+            && ngx_strncmp(p, key, sizeof(key) - 1) == 0)
+        {
+            d = ngx_cpymem(d, key, sizeof(key) - 1);
+            d = ngx_cpymem(d, "patch.", 6);
+            p += sizeof(key) - 1;
+            continue;
+        }
+
+        *d++ = *p++;
+    }
+
+    prefixed.len = d - prefixed.data;
+
+    *rc = ngx_http_taskmgr_send_problem_errors(
+        r, status, "validation_failed",
+        status == NGX_HTTP_BAD_REQUEST ? "the body does not match this endpoint"
+                                       : "some fields are invalid",
+        &prefixed);
+    return NGX_DONE;
+}
+
+
+/* 400 validation_failed naming one body field */
+static ngx_int_t
+ngx_http_taskmgr_task_bad_field(ngx_http_request_t *r, u_char *field,
+                                size_t len, const char *message)
+{
+    u_char   *p;
+    ngx_str_t errors;
+
+    p = ngx_pnalloc(r->pool,
+                    sizeof("[{\"field\":\"\",\"message\":\"\"}]") - 1 + len
+                        + ngx_strlen(message));
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    errors.data = p;
+    errors.len = ngx_sprintf(p, "[{\"field\":\"%*s\",\"message\":\"%s\"}]", len,
+                             field, message)
+        - p;
+
+    return ngx_http_taskmgr_send_problem_errors(
+        r, NGX_HTTP_BAD_REQUEST, "validation_failed",
+        "the body does not match this endpoint", &errors);
+}
+
+
+/* 200 {"ids":[…]}: the tenant's cache generation goes up once */
+static void
+ngx_http_taskmgr_task_bulked(ngx_http_taskmgr_pg_query_t *q)
+{
+    ngx_int_t                   rc;
+    ngx_http_request_t         *r;
+    ngx_http_taskmgr_result_t   res;
+    ngx_http_taskmgr_api_ctx_t *ctx;
+
+    r = q->request;
+    ctx = ngx_http_taskmgr_api_ctx(r);
+
+    if (ngx_http_taskmgr_idem_failed(q) == NGX_DONE) {
+        return;
+    }
+
+    if (ngx_http_taskmgr_api_result(q, &res, &rc) != NGX_OK) {
+        ngx_http_taskmgr_api_finish(r, rc);
+        return;
+    }
+
+    if (res.status != NGX_HTTP_OK) {
+        ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_api_respond(r, &res));
+        return;
+    }
+
+    ngx_http_taskmgr_task_written(r, ctx, res.status, &res.body);
 }

@@ -112,13 +112,22 @@ ngx_int_t
 ngx_http_taskmgr_h_workspace_create(ngx_http_request_t         *r,
                                     ngx_http_taskmgr_api_ctx_t *ctx)
 {
+    ngx_int_t                    rc;
     ngx_http_taskmgr_pg_query_t *q;
 
-    q = ngx_http_taskmgr_api_query(r, ctx,
-                                   NGX_HTTP_TASKMGR_SQL_WORKSPACE_CREATE,
-                                   ngx_http_taskmgr_workspace_created);
+    rc = ngx_http_taskmgr_idem_replay(r, ctx, NGX_HTTP_TASKMGR_SQL_IDEM_RESULT,
+                                      ngx_http_taskmgr_workspace_created);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    q = ngx_http_taskmgr_api_query(
+        r, ctx,
+        ngx_http_taskmgr_idem_stmt(ctx, NGX_HTTP_TASKMGR_SQL_WORKSPACE_CREATE),
+        ngx_http_taskmgr_workspace_created);
     if (q != NULL) {
         ngx_http_taskmgr_pg_param(q, &ctx->body_json);
+        ngx_http_taskmgr_idem_params(q, ctx);
     }
 
     return ngx_http_taskmgr_api_submit(r, q);
@@ -135,6 +144,10 @@ ngx_http_taskmgr_workspace_created(ngx_http_taskmgr_pg_query_t *q)
     ngx_http_taskmgr_result_t res;
 
     r = q->request;
+
+    if (ngx_http_taskmgr_idem_failed(q) == NGX_DONE) {
+        return;
+    }
 
     if (ngx_http_taskmgr_api_result(q, &res, &rc) != NGX_OK) {
         ngx_http_taskmgr_api_finish(r, rc);

@@ -66,6 +66,19 @@ ngx_int_t   ngx_http_taskmgr_api_respond_cached(ngx_http_request_t        *r,
 ngx_int_t   ngx_http_taskmgr_api_bad_arg(ngx_http_request_t *r, ngx_str_t *name,
                                          const char *message);
 
+/* ngx_http_taskmgr_idem.c: Idempotency-Key */
+ngx_int_t  ngx_http_taskmgr_idem_begin(ngx_http_request_t         *r,
+                                       ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_uint_t ngx_http_taskmgr_idem_stmt(ngx_http_taskmgr_api_ctx_t *ctx,
+                                      ngx_uint_t                  stmt);
+void       ngx_http_taskmgr_idem_params(ngx_http_taskmgr_pg_query_t *q,
+                                        ngx_http_taskmgr_api_ctx_t  *ctx);
+ngx_int_t  ngx_http_taskmgr_idem_replay(ngx_http_request_t            *r,
+                                        ngx_http_taskmgr_api_ctx_t    *ctx,
+                                        ngx_uint_t                     stmt,
+                                        ngx_http_taskmgr_pg_handler_pt handler);
+ngx_int_t  ngx_http_taskmgr_idem_failed(ngx_http_taskmgr_pg_query_t *q);
+
 /* ngx_http_taskmgr_h_auth.c */
 extern ngx_http_taskmgr_field_t ngx_http_taskmgr_register_fields[];
 extern ngx_http_taskmgr_field_t ngx_http_taskmgr_login_fields[];
@@ -114,6 +127,7 @@ ngx_int_t ngx_http_taskmgr_h_workspace_get(ngx_http_request_t         *r,
 /* ngx_http_taskmgr_h_tasks.c */
 extern ngx_http_taskmgr_field_t ngx_http_taskmgr_task_create_fields[];
 extern ngx_http_taskmgr_field_t ngx_http_taskmgr_task_patch_fields[];
+extern ngx_http_taskmgr_field_t ngx_http_taskmgr_task_bulk_fields[];
 
 ngx_int_t ngx_http_taskmgr_h_task_list(ngx_http_request_t         *r,
                                        ngx_http_taskmgr_api_ctx_t *ctx);
@@ -127,6 +141,8 @@ ngx_int_t ngx_http_taskmgr_h_task_delete(ngx_http_request_t         *r,
                                          ngx_http_taskmgr_api_ctx_t *ctx);
 ngx_int_t ngx_http_taskmgr_h_task_restore(ngx_http_request_t         *r,
                                           ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_task_bulk(ngx_http_request_t         *r,
+                                       ngx_http_taskmgr_api_ctx_t *ctx);
 
 /* ngx_http_taskmgr_h_health.c */
 ngx_int_t ngx_http_taskmgr_healthz_handler(ngx_http_request_t *r);

@@ -207,6 +207,9 @@ ngx_http_taskmgr_json_check(ngx_http_taskmgr_field_t *f, json_t *v, u_char *buf,
 
     switch (f->type) {
 
+    case NGX_HTTP_TASKMGR_F_ANY:
+        return NULL;
+
     case NGX_HTTP_TASKMGR_F_INT:
         if (!json_is_integer(v)) {
             return "must be an integer";

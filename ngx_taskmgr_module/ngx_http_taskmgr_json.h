@@ -22,7 +22,8 @@ typedef enum {
     NGX_HTTP_TASKMGR_F_TIME,
     NGX_HTTP_TASKMGR_F_ENUM,
     NGX_HTTP_TASKMGR_F_EMAIL,
-    NGX_HTTP_TASKMGR_F_STRINGS
+    NGX_HTTP_TASKMGR_F_STRINGS,
+    NGX_HTTP_TASKMGR_F_ANY /* any value: the handler checks it */
 } ngx_http_taskmgr_field_type_e;
 
 

@@ -114,6 +114,20 @@ static ngx_command_t  ngx_http_taskmgr_commands[] = {
       offsetof(ngx_http_taskmgr_main_conf_t, pg_query_timeout),
       NULL },
 
+    { ngx_string("taskmgr_task_purge_after"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_main_conf_t, task_purge_after),
+      NULL },
+
+    { ngx_string("taskmgr_task_purge_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_main_conf_t, task_purge_interval),
+      NULL },
+
     { ngx_string("taskmgr_pg_connect_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -325,6 +339,8 @@ ngx_http_taskmgr_create_main_conf(ngx_conf_t *cf)
     mcf->pg_queue_size = NGX_CONF_UNSET_UINT;
     mcf->pg_query_timeout = NGX_CONF_UNSET_MSEC;
     mcf->pg_connect_timeout = NGX_CONF_UNSET_MSEC;
+    mcf->task_purge_after = NGX_CONF_UNSET;
+    mcf->task_purge_interval = NGX_CONF_UNSET_MSEC;
     mcf->argon2_t_cost = NGX_CONF_UNSET_UINT;
     mcf->argon2_m_cost = NGX_CONF_UNSET_UINT;
     mcf->argon2_parallelism = NGX_CONF_UNSET_UINT;
@@ -390,6 +406,23 @@ ngx_http_taskmgr_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(mcf->pg_queue_size, 1024);
     ngx_conf_init_msec_value(mcf->pg_query_timeout, 5000);
     ngx_conf_init_msec_value(mcf->pg_connect_timeout, 3000);
+    ngx_conf_init_value(mcf->task_purge_after, 30 * 24 * 3600);
+    ngx_conf_init_msec_value(mcf->task_purge_interval, 60000);
+
+    if (mcf->task_purge_interval < 100
+        || mcf->task_purge_interval > 24 * 3600 * 1000)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "taskmgr_task_purge_interval must be between "
+                           "100ms and 1d");
+        return NGX_CONF_ERROR;
+    }
+
+    if (mcf->task_purge_after > 3650 * 24 * 3600) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "taskmgr_task_purge_after must be at most 3650d");
+        return NGX_CONF_ERROR;
+    }
     ngx_conf_init_uint_value(mcf->argon2_t_cost, 2);
     ngx_conf_init_uint_value(mcf->argon2_m_cost, 19456);
     ngx_conf_init_uint_value(mcf->argon2_parallelism, 1);
@@ -858,7 +891,7 @@ ngx_http_taskmgr_init_process(ngx_cycle_t *cycle)
         }
     }
 
-    return NGX_OK;
+    return ngx_http_taskmgr_purge_init(cycle, mcf);
 }
 
 
@@ -873,6 +906,7 @@ ngx_http_taskmgr_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_http_taskmgr_cache_local_destroy();
+    ngx_http_taskmgr_purge_stop();
 
     if (mcf->redis) {
         ngx_http_taskmgr_redis_destroy(mcf->redis);

@@ -660,6 +660,8 @@ ngx_http_taskmgr_pg_query_create(ngx_http_request_t *r, ngx_uint_t stmt,
     q->stmt = stmt;
     q->handler = handler;
     q->request = r;
+    q->mem = r->pool;
+    q->log = r->connection->log;
     q->timer.handler = ngx_http_taskmgr_pg_timeout_handler;
     q->timer.data = q;
     q->timer.log = r->connection->log;
@@ -667,6 +669,31 @@ ngx_http_taskmgr_pg_query_create(ngx_http_request_t *r, ngx_uint_t stmt,
 
     cln->handler = ngx_http_taskmgr_pg_cleanup;
     cln->data = q;
+
+    return q;
+}
+
+
+ngx_http_taskmgr_pg_query_t *
+ngx_http_taskmgr_pg_query_create_bg(ngx_pool_t *mem, ngx_log_t *log,
+                                    ngx_uint_t                     stmt,
+                                    ngx_http_taskmgr_pg_handler_pt handler)
+{
+    ngx_http_taskmgr_pg_query_t *q;
+
+    q = ngx_pcalloc(mem, sizeof(ngx_http_taskmgr_pg_query_t));
+    if (q == NULL) {
+        return NULL;
+    }
+
+    q->stmt = stmt;
+    q->handler = handler;
+    q->mem = mem;
+    q->log = log;
+    q->timer.handler = ngx_http_taskmgr_pg_timeout_handler;
+    q->timer.data = q;
+    q->timer.log = log;
+    q->done = 1;
 
     return q;
 }
@@ -691,7 +718,7 @@ ngx_http_taskmgr_pg_param(ngx_http_taskmgr_pg_query_t *q, ngx_str_t *value)
     }
 
     /* libpq reads text parameters up to their NUL */
-    p = ngx_pnalloc(q->request->pool, value->len + 1);
+    p = ngx_pnalloc(q->mem, value->len + 1);
     if (p == NULL) {
         q->nparams = NGX_HTTP_TASKMGR_PG_MAX_PARAMS + 1;
         return;
@@ -718,7 +745,7 @@ ngx_http_taskmgr_pg_submit(ngx_http_taskmgr_pg_query_t *q)
     pool = mcf ? mcf->pg : NULL;
 
     if (q->nparams > NGX_HTTP_TASKMGR_PG_MAX_PARAMS) {
-        ngx_log_error(NGX_LOG_ALERT, q->request->connection->log, 0,
+        ngx_log_error(NGX_LOG_ALERT, q->log, 0,
                       "taskmgr: postgres: too many parameters or "
                       "no memory for them");
         return NGX_ERROR;
@@ -753,7 +780,7 @@ ngx_http_taskmgr_pg_submit(ngx_http_taskmgr_pg_query_t *q)
 
     if (pool->nwaiting >= mcf->pg_queue_size) {
         q->done = 1;
-        ngx_log_error(NGX_LOG_WARN, q->request->connection->log, 0,
+        ngx_log_error(NGX_LOG_WARN, q->log, 0,
                       "taskmgr: postgres: wait queue full (%ui)",
                       pool->nwaiting);
         return NGX_HTTP_SERVICE_UNAVAILABLE;
@@ -886,12 +913,12 @@ ngx_http_taskmgr_pg_complete(ngx_http_taskmgr_pg_query_t *q, ngx_int_t rc,
         }
     }
 
-    c = q->request->connection;
+    c = q->request ? q->request->connection : NULL;
 
     if (res) {
         /* the result lives as long as the request: response bodies point
          * into it instead of being copied */
-        cln = ngx_pool_cleanup_add(q->request->pool, 0);
+        cln = ngx_pool_cleanup_add(q->mem, 0);
         if (cln == NULL) {
             PQclear(res);
             q->res = NULL;
@@ -906,7 +933,9 @@ ngx_http_taskmgr_pg_complete(ngx_http_taskmgr_pg_query_t *q, ngx_int_t rc,
 
     q->handler(q);
 
-    ngx_http_run_posted_requests(c);
+    if (c) {
+        ngx_http_run_posted_requests(c);
+    }
 }
 
 

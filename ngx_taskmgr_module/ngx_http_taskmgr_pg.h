@@ -36,8 +36,10 @@ struct ngx_http_taskmgr_pg_query_s {
     int         lengths[NGX_HTTP_TASKMGR_PG_MAX_PARAMS];
 
     ngx_http_taskmgr_pg_handler_pt handler;
-    ngx_http_request_t            *request;
+    ngx_http_request_t            *request; /* NULL: a background query */
     void                          *data;
+    ngx_pool_t                    *mem; /* params and res live here */
+    ngx_log_t                     *log;
 
     ngx_int_t   rc;
     PGresult   *res;
@@ -59,6 +61,14 @@ void ngx_http_taskmgr_pg_pool_destroy(ngx_http_taskmgr_pg_pool_t *pool);
 
 ngx_http_taskmgr_pg_query_t *ngx_http_taskmgr_pg_query_create(
     ngx_http_request_t *r, ngx_uint_t stmt,
+    ngx_http_taskmgr_pg_handler_pt handler);
+/*
+ * A query of no request (a worker's timer): it and its result live in mem,
+ * which the caller keeps until the handler was called (also at worker
+ * exit, with NGX_HTTP_SERVICE_UNAVAILABLE).
+ */
+ngx_http_taskmgr_pg_query_t *ngx_http_taskmgr_pg_query_create_bg(
+    ngx_pool_t *mem, ngx_log_t *log, ngx_uint_t stmt,
     ngx_http_taskmgr_pg_handler_pt handler);
 void ngx_http_taskmgr_pg_param(ngx_http_taskmgr_pg_query_t *q,
                                ngx_str_t                   *value);

@@ -9,6 +9,7 @@
 #define TM_AUTH      NGX_HTTP_TASKMGR_AUTH
 #define TM_AUTH_BODY (NGX_HTTP_TASKMGR_AUTH | NGX_HTTP_TASKMGR_BODY)
 #define TM_BODY      NGX_HTTP_TASKMGR_BODY
+#define TM_IDEM      NGX_HTTP_TASKMGR_IDEM
 
 
 /* clang-format off */
@@ -38,24 +39,27 @@ static ngx_http_taskmgr_route_t  ngx_http_taskmgr_routes[] = {
     { NGX_HTTP_GET, "/v1/workspaces", ngx_http_taskmgr_h_workspace_list,
       TM_AUTH, NULL },
     { NGX_HTTP_POST, "/v1/workspaces", ngx_http_taskmgr_h_workspace_create,
-      TM_AUTH_BODY, ngx_http_taskmgr_workspace_fields },
+      TM_AUTH_BODY | TM_IDEM, ngx_http_taskmgr_workspace_fields },
     { NGX_HTTP_GET, "/v1/workspaces/{ws}", ngx_http_taskmgr_h_workspace_get,
       TM_AUTH, NULL },
 
     { NGX_HTTP_GET, "/v1/workspaces/{ws}/tasks",
       ngx_http_taskmgr_h_task_list, TM_AUTH | NGX_HTTP_TASKMGR_ARGS, NULL },
     { NGX_HTTP_POST, "/v1/workspaces/{ws}/tasks",
-      ngx_http_taskmgr_h_task_create, TM_AUTH_BODY,
+      ngx_http_taskmgr_h_task_create, TM_AUTH_BODY | TM_IDEM,
       ngx_http_taskmgr_task_create_fields },
+    { NGX_HTTP_POST, "/v1/workspaces/{ws}/tasks/bulk",
+      ngx_http_taskmgr_h_task_bulk, TM_AUTH_BODY | TM_IDEM,
+      ngx_http_taskmgr_task_bulk_fields },
     { NGX_HTTP_GET, "/v1/workspaces/{ws}/tasks/{id}",
       ngx_http_taskmgr_h_task_get, TM_AUTH, NULL },
     { NGX_HTTP_PATCH, "/v1/workspaces/{ws}/tasks/{id}",
-      ngx_http_taskmgr_h_task_update, TM_AUTH_BODY,
+      ngx_http_taskmgr_h_task_update, TM_AUTH_BODY | TM_IDEM,
       ngx_http_taskmgr_task_patch_fields },
     { NGX_HTTP_DELETE, "/v1/workspaces/{ws}/tasks/{id}",
-      ngx_http_taskmgr_h_task_delete, TM_AUTH, NULL },
+      ngx_http_taskmgr_h_task_delete, TM_AUTH | NGX_HTTP_TASKMGR_ARGS, NULL },
     { NGX_HTTP_POST, "/v1/workspaces/{ws}/tasks/{id}/restore",
-      ngx_http_taskmgr_h_task_restore, TM_AUTH, NULL },
+      ngx_http_taskmgr_h_task_restore, TM_AUTH | TM_IDEM, NULL },
 
     { 0, NULL, NULL, 0, NULL }
 };

@@ -12,6 +12,7 @@
 #include "ngx_http_taskmgr.h"
 #include "ngx_http_taskmgr_json.h"
 #include "ngx_http_taskmgr_cache.h"
+#include "ngx_http_taskmgr_pg.h"
 
 
 #define NGX_HTTP_TASKMGR_MAX_PARAMS   4
@@ -21,6 +22,7 @@
 #define NGX_HTTP_TASKMGR_AUTH 0x01 /* needs a verified caller */
 #define NGX_HTTP_TASKMGR_BODY 0x02 /* reads a JSON object body */
 #define NGX_HTTP_TASKMGR_ARGS 0x04 /* parses its own query string */
+#define NGX_HTTP_TASKMGR_IDEM 0x08 /* honours Idempotency-Key (idem.c) */
 
 
 /* one row of a tm_api function: see sql/0001_init.sql */
@@ -65,6 +67,15 @@ struct ngx_http_taskmgr_api_ctx_s {
 
     /* the read cache of GET routes */
     ngx_http_taskmgr_cache_t cache;
+
+    /* Idempotency-Key (idem.c): the key, the claim's token while this
+     * request owns it, or the recorded answer to replay */
+    ngx_str_t                      idem_key;
+    ngx_str_t                      idem_token;
+    ngx_str_t                      idem_payload;
+    ngx_int_t                      idem_rc;
+    ngx_http_taskmgr_pg_handler_pt idem_answer;
+    unsigned                       idem_replay : 1;
 };
 
 

@@ -12,6 +12,18 @@
 /* task functions answer rows of tm_api.task_row */
 #define TM_ROWS(fn, args) "SELECT * FROM tm_api." fn "(" args ")"
 
+/*
+ * A write under an Idempotency-Key (parameters key and token): one
+ * statement, so the write and its record commit together or not at all;
+ * the record holds the write's row, from which a replay rebuilds the
+ * answer.  st: the write's status column.
+ */
+#define TM_IDEM(call, st, key, token)                                          \
+    "WITH w AS MATERIALIZED (" call "), "                                      \
+    "k AS MATERIALIZED (SELECT tm.idem_done($1, " key ", " token "::uuid, "    \
+    "w." st ", to_jsonb(w)) AS done FROM w) "                                  \
+    "SELECT w.* FROM w, k"
+
 
 ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[] = {
     { "tm_ping", "SELECT 1" },
@@ -30,6 +42,9 @@ ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[] = {
     { "tm_me_update", TM_CALL("me_update", "$1, $2, $3") },
     { "tm_workspace_list", TM_CALL("workspace_list", "$1, $2") },
     { "tm_workspace_create", TM_CALL("workspace_create", "$1, $2, $3") },
+    { "tm_workspace_create_idem",
+      TM_IDEM(TM_CALL("workspace_create", "$1, $2, $3"), "status", "$4",
+              "$5") },
     { "tm_workspace_get", TM_CALL("workspace_get", "$1, $2, $3") },
     { "tm_task_list", TM_ROWS("task_list", "$1, $2, $3, $4, NULL, NULL") },
     { "tm_task_list_after", TM_ROWS("task_list", "$1, $2, $3, $4, $5, $6") },
@@ -38,9 +53,31 @@ ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[] = {
               "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12") },
     { "tm_task_get", TM_ROWS("task_get", "$1, $2, $3, $4") },
     { "tm_task_create", TM_ROWS("task_create", "$1, $2, $3, $4") },
+    { "tm_task_create_idem",
+      TM_IDEM(TM_ROWS("task_create", "$1, $2, $3, $4"), "http_status", "$5",
+              "$6") },
     { "tm_task_update", TM_ROWS("task_update", "$1, $2, $3, $4, $5, $6") },
+    { "tm_task_update_idem",
+      TM_IDEM(TM_ROWS("task_update", "$1, $2, $3, $4, $5, $6"), "http_status",
+              "$7", "$8") },
     { "tm_task_delete", TM_ROWS("task_delete", "$1, $2, $3, $4, $5") },
-    { "tm_task_restore", TM_ROWS("task_restore", "$1, $2, $3, $4") },
+    { "tm_task_purge", TM_ROWS("task_purge", "$1, $2, $3, $4, $5") },
+    { "tm_task_restore", TM_ROWS("task_restore", "$1, $2, $3, $4, $5") },
+    { "tm_task_restore_idem",
+      TM_IDEM(TM_ROWS("task_restore", "$1, $2, $3, $4, $5"), "http_status",
+              "$6", "$7") },
+    { "tm_task_bulk", TM_CALL("task_bulk", "$1, $2, $3, $4") },
+    { "tm_task_bulk_idem",
+      TM_IDEM(TM_CALL("task_bulk", "$1, $2, $3, $4"), "status", "$5", "$6") },
+    { "tm_idem_begin",
+      "SELECT outcome, token, payload FROM tm_api.idem_begin($1, $2, $3, $4)" },
+    { "tm_idem_abort", "SELECT tm_api.idem_abort($1, $2, $3, $4)" },
+    { "tm_idem_task_row",
+      "SELECT (jsonb_populate_record(NULL::tm_api.task_row, $1::jsonb)).*" },
+    { "tm_idem_result",
+      "SELECT status, body, meta "
+      "FROM jsonb_populate_record(NULL::tm_api.result, $1::jsonb)" },
+    { "tm_purge", "SELECT tm_api.purge($1, $2)" },
     { NULL, NULL }
 };
 

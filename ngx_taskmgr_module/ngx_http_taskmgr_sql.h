@@ -3,7 +3,9 @@
  *
  * The catalogue of named statements every connection prepares once.
  * Each API statement calls one function of the tm_api schema and answers
- * one row (status int, body text, meta text); see sql/.
+ * one row (status int, body text, meta text); see sql/.  A write that
+ * honours Idempotency-Key has an _IDEM twin right after it (two more
+ * parameters: key and token).
  */
 
 #ifndef _NGX_HTTP_TASKMGR_SQL_H_INCLUDED_
@@ -29,15 +31,27 @@ typedef enum {
     NGX_HTTP_TASKMGR_SQL_ME_UPDATE,
     NGX_HTTP_TASKMGR_SQL_WORKSPACE_LIST,
     NGX_HTTP_TASKMGR_SQL_WORKSPACE_CREATE,
+    NGX_HTTP_TASKMGR_SQL_WORKSPACE_CREATE_IDEM,
     NGX_HTTP_TASKMGR_SQL_WORKSPACE_GET,
     NGX_HTTP_TASKMGR_SQL_TASK_LIST,
     NGX_HTTP_TASKMGR_SQL_TASK_LIST_AFTER,
     NGX_HTTP_TASKMGR_SQL_TASK_FIND,
     NGX_HTTP_TASKMGR_SQL_TASK_GET,
     NGX_HTTP_TASKMGR_SQL_TASK_CREATE,
+    NGX_HTTP_TASKMGR_SQL_TASK_CREATE_IDEM,
     NGX_HTTP_TASKMGR_SQL_TASK_UPDATE,
+    NGX_HTTP_TASKMGR_SQL_TASK_UPDATE_IDEM,
     NGX_HTTP_TASKMGR_SQL_TASK_DELETE,
+    NGX_HTTP_TASKMGR_SQL_TASK_PURGE,
     NGX_HTTP_TASKMGR_SQL_TASK_RESTORE,
+    NGX_HTTP_TASKMGR_SQL_TASK_RESTORE_IDEM,
+    NGX_HTTP_TASKMGR_SQL_TASK_BULK,
+    NGX_HTTP_TASKMGR_SQL_TASK_BULK_IDEM,
+    NGX_HTTP_TASKMGR_SQL_IDEM_BEGIN,
+    NGX_HTTP_TASKMGR_SQL_IDEM_ABORT,
+    NGX_HTTP_TASKMGR_SQL_IDEM_TASK_ROW,
+    NGX_HTTP_TASKMGR_SQL_IDEM_RESULT,
+    NGX_HTTP_TASKMGR_SQL_PURGE,
     NGX_HTTP_TASKMGR_SQL_LAST
 } ngx_http_taskmgr_sql_e;
 
