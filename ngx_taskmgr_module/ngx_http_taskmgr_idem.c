@@ -71,6 +71,18 @@ ngx_http_taskmgr_idem_begin(ngx_http_request_t         *r,
         }
     }
 
+    /*
+     * Every path parameter of these routes is an id: a malformed one is
+     * answered 404 by the handler without a write, and without taking a
+     * claim (the answer would otherwise reach the client before the claim
+     * is let go, and a quick retry would see it in flight).
+     */
+    for (i = 0; i < ctx->nparams; i++) {
+        if (ngx_http_taskmgr_is_uuid(&ctx->params[i]) != NGX_OK) {
+            return NGX_DECLINED;
+        }
+    }
+
     ctx->idem_key = *key;
 
     if (r->headers_in.if_match) {
@@ -170,8 +182,9 @@ ngx_http_taskmgr_idem_begun(ngx_http_taskmgr_pg_query_t *q)
         rc = ctx->route->handler(r, ctx);
 
         if (rc != NGX_DONE) {
-            /* answered without a write (a bad path, a 503): let go of the
-             * key before the answer completes */
+            /* answered without a write (e.g. a 503): let go of the key;
+             * the answer may reach the client first, so a retry at once
+             * can still see the claim in flight (409) */
             rc = ngx_http_taskmgr_idem_release(r, ctx, rc);
         }
 
