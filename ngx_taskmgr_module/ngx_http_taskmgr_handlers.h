@@ -144,6 +144,44 @@ ngx_int_t ngx_http_taskmgr_h_task_restore(ngx_http_request_t         *r,
 ngx_int_t ngx_http_taskmgr_h_task_bulk(ngx_http_request_t         *r,
                                        ngx_http_taskmgr_api_ctx_t *ctx);
 
+/* ngx_http_taskmgr_h_projects.c: projects and the helpers of the
+ * project and comment routes */
+extern ngx_http_taskmgr_field_t ngx_http_taskmgr_project_create_fields[];
+extern ngx_http_taskmgr_field_t ngx_http_taskmgr_project_patch_fields[];
+
+ngx_int_t ngx_http_taskmgr_page_args(ngx_http_request_t *r, ngx_str_t *limit,
+                                     ngx_str_t *cursor, ngx_int_t *rc);
+ngx_int_t ngx_http_taskmgr_if_match_version(ngx_http_request_t *r,
+                                            const char         *detail,
+                                            ngx_str_t *version, ngx_int_t *rc);
+void      ngx_http_taskmgr_object_answer(ngx_http_taskmgr_pg_query_t *q);
+void      ngx_http_taskmgr_page_answer(ngx_http_taskmgr_pg_query_t *q);
+
+ngx_int_t ngx_http_taskmgr_h_project_list(ngx_http_request_t         *r,
+                                          ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_project_create(ngx_http_request_t         *r,
+                                            ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_project_get(ngx_http_request_t         *r,
+                                         ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_project_update(ngx_http_request_t         *r,
+                                            ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_project_delete(ngx_http_request_t         *r,
+                                            ngx_http_taskmgr_api_ctx_t *ctx);
+
+/* ngx_http_taskmgr_h_comments.c */
+extern ngx_http_taskmgr_field_t ngx_http_taskmgr_comment_fields[];
+
+ngx_int_t ngx_http_taskmgr_h_comment_list(ngx_http_request_t         *r,
+                                          ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_comment_create(ngx_http_request_t         *r,
+                                            ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_comment_get(ngx_http_request_t         *r,
+                                         ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_comment_update(ngx_http_request_t         *r,
+                                            ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_comment_delete(ngx_http_request_t         *r,
+                                            ngx_http_taskmgr_api_ctx_t *ctx);
+
 /* ngx_http_taskmgr_h_health.c */
 ngx_int_t ngx_http_taskmgr_healthz_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_taskmgr_readyz_handler(ngx_http_request_t *r);

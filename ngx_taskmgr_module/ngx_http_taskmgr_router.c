@@ -61,6 +61,34 @@ static ngx_http_taskmgr_route_t  ngx_http_taskmgr_routes[] = {
     { NGX_HTTP_POST, "/v1/workspaces/{ws}/tasks/{id}/restore",
       ngx_http_taskmgr_h_task_restore, TM_AUTH | TM_IDEM, NULL },
 
+    { NGX_HTTP_GET, "/v1/workspaces/{ws}/tasks/{id}/comments",
+      ngx_http_taskmgr_h_comment_list, TM_AUTH | NGX_HTTP_TASKMGR_ARGS,
+      NULL },
+    { NGX_HTTP_POST, "/v1/workspaces/{ws}/tasks/{id}/comments",
+      ngx_http_taskmgr_h_comment_create, TM_AUTH_BODY | TM_IDEM,
+      ngx_http_taskmgr_comment_fields },
+    { NGX_HTTP_GET, "/v1/workspaces/{ws}/tasks/{id}/comments/{cid}",
+      ngx_http_taskmgr_h_comment_get, TM_AUTH, NULL },
+    { NGX_HTTP_PATCH, "/v1/workspaces/{ws}/tasks/{id}/comments/{cid}",
+      ngx_http_taskmgr_h_comment_update, TM_AUTH_BODY | TM_IDEM,
+      ngx_http_taskmgr_comment_fields },
+    { NGX_HTTP_DELETE, "/v1/workspaces/{ws}/tasks/{id}/comments/{cid}",
+      ngx_http_taskmgr_h_comment_delete, TM_AUTH, NULL },
+
+    { NGX_HTTP_GET, "/v1/workspaces/{ws}/projects",
+      ngx_http_taskmgr_h_project_list, TM_AUTH | NGX_HTTP_TASKMGR_ARGS,
+      NULL },
+    { NGX_HTTP_POST, "/v1/workspaces/{ws}/projects",
+      ngx_http_taskmgr_h_project_create, TM_AUTH_BODY | TM_IDEM,
+      ngx_http_taskmgr_project_create_fields },
+    { NGX_HTTP_GET, "/v1/workspaces/{ws}/projects/{id}",
+      ngx_http_taskmgr_h_project_get, TM_AUTH, NULL },
+    { NGX_HTTP_PATCH, "/v1/workspaces/{ws}/projects/{id}",
+      ngx_http_taskmgr_h_project_update, TM_AUTH_BODY | TM_IDEM,
+      ngx_http_taskmgr_project_patch_fields },
+    { NGX_HTTP_DELETE, "/v1/workspaces/{ws}/projects/{id}",
+      ngx_http_taskmgr_h_project_delete, TM_AUTH, NULL },
+
     { 0, NULL, NULL, 0, NULL }
 };
 /* clang-format on */
