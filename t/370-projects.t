@@ -10,7 +10,7 @@ use lib "$FindBin::Bin/lib";
 
 use Test::More;
 use Taskmgr::Test;
-use Taskmgr::Load qw(setup_user create_task wait_until);
+use Taskmgr::Load qw(setup_user create_task wait_until async_request);
 
 my $t = Taskmgr::Test->new(name => 'projects');
 $t->start(http_config => 'taskmgr_cache on; taskmgr_cache_ttl 30s;');
@@ -311,6 +311,24 @@ problem(req(GET => "$base/$p->{id}", $alice), 404, 'not_found', 'the project is 
     }
     is($seen, 1000, 'paging through 1000 projects sees each once');
     is($pages, 5, '... in 5 pages of 200');
+}
+
+# --- the quota holds under concurrent creates ------------------------------------
+
+{
+    my $u = setup_user($t);
+    my $lb = "/v1/workspaces/$u->{ws}/projects";
+    $t->psql(q{INSERT INTO tm.projects (workspace_id, name)
+               SELECT $1, 'bulk ' || g FROM generate_series(1, 995) g}, $u->{ws});
+    my @pending = map { async_request($t, POST => $lb, token => $u->{token},
+                                      body => { name => "race $_" }) } 1 .. 10;
+    my %status;
+    $status{ $_->wait(30)->{status} }++ for @pending;
+    is($status{201}, 5, '10 concurrent creates with room for 5: five 201')
+        or diag explain \%status;
+    is($status{403}, 5, '... and five 403');
+    is($t->psql(q{SELECT count(*) FROM tm.projects WHERE workspace_id = $1}, $u->{ws}),
+       '1000', '... exactly 1000 projects');
 }
 
 # --- Idempotency-Key -----------------------------------------------------------
