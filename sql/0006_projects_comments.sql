@@ -1,8 +1,9 @@
 -- taskmgr schema, version 6: projects and task comments.
 --
 -- * Projects (tm.projects, since version 1) get a version for ETag and
---   If-Match, and CRUD functions.  Roles: any member reads; member, admin
---   and owner create and change; admin and owner delete.  At most 1000
+--   If-Match, and CRUD functions.  Roles (API.md: "admin manages
+--   projects"): any member reads; admin and owner create, change and
+--   delete.  At most 1000
 --   projects per workspace.  A project that live tasks still use cannot be
 --   deleted (409); soft-deleted tasks that used it lose their project_id
 --   when it goes.
@@ -180,8 +181,8 @@ BEGIN
   IF e.role IS NULL THEN
     RETURN e.err;
   END IF;
-  IF e.role = 'viewer' THEN
-    RETURN tm_api.err(403, 'forbidden', 'viewers cannot create projects');
+  IF e.role NOT IN ('owner', 'admin') THEN
+    RETURN tm_api.err(403, 'forbidden', 'only an admin or owner can manage projects');
   END IF;
   -- creates in one workspace take turns, so the count below holds
   PERFORM 1 FROM tm.workspaces WHERE id = p_ws FOR UPDATE;
@@ -216,8 +217,8 @@ BEGIN
   IF p.id IS NULL THEN
     RETURN tm_api.err(404, 'not_found', 'project not found');
   END IF;
-  IF e.role = 'viewer' THEN
-    RETURN tm_api.err(403, 'forbidden', 'viewers cannot change projects');
+  IF e.role NOT IN ('owner', 'admin') THEN
+    RETURN tm_api.err(403, 'forbidden', 'only an admin or owner can manage projects');
   END IF;
   IF p_if_match IS NOT NULL AND p_if_match <> p.version THEN
     RETURN tm_api.err(412, 'precondition_failed',

@@ -123,8 +123,8 @@ problem(req(GET => "$base/$p->{id}?x=1", $alice), 400, 'validation_failed', 'a q
 
 # --- PATCH and If-Match ----------------------------------------------------
 
-my $u1 = req(PATCH => "$base/$p->{id}", $bob, body => { name => 'Apollo 11' });
-is($u1->{status}, 200, 'patch by a member: 200') or diag $u1->{body};
+my $u1 = req(PATCH => "$base/$p->{id}", $dave, body => { name => 'Apollo 11' });
+is($u1->{status}, 200, 'patch by an admin: 200') or diag $u1->{body};
 is($u1->{json}{name}, 'Apollo 11', 'patch: the new name');
 is($u1->{json}{description}, 'to the moon', 'patch: description untouched (merge patch)');
 is($u1->{json}{version}, 2, 'patch: version 2');
@@ -167,8 +167,17 @@ problem(req(POST => $base, $carol, body => { name => 'v' }), 403, 'forbidden', '
 problem(req(PATCH => "$base/$p->{id}", $carol, body => { name => 'v' }), 403, 'forbidden',
         'viewer patches');
 problem(req(DELETE => "$base/$p->{id}", $carol), 403, 'forbidden', 'viewer deletes');
-my $bp = req(POST => $base, $bob, body => { name => 'Bob project' });
-is($bp->{status}, 201, 'member creates');
+# API.md: "admin manages projects": a member reads, and assigns tasks to them
+problem(req(POST => $base, $bob, body => { name => 'Bob project' }), 403, 'forbidden',
+        'member creates');
+my $before = req(GET => "$base/$p->{id}", $bob)->{json}{name};
+problem(req(PATCH => "$base/$p->{id}", $bob, body => { name => 'by bob' }), 403, 'forbidden',
+        'member patches');
+is(req(GET => "$base/$p->{id}", $bob)->{json}{name}, $before, '... nothing changed');
+my $bp = req(POST => $base, $dave, body => { name => 'Dave project' });
+is($bp->{status}, 201, 'admin creates');
+is(req(PATCH => "$base/$bp->{json}{id}", $dave, body => { name => 'Dave project 2' })->{status},
+   200, 'admin patches');
 problem(req(DELETE => "$base/$bp->{json}{id}", $bob), 403, 'forbidden', 'member deletes');
 is(req(DELETE => "$base/$bp->{json}{id}", $dave)->{status}, 204, 'admin deletes');
 problem(req(GET => "$base/$bp->{json}{id}", $alice), 404, 'not_found', 'the deleted project is gone');
