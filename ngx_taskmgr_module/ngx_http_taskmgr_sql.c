@@ -16,7 +16,7 @@
 ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[] = {
     { "tm_ping", "SELECT 1" },
     { "tm_register", TM_CALL("register", "$1, $2, $3, $4, $5, $6, $7, $8") },
-    { "tm_login_lookup", TM_CALL("login_lookup", "$1") },
+    { "tm_login_lookup", TM_CALL("login_lookup_mfa", "$1") },
     { "tm_session_create",
       TM_CALL("session_create", "$1, $2, $3, $4, $5, $6") },
     { "tm_refresh", TM_CALL("refresh_rotate", "$1, $2, $3") },
@@ -38,6 +38,17 @@ ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[] = {
     { "tm_task_update", TM_ROWS("task_update", "$1, $2, $3, $4, $5, $6") },
     { "tm_task_delete", TM_ROWS("task_delete", "$1, $2, $3, $4, $5") },
     { "tm_task_restore", TM_ROWS("task_restore", "$1, $2, $3, $4") },
+    { "tm_session_create_mfa",
+      TM_CALL("session_create_mfa", "$1, $2, $3, $4, $5, $6, $7, $8") },
+    { "tm_mfa_totp_setup", TM_CALL("mfa_totp_setup", "$1, $2, $3, $4") },
+    { "tm_mfa_totp_state", TM_CALL("mfa_totp_state", "$1, $2") },
+    { "tm_mfa_totp_enable", TM_CALL("mfa_totp_enable", "$1, $2, $3, $4, $5") },
+    { "tm_mfa_totp_disable", TM_CALL("mfa_totp_disable", "$1, $2, $3, $4") },
+    { "tm_auth_token_send", TM_CALL("auth_token_send", "$1, $2, $3, $4, $5") },
+    { "tm_auth_token_lookup", TM_CALL("auth_token_lookup", "$1, $2") },
+    { "tm_password_reset", TM_CALL("password_reset", "$1, $2") },
+    { "tm_magic_link_consume",
+      TM_CALL("magic_link_consume", "$1, $2, $3, $4, $5, $6, $7, $8") },
     { NULL, NULL }
 };
 
