@@ -76,8 +76,14 @@ typedef struct {
     time_t    iat;
     time_t    exp;
 
-    /* Redis said neither the session nor the user's tokens are revoked */
+    /* an API key (sid is its id): valid in key_ws only, with its role at
+     * most (PostgreSQL caps the role, the auth module the workspace) */
+    ngx_str_t key_ws;
+
+    /* Redis said neither the session nor the user's tokens are revoked (or
+     * PostgreSQL just found the API key) */
     unsigned revocation_checked : 1;
+    unsigned api_key : 1;
 } ngx_http_taskmgr_identity_t;
 
 

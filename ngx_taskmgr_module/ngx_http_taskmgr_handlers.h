@@ -127,6 +127,16 @@ ngx_int_t ngx_http_taskmgr_h_mfa_totp_confirm(ngx_http_request_t         *r,
 ngx_int_t ngx_http_taskmgr_h_mfa_totp_disable(ngx_http_request_t         *r,
                                               ngx_http_taskmgr_api_ctx_t *ctx);
 
+/* ngx_http_taskmgr_h_keys.c */
+extern ngx_http_taskmgr_field_t ngx_http_taskmgr_api_key_fields[];
+
+ngx_int_t ngx_http_taskmgr_h_api_key_create(ngx_http_request_t         *r,
+                                            ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_api_key_list(ngx_http_request_t         *r,
+                                          ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_api_key_delete(ngx_http_request_t         *r,
+                                            ngx_http_taskmgr_api_ctx_t *ctx);
+
 /* ngx_http_taskmgr_h_workspaces.c */
 extern ngx_http_taskmgr_field_t ngx_http_taskmgr_workspace_fields[];
 

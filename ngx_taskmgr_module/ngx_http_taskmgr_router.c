@@ -50,6 +50,13 @@ static ngx_http_taskmgr_route_t  ngx_http_taskmgr_routes[] = {
       ngx_http_taskmgr_h_mfa_totp_disable, TM_AUTH_BODY,
       ngx_http_taskmgr_mfa_code_fields },
 
+    { NGX_HTTP_POST, "/v1/api-keys", ngx_http_taskmgr_h_api_key_create,
+      TM_AUTH_BODY, ngx_http_taskmgr_api_key_fields },
+    { NGX_HTTP_GET, "/v1/api-keys", ngx_http_taskmgr_h_api_key_list,
+      TM_AUTH, NULL },
+    { NGX_HTTP_DELETE, "/v1/api-keys/{id}", ngx_http_taskmgr_h_api_key_delete,
+      TM_AUTH, NULL },
+
     { NGX_HTTP_GET, "/v1/me", ngx_http_taskmgr_h_me, TM_AUTH, NULL },
     { NGX_HTTP_PATCH, "/v1/me", ngx_http_taskmgr_h_me_update,
       TM_AUTH_BODY, ngx_http_taskmgr_me_fields },

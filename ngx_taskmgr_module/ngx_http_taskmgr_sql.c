@@ -49,6 +49,11 @@ ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[] = {
     { "tm_password_reset", TM_CALL("password_reset", "$1, $2") },
     { "tm_magic_link_consume",
       TM_CALL("magic_link_consume", "$1, $2, $3, $4, $5, $6, $7, $8") },
+    { "tm_api_key_create",
+      TM_CALL("api_key_create", "$1, $2, $3, $4, $5, $6, $7, $8") },
+    { "tm_api_key_list", TM_CALL("api_key_list", "$1, $2") },
+    { "tm_api_key_delete", TM_CALL("api_key_delete", "$1, $2, $3") },
+    { "tm_api_key_auth", TM_CALL("api_key_auth", "$1") },
     { NULL, NULL }
 };
 

@@ -1,5 +1,7 @@
 -- taskmgr schema, version 4: second factors (TOTP, recovery codes),
--- password reset and magic links (single-use tokens, an email outbox).
+-- password reset and magic links (single-use tokens, an email outbox), API
+-- keys (scoped to a workspace and a role; each has a session row, and
+-- tm.enter caps its role).
 --
 -- TOTP codes are checked in nginx (RFC 6238 needs the secret and the
 -- clock); PostgreSQL keeps the secret, the last time step used (a code is
@@ -366,6 +368,282 @@ BEGIN
                                p_ttl_s);
 EXCEPTION WHEN SQLSTATE 'TM401' THEN
   RETURN tm_api.err(401, 'unauthorized', 'invalid code');
+END
+$$;
+
+
+-- ---------------------------------------------------------------------------
+-- API keys
+-- ---------------------------------------------------------------------------
+
+-- A key acts for its creator in one workspace with a role no higher than
+-- the creator's there (capped again at every use: a demoted creator's key
+-- is demoted too).  Each key owns a row of tm.sessions with the same id
+-- (api_key true, expiring with the key), so that every statement's session
+-- check accepts it as it is; the session list, logout-all and password
+-- changes leave those rows alone.  Only the SHA-256 of the key is stored;
+-- prefix is its first characters, to recognise it in a list.
+ALTER TABLE tm.sessions ADD COLUMN api_key boolean NOT NULL DEFAULT false;
+
+CREATE TABLE tm.api_keys (
+  id           uuid PRIMARY KEY REFERENCES tm.sessions (id) ON DELETE CASCADE,
+  user_id      uuid NOT NULL REFERENCES tm.users (id) ON DELETE CASCADE,
+  workspace_id uuid NOT NULL REFERENCES tm.workspaces (id) ON DELETE CASCADE,
+  name         text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 200),
+  role         text NOT NULL CHECK (role IN ('owner', 'admin', 'member', 'viewer')),
+  key_hash     text NOT NULL UNIQUE CHECK (key_hash ~ '^[0-9a-f]{64}$'),
+  prefix       text NOT NULL CHECK (char_length(prefix) <= 16),
+  created_at   timestamptz NOT NULL DEFAULT tm.now_ms(),
+  expires_at   timestamptz,
+  last_used_at timestamptz
+);
+CREATE INDEX api_keys_user_idx ON tm.api_keys (user_id, created_at DESC);
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON tm.api_keys TO taskmgr_app;
+GRANT DELETE ON tm.sessions TO taskmgr_app;
+
+CREATE FUNCTION tm.role_rank(p_role text) RETURNS int
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE p_role WHEN 'owner' THEN 4 WHEN 'admin' THEN 3
+                     WHEN 'member' THEN 2 WHEN 'viewer' THEN 1 ELSE 0 END
+$$;
+
+CREATE FUNCTION tm.is_api_key(p_sid uuid) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+  SELECT p_sid IS NOT NULL
+     AND EXISTS (SELECT 1 FROM tm.sessions s WHERE s.id = p_sid AND s.api_key)
+$$;
+
+-- As version 1, and for an API key: '' (not a member) outside its
+-- workspace, else the lower of the member's role and the key's.
+CREATE OR REPLACE FUNCTION tm.enter(p_uid uuid, p_sid uuid, p_ws uuid)
+RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_role text;
+  k tm.api_keys;
+BEGIN
+  PERFORM set_config('tm.uid', p_uid::text, true),
+          set_config('tm.ws', coalesce(p_ws::text, ''), true);
+  IF NOT tm.session_live(p_uid, p_sid) THEN
+    RETURN NULL;
+  END IF;
+  IF p_ws IS NOT NULL THEN
+    SELECT m.role INTO v_role FROM tm.workspace_members m
+     WHERE m.workspace_id = p_ws AND m.user_id = p_uid;
+  END IF;
+  IF v_role IS NOT NULL AND p_sid IS NOT NULL THEN
+    SELECT * INTO k FROM tm.api_keys WHERE id = p_sid;
+    IF k.id IS NOT NULL THEN
+      IF k.workspace_id <> p_ws THEN
+        v_role := NULL;
+      ELSIF tm.role_rank(k.role) < tm.role_rank(v_role) THEN
+        v_role := k.role;
+      END IF;
+    END IF;
+  END IF;
+  RETURN coalesce(v_role, '');
+END
+$$;
+
+-- the sessions of API keys are not logins: not listed, not ended with them
+CREATE OR REPLACE FUNCTION tm_api.session_list(p_uid uuid, p_sid uuid)
+RETURNS tm_api.result
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  v_body text;
+BEGIN
+  IF NOT tm.session_live(p_uid, p_sid) THEN
+    RETURN tm_api.err(401, 'unauthorized', 'session has ended');
+  END IF;
+  SELECT '{"data":' || coalesce(json_agg(x.j ORDER BY x.created_at DESC,
+                                                       x.id DESC),
+                               '[]') || '}'
+    INTO v_body
+    FROM (SELECT row_to_json(ROW(s.id, s.device_name, s.ip, s.user_agent,
+                                 tm.ts(s.created_at), tm.ts(s.last_used_at),
+                                 coalesce(s.id = p_sid, false)
+                             )::tm.session_out) AS j,
+                 s.created_at, s.id
+            FROM tm.sessions s
+           WHERE s.user_id = p_uid AND s.revoked_at IS NULL
+             AND s.expires_at > now() AND NOT s.api_key
+           ORDER BY s.created_at DESC, s.id DESC
+           LIMIT 100) x;
+  RETURN (200, v_body, NULL)::tm_api.result;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION tm_api.session_revoke(p_uid uuid, p_sid uuid,
+                                                 p_target uuid)
+RETURNS tm_api.result
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_id uuid;
+BEGIN
+  IF NOT tm.session_live(p_uid, p_sid) THEN
+    RETURN tm_api.err(401, 'unauthorized', 'session has ended');
+  END IF;
+  UPDATE tm.sessions SET revoked_at = now()
+   WHERE id = p_target AND user_id = p_uid AND revoked_at IS NULL
+     AND expires_at > now() AND NOT api_key
+  RETURNING id INTO v_id;
+  IF v_id IS NULL THEN
+    RETURN tm_api.err(404, 'not_found', 'no such session');
+  END IF;
+  RETURN (204, NULL, v_id::text)::tm_api.result;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION tm.revoke_sessions(p_uid uuid, p_keep uuid)
+RETURNS text
+LANGUAGE sql AS $$
+  WITH ended AS (
+    UPDATE tm.sessions SET revoked_at = now()
+     WHERE user_id = p_uid AND revoked_at IS NULL AND expires_at > now()
+       AND (p_keep IS NULL OR id <> p_keep) AND NOT api_key
+    RETURNING id, created_at)
+  SELECT coalesce(string_agg(x.id::text, ' '), '')
+    FROM (SELECT id FROM ended ORDER BY created_at DESC, id DESC LIMIT 500) x
+$$;
+
+CREATE TYPE tm.api_key_out AS (
+  id uuid, name text, workspace_id uuid, role text, prefix text,
+  created_at text, expires_at text, last_used_at text);
+
+CREATE FUNCTION tm.api_key_json(k tm.api_keys) RETURNS json
+LANGUAGE sql STABLE AS $$
+  SELECT row_to_json(ROW(k.id, k.name, k.workspace_id, k.role, k.prefix,
+                         tm.ts(k.created_at), tm.ts(k.expires_at),
+                         tm.ts(k.last_used_at))::tm.api_key_out)
+$$;
+
+-- account operations refuse API keys (nginx refuses them first)
+CREATE FUNCTION tm.account_session(p_uid uuid, p_sid uuid) RETURNS tm_api.result
+LANGUAGE sql STABLE AS $$
+  SELECT CASE
+    WHEN tm.is_api_key(p_sid) THEN
+      tm_api.err(403, 'forbidden', 'an API key cannot manage API keys')
+    WHEN NOT tm.session_live(p_uid, p_sid) THEN
+      tm_api.err(401, 'unauthorized', 'session has ended')
+  END
+$$;
+
+-- 201 body: the key without its secret (nginx adds it), meta: its id.
+-- 404 for a workspace the caller is not a member of, 403 for a role above
+-- the caller's there, 422 for a past expires_at, 409 past 100 keys.
+CREATE FUNCTION tm_api.api_key_create(p_uid uuid, p_sid uuid, p_name text,
+                                      p_ws uuid, p_role text,
+                                      p_expires timestamptz, p_hash text,
+                                      p_prefix text)
+RETURNS tm_api.result
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_err tm_api.result;
+  v_role text;
+  v_id uuid;
+  k tm.api_keys;
+BEGIN
+  v_err := tm.account_session(p_uid, p_sid);
+  IF v_err IS NOT NULL THEN
+    RETURN v_err;
+  END IF;
+  v_role := tm.enter(p_uid, p_sid, p_ws);
+  IF coalesce(v_role, '') = '' THEN
+    RETURN tm_api.err(404, 'not_found', 'workspace not found');
+  END IF;
+  IF tm.role_rank(p_role) > tm.role_rank(v_role) THEN
+    RETURN tm_api.err(403, 'forbidden',
+                      'the key''s role is above yours in the workspace');
+  END IF;
+  IF p_expires IS NOT NULL AND p_expires <= now() THEN
+    RETURN tm_api.err(422, 'validation_failed',
+                      'expires_at must be in the future');
+  END IF;
+  PERFORM 1 FROM tm.users WHERE id = p_uid FOR UPDATE;
+  IF (SELECT count(*) FROM tm.api_keys WHERE user_id = p_uid) >= 100 THEN
+    RETURN tm_api.err(409, 'conflict', 'at most 100 API keys per user');
+  END IF;
+  INSERT INTO tm.sessions (user_id, device_name, expires_at, api_key)
+  VALUES (p_uid, left('API key: ' || p_name, 200),
+          coalesce(p_expires, 'infinity'), true)
+  RETURNING id INTO v_id;
+  INSERT INTO tm.api_keys (id, user_id, workspace_id, name, role, key_hash,
+                           prefix, expires_at)
+  VALUES (v_id, p_uid, p_ws, p_name, p_role, p_hash, p_prefix,
+          date_trunc('milliseconds', p_expires))
+  RETURNING * INTO k;
+  RETURN (201, tm.api_key_json(k)::text, k.id::text)::tm_api.result;
+END
+$$;
+
+-- 200 {"data":[…]}: the caller's keys (expired ones too), newest first.
+CREATE FUNCTION tm_api.api_key_list(p_uid uuid, p_sid uuid)
+RETURNS tm_api.result
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  v_err tm_api.result;
+  v_body text;
+BEGIN
+  v_err := tm.account_session(p_uid, p_sid);
+  IF v_err IS NOT NULL THEN
+    RETURN v_err;
+  END IF;
+  SELECT '{"data":' || coalesce(json_agg(tm.api_key_json(k)
+                                         ORDER BY k.created_at DESC, k.id DESC),
+                               '[]') || '}'
+    INTO v_body
+    FROM (SELECT * FROM tm.api_keys WHERE user_id = p_uid
+           ORDER BY created_at DESC, id DESC LIMIT 100) k;
+  RETURN (200, v_body, NULL)::tm_api.result;
+END
+$$;
+
+-- 204 (the key's session row goes, and the key with it); 404 when p_id is
+-- not a key of the caller.
+CREATE FUNCTION tm_api.api_key_delete(p_uid uuid, p_sid uuid, p_id uuid)
+RETURNS tm_api.result
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_err tm_api.result;
+  v_n int;
+BEGIN
+  v_err := tm.account_session(p_uid, p_sid);
+  IF v_err IS NOT NULL THEN
+    RETURN v_err;
+  END IF;
+  DELETE FROM tm.sessions
+   WHERE id = p_id AND user_id = p_uid AND api_key;
+  GET DIAGNOSTICS v_n = ROW_COUNT;
+  IF v_n = 0 THEN
+    RETURN tm_api.err(404, 'not_found', 'no such API key');
+  END IF;
+  RETURN (204, NULL, NULL)::tm_api.result;
+END
+$$;
+
+-- The access phase's lookup of a key by its hash: 200, meta "<key id>
+-- <user id> <workspace id> <role>"; 401 when unknown or expired.
+-- last_used_at moves at most once a minute.
+CREATE FUNCTION tm_api.api_key_auth(p_hash text) RETURNS tm_api.result
+LANGUAGE plpgsql AS $$
+DECLARE
+  k tm.api_keys;
+BEGIN
+  SELECT * INTO k FROM tm.api_keys
+   WHERE key_hash = p_hash AND (expires_at IS NULL OR expires_at > now());
+  IF k.id IS NULL THEN
+    RETURN tm_api.err(401, 'unauthorized', 'invalid API key');
+  END IF;
+  IF k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute'
+  THEN
+    UPDATE tm.api_keys SET last_used_at = tm.now_ms()
+     WHERE id = k.id
+       AND (last_used_at IS NULL
+            OR last_used_at < now() - interval '1 minute');
+  END IF;
+  RETURN (200, NULL, k.id || ' ' || k.user_id || ' ' || k.workspace_id
+                     || ' ' || k.role)::tm_api.result;
 END
 $$;
 
