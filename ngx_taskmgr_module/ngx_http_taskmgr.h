@@ -62,6 +62,10 @@ typedef struct {
     ngx_uint_t         argon2_m_cost; /* KiB */
     ngx_uint_t         argon2_parallelism;
 
+    /* the key that seals TOTP secrets at rest (AES-256-GCM; 32 bytes, or
+     * empty: secrets are stored as they are) */
+    ngx_str_t mfa_key;
+
     /* per-worker state, created in init_process */
     ngx_http_taskmgr_pg_pool_t      *pg;
     struct ngx_http_taskmgr_redis_s *redis;

@@ -666,8 +666,8 @@ ngx_http_taskmgr_login_verified(ngx_http_request_t *r, ngx_int_t rc,
      * not reset the counter for guessing codes.
      */
     if (ctx->result.meta.len) {
-        if (ngx_http_taskmgr_mfa_second_factor(r, ctx, &ctx->result.meta, &step,
-                                               &recovery, &rc)
+        if (ngx_http_taskmgr_mfa_second_factor(
+                r, ctx, &ctx->str[2], &ctx->result.meta, &step, &recovery, &rc)
             != NGX_OK)
         {
             ngx_http_taskmgr_api_finish(r, rc);
@@ -1499,8 +1499,8 @@ ngx_http_taskmgr_magic_looked_up(ngx_http_taskmgr_pg_query_t *q)
 
     if (ngx_http_taskmgr_api_split_meta(&res.meta, &ctx->str[2], &mfa)
         == NGX_OK) {
-        if (ngx_http_taskmgr_mfa_second_factor(r, ctx, &mfa, &step, &recovery,
-                                               &rc)
+        if (ngx_http_taskmgr_mfa_second_factor(r, ctx, &ctx->str[2], &mfa,
+                                               &step, &recovery, &rc)
             != NGX_OK)
         {
             ngx_http_taskmgr_api_finish(r, rc);

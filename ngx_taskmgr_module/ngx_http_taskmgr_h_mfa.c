@@ -8,9 +8,16 @@
  * time step used); PostgreSQL then takes the step only if it is later than
  * the last one (a code works once, also under concurrent requests) or
  * deletes the recovery code's hash (once as well).
+ *
+ * With taskmgr_mfa_key_file, secrets are sealed before they reach
+ * PostgreSQL: "v1." and base64url of nonce (12 bytes), AES-256-GCM
+ * ciphertext and tag (16 bytes), the user id as additional data (a sealed
+ * secret copied to another user does not open).  Without the key they are
+ * stored as they are; stored plain secrets keep working once a key is set.
  */
 
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "ngx_http_taskmgr_handlers.h"
@@ -22,6 +29,13 @@
 #define NGX_HTTP_TASKMGR_RECOVERY_LEN   (2 * NGX_HTTP_TASKMGR_RECOVERY_BYTES)
 
 #define NGX_HTTP_TASKMGR_TOTP_ISSUER "taskmgr"
+
+#define NGX_HTTP_TASKMGR_SEAL_PREFIX "v1."
+#define NGX_HTTP_TASKMGR_SEAL_NONCE  12
+#define NGX_HTTP_TASKMGR_SEAL_TAG    16
+#define NGX_HTTP_TASKMGR_SEAL_RAW                                              \
+    (NGX_HTTP_TASKMGR_SEAL_NONCE + NGX_HTTP_TASKMGR_TOTP_SECRET_LEN            \
+     + NGX_HTTP_TASKMGR_SEAL_TAG)
 
 
 /* clang-format off */
@@ -45,11 +59,19 @@ static ngx_int_t ngx_http_taskmgr_mfa_check(ngx_http_request_t *r,
                                             ngx_str_t **step,
                                             ngx_str_t **recovery);
 static ngx_int_t ngx_http_taskmgr_mfa_wrong_code(ngx_http_request_t *r);
+static ngx_int_t ngx_http_taskmgr_mfa_seal(ngx_http_request_t *r,
+                                           ngx_str_t *uid, ngx_str_t *plain,
+                                           ngx_str_t *sealed);
+static ngx_int_t ngx_http_taskmgr_mfa_open(ngx_http_request_t *r,
+                                           ngx_str_t *uid, ngx_str_t *stored,
+                                           ngx_str_t *plain);
+static u_char   *ngx_http_taskmgr_mfa_uri_escape(u_char *dst, ngx_str_t *s);
 
 
 /*
- * The second factor of a login or a magic link.  mfa: "<secret> <last
- * step>" of an enabled TOTP; the code is the body's totp_code.  NGX_OK:
+ * The second factor of a login or a magic link.  mfa: "<stored secret>
+ * <last step>" of uid's enabled TOTP; the code is the body's totp_code.
+ * NGX_OK:
  * *step or *recovery is set for PostgreSQL to take.  NGX_DONE: answered,
  * *rc is the finalize code (401 mfa_required without a code, 401 with a
  * wrong one).
@@ -57,14 +79,16 @@ static ngx_int_t ngx_http_taskmgr_mfa_wrong_code(ngx_http_request_t *r);
 ngx_int_t
 ngx_http_taskmgr_mfa_second_factor(ngx_http_request_t         *r,
                                    ngx_http_taskmgr_api_ctx_t *ctx,
-                                   ngx_str_t *mfa, ngx_str_t **step,
-                                   ngx_str_t **recovery, ngx_int_t *rc)
+                                   ngx_str_t *uid, ngx_str_t *mfa,
+                                   ngx_str_t **step, ngx_str_t **recovery,
+                                   ngx_int_t *rc)
 {
     ngx_int_t n;
-    ngx_str_t secret, last, code;
+    ngx_str_t stored, secret, last, code;
 
-    if (ngx_http_taskmgr_api_split_meta(mfa, &secret, &last) != NGX_OK
-        || (n = ngx_atoi(last.data, last.len)) == NGX_ERROR)
+    if (ngx_http_taskmgr_api_split_meta(mfa, &stored, &last) != NGX_OK
+        || (n = ngx_atoi(last.data, last.len)) == NGX_ERROR
+        || ngx_http_taskmgr_mfa_open(r, uid, &stored, &secret) != NGX_OK)
     {
         *rc = ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                             "internal", NULL);
@@ -176,9 +200,8 @@ ngx_int_t
 ngx_http_taskmgr_h_mfa_totp_setup(ngx_http_request_t         *r,
                                   ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    u_char    raw[NGX_HTTP_TASKMGR_TOTP_SECRET_BYTES];
-    ngx_str_t secret;
-    ngx_str_t issuer = ngx_string(NGX_HTTP_TASKMGR_TOTP_ISSUER);
+    u_char                       raw[NGX_HTTP_TASKMGR_TOTP_SECRET_BYTES];
+    ngx_str_t                    secret, stored;
     ngx_http_taskmgr_pg_query_t *q;
 
     secret.data = ngx_pnalloc(r->pool, NGX_HTTP_TASKMGR_TOTP_SECRET_LEN);
@@ -195,41 +218,116 @@ ngx_http_taskmgr_h_mfa_totp_setup(ngx_http_request_t         *r,
     secret.len = ngx_http_taskmgr_base32_encode(secret.data, raw, sizeof(raw));
     ngx_explicit_memzero(raw, sizeof(raw));
 
+    if (ngx_http_taskmgr_mfa_seal(r, &ctx->identity->sub, &secret, &stored)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->str[0] = secret;
+
     q = ngx_http_taskmgr_api_query(r, ctx, NGX_HTTP_TASKMGR_SQL_MFA_TOTP_SETUP,
                                    ngx_http_taskmgr_mfa_setup_done);
     if (q != NULL) {
-        ngx_http_taskmgr_pg_param(q, &secret);
-        ngx_http_taskmgr_pg_param(q, &issuer);
+        ngx_http_taskmgr_pg_param(q, &stored);
     }
 
     return ngx_http_taskmgr_api_submit(r, q);
 }
 
 
-/* the answer holds the secret: not to be stored by any cache */
+/*
+ * 200 {"secret":"…","otpauth_uri":"otpauth://totp/<issuer>:<email>?…"}
+ * (meta: the email).  The answer holds the secret: no-store.
+ */
 static void
 ngx_http_taskmgr_mfa_setup_done(ngx_http_taskmgr_pg_query_t *q)
 {
+    u_char                   *p;
     ngx_int_t                 rc;
+    ngx_str_t                 body, *secret;
+    ngx_str_t                 issuer = ngx_string(NGX_HTTP_TASKMGR_TOTP_ISSUER);
     ngx_http_request_t       *r;
     ngx_http_taskmgr_result_t res;
+    ngx_http_taskmgr_api_ctx_t *ctx;
 
     r = q->request;
+    ctx = ngx_http_taskmgr_api_ctx(r);
+    secret = &ctx->str[0];
 
-    if (ngx_http_taskmgr_api_result(q, &res, &rc) == NGX_OK) {
-        if (res.status == NGX_HTTP_OK
-            && ngx_http_taskmgr_add_header(r, "Cache-Control",
-                                           &ngx_http_taskmgr_mfa_no_store)
-                != NGX_OK)
-        {
-            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-
-        } else {
-            rc = ngx_http_taskmgr_api_respond(r, &res);
-        }
+    if (ngx_http_taskmgr_api_result(q, &res, &rc) != NGX_OK) {
+        ngx_http_taskmgr_api_finish(r, rc);
+        return;
     }
 
-    ngx_http_taskmgr_api_finish(r, rc);
+    if (res.status != NGX_HTTP_OK) {
+        ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_api_respond(r, &res));
+        return;
+    }
+
+    /* every character of the issuer and the email may take 3 */
+    body.data = ngx_pnalloc(
+        r->pool,
+        sizeof("{\"secret\":\"\",\"otpauth_uri\":\"otpauth://totp/:"
+               "?secret=&issuer=&algorithm=SHA1&digits=6&period=30\"}")
+            - 1 + 2 * secret->len + 6 * issuer.len + 3 * res.meta.len);
+    if (body.data == NULL) {
+        ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    p = ngx_sprintf(body.data,
+                    "{\"secret\":\"%V\",\"otpauth_uri\":\"otpauth://totp/",
+                    secret);
+    p = ngx_http_taskmgr_mfa_uri_escape(p, &issuer);
+    *p++ = ':';
+    p = ngx_http_taskmgr_mfa_uri_escape(p, &res.meta);
+    p = ngx_sprintf(p, "?secret=%V&issuer=", secret);
+    p = ngx_http_taskmgr_mfa_uri_escape(p, &issuer);
+    p = ngx_cpymem(p, "&algorithm=SHA1&digits=6&period=30\"}",
+                   sizeof("&algorithm=SHA1&digits=6&period=30\"}") - 1);
+    body.len = p - body.data;
+
+    if (ngx_http_taskmgr_add_header(r, "Cache-Control",
+                                    &ngx_http_taskmgr_mfa_no_store)
+        != NGX_OK)
+    {
+        ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_taskmgr_api_finish(
+        r, ngx_http_taskmgr_send_json(r, NGX_HTTP_OK, &body));
+}
+
+
+/* RFC 3986 percent-encoding of all but the unreserved characters: the
+ * result needs no JSON escaping either */
+static u_char *
+ngx_http_taskmgr_mfa_uri_escape(u_char *dst, ngx_str_t *s)
+{
+    u_char     c;
+    ngx_uint_t i;
+
+    static u_char hex[] = "0123456789ABCDEF";
+
+    for (i = 0; i < s->len; i++) {
+        c = s->data[i];
+
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+            || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'
+            || c == '~')
+        {
+            *dst++ = c;
+            continue;
+        }
+
+        *dst++ = '%';
+        *dst++ = hex[c >> 4];
+        *dst++ = hex[c & 0x0f];
+    }
+
+    return dst;
 }
 
 
@@ -257,7 +355,7 @@ ngx_http_taskmgr_mfa_confirm_state(ngx_http_taskmgr_pg_query_t *q)
     u_char                      raw[NGX_HTTP_TASKMGR_RECOVERY_BYTES];
     int64_t                     s;
     ngx_int_t                   rc;
-    ngx_str_t                   code, one, hash, step;
+    ngx_str_t                   code, one, hash, step, secret;
     ngx_uint_t                  i;
     ngx_http_request_t         *r;
     ngx_http_taskmgr_result_t   res;
@@ -286,9 +384,19 @@ ngx_http_taskmgr_mfa_confirm_state(ngx_http_taskmgr_pg_query_t *q)
         return;
     }
 
+    if (ngx_http_taskmgr_mfa_open(r, &ctx->identity->sub, &res.body, &secret)
+        != NGX_OK)
+    {
+        ngx_http_taskmgr_api_finish(
+            r,
+            ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                          "internal", NULL));
+        return;
+    }
+
     (void) ngx_http_taskmgr_json_string(ctx->body, "code", &code);
 
-    s = ngx_http_taskmgr_totp_verify(res.body.data, res.body.len, code.data,
+    s = ngx_http_taskmgr_totp_verify(secret.data, secret.len, code.data,
                                      code.len, ngx_time(), 0);
     if (s < 0) {
         ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_mfa_wrong_code(r));
@@ -427,7 +535,7 @@ static void
 ngx_http_taskmgr_mfa_disable_state(ngx_http_taskmgr_pg_query_t *q)
 {
     ngx_int_t                   rc, n;
-    ngx_str_t                   code, kind, last, *step, *recovery;
+    ngx_str_t                   code, kind, last, secret, *step, *recovery;
     ngx_http_request_t         *r;
     ngx_http_taskmgr_result_t   res;
     ngx_http_taskmgr_api_ctx_t *ctx;
@@ -456,9 +564,15 @@ ngx_http_taskmgr_mfa_disable_state(ngx_http_taskmgr_pg_query_t *q)
     n = ngx_atoi(last.data, last.len);
     (void) ngx_http_taskmgr_json_string(ctx->body, "code", &code);
 
-    rc = (n == NGX_ERROR)
-        ? NGX_ERROR
-        : ngx_http_taskmgr_mfa_check(r, &res.body, n, &code, &step, &recovery);
+    if (n == NGX_ERROR
+        || ngx_http_taskmgr_mfa_open(r, &ctx->identity->sub, &res.body, &secret)
+            != NGX_OK)
+    {
+        rc = NGX_ERROR;
+
+    } else {
+        rc = ngx_http_taskmgr_mfa_check(r, &secret, n, &code, &step, &recovery);
+    }
 
     if (rc == NGX_DECLINED) {
         ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_mfa_wrong_code(r));
@@ -499,4 +613,165 @@ ngx_http_taskmgr_mfa_wrong_code(ngx_http_request_t *r)
     return ngx_http_taskmgr_send_problem_errors(
         r, NGX_HTTP_FORBIDDEN, "forbidden", "the code is wrong or was used",
         &errors);
+}
+
+
+/*
+ * The stored form of a secret: sealed with the key, or as it is without
+ * one.
+ */
+static ngx_int_t
+ngx_http_taskmgr_mfa_seal(ngx_http_request_t *r, ngx_str_t *uid,
+                          ngx_str_t *plain, ngx_str_t *sealed)
+{
+    int                           len, ok;
+    u_char                        raw[NGX_HTTP_TASKMGR_SEAL_RAW];
+    ngx_str_t                     src, out;
+    EVP_CIPHER_CTX               *cctx;
+    ngx_http_taskmgr_main_conf_t *mcf;
+
+    mcf = ngx_http_taskmgr_main_conf();
+
+    if (mcf->mfa_key.len == 0) {
+        *sealed = *plain;
+        return NGX_OK;
+    }
+
+    if (plain->len != NGX_HTTP_TASKMGR_TOTP_SECRET_LEN
+        || RAND_bytes(raw, NGX_HTTP_TASKMGR_SEAL_NONCE) != 1)
+    {
+        return NGX_ERROR;
+    }
+
+    cctx = EVP_CIPHER_CTX_new();
+    if (cctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ok = EVP_EncryptInit_ex(cctx, EVP_aes_256_gcm(), NULL, mcf->mfa_key.data,
+                            raw)
+            == 1
+        && EVP_EncryptUpdate(cctx, NULL, &len, uid->data, (int) uid->len) == 1
+        && EVP_EncryptUpdate(cctx, raw + NGX_HTTP_TASKMGR_SEAL_NONCE, &len,
+                             plain->data, (int) plain->len)
+            == 1
+        && len == (int) plain->len
+        && EVP_EncryptFinal_ex(cctx, raw + NGX_HTTP_TASKMGR_SEAL_NONCE + len,
+                               &len)
+            == 1
+        && EVP_CIPHER_CTX_ctrl(cctx, EVP_CTRL_GCM_GET_TAG,
+                               NGX_HTTP_TASKMGR_SEAL_TAG,
+                               raw + NGX_HTTP_TASKMGR_SEAL_NONCE
+                                   + NGX_HTTP_TASKMGR_TOTP_SECRET_LEN)
+            == 1;
+
+    EVP_CIPHER_CTX_free(cctx);
+
+    if (!ok) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "taskmgr: sealing a TOTP secret failed");
+        return NGX_ERROR;
+    }
+
+    sealed->data =
+        ngx_pnalloc(r->pool,
+                    sizeof(NGX_HTTP_TASKMGR_SEAL_PREFIX) - 1
+                        + ngx_base64_encoded_length(NGX_HTTP_TASKMGR_SEAL_RAW));
+    if (sealed->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(sealed->data, NGX_HTTP_TASKMGR_SEAL_PREFIX,
+               sizeof(NGX_HTTP_TASKMGR_SEAL_PREFIX) - 1);
+
+    src.data = raw;
+    src.len = sizeof(raw);
+    out.data = sealed->data + sizeof(NGX_HTTP_TASKMGR_SEAL_PREFIX) - 1;
+
+    ngx_encode_base64url(&out, &src);
+
+    sealed->len = sizeof(NGX_HTTP_TASKMGR_SEAL_PREFIX) - 1 + out.len;
+
+    return NGX_OK;
+}
+
+
+/* the base32 secret of a stored one; NGX_ERROR (logged) if it does not
+ * open (no key, another key, another user's, or tampered with) */
+static ngx_int_t
+ngx_http_taskmgr_mfa_open(ngx_http_request_t *r, ngx_str_t *uid,
+                          ngx_str_t *stored, ngx_str_t *plain)
+{
+    int                           len, ok;
+    u_char                        raw[NGX_HTTP_TASKMGR_SEAL_RAW + 3];
+    size_t                        plen;
+    ngx_str_t                     src, dst;
+    EVP_CIPHER_CTX               *cctx;
+    ngx_http_taskmgr_main_conf_t *mcf;
+
+    plen = sizeof(NGX_HTTP_TASKMGR_SEAL_PREFIX) - 1;
+
+    if (stored->len < plen
+        || ngx_strncmp(stored->data, NGX_HTTP_TASKMGR_SEAL_PREFIX, plen) != 0)
+    {
+        *plain = *stored;
+        return NGX_OK;
+    }
+
+    mcf = ngx_http_taskmgr_main_conf();
+
+    src.data = stored->data + plen;
+    src.len = stored->len - plen;
+    dst.data = raw;
+
+    if (mcf->mfa_key.len == 0
+        || ngx_base64_decoded_length(src.len) > sizeof(raw)
+        || ngx_decode_base64url(&dst, &src) != NGX_OK
+        || dst.len != NGX_HTTP_TASKMGR_SEAL_RAW)
+    {
+        goto failed;
+    }
+
+    plain->data = ngx_pnalloc(r->pool, NGX_HTTP_TASKMGR_TOTP_SECRET_LEN);
+    if (plain->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    cctx = EVP_CIPHER_CTX_new();
+    if (cctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ok = EVP_DecryptInit_ex(cctx, EVP_aes_256_gcm(), NULL, mcf->mfa_key.data,
+                            raw)
+            == 1
+        && EVP_DecryptUpdate(cctx, NULL, &len, uid->data, (int) uid->len) == 1
+        && EVP_DecryptUpdate(cctx, plain->data, &len,
+                             raw + NGX_HTTP_TASKMGR_SEAL_NONCE,
+                             NGX_HTTP_TASKMGR_TOTP_SECRET_LEN)
+            == 1
+        && len == NGX_HTTP_TASKMGR_TOTP_SECRET_LEN
+        && EVP_CIPHER_CTX_ctrl(cctx, EVP_CTRL_GCM_SET_TAG,
+                               NGX_HTTP_TASKMGR_SEAL_TAG,
+                               raw + NGX_HTTP_TASKMGR_SEAL_NONCE
+                                   + NGX_HTTP_TASKMGR_TOTP_SECRET_LEN)
+            == 1
+        && EVP_DecryptFinal_ex(cctx, plain->data + len, &len) == 1;
+
+    EVP_CIPHER_CTX_free(cctx);
+
+    if (ok) {
+        plain->len = NGX_HTTP_TASKMGR_TOTP_SECRET_LEN;
+        return NGX_OK;
+    }
+
+    ngx_explicit_memzero(plain->data, NGX_HTTP_TASKMGR_TOTP_SECRET_LEN);
+
+failed:
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "taskmgr: the TOTP secret of user %V does not open%s", uid,
+                  mcf->mfa_key.len ? "" : " (no taskmgr_mfa_key_file)");
+
+    return NGX_ERROR;
 }

@@ -115,11 +115,9 @@ ngx_int_t ngx_http_taskmgr_h_me_update(ngx_http_request_t         *r,
 /* ngx_http_taskmgr_h_mfa.c */
 extern ngx_http_taskmgr_field_t ngx_http_taskmgr_mfa_code_fields[];
 
-ngx_int_t ngx_http_taskmgr_mfa_second_factor(ngx_http_request_t         *r,
-                                             ngx_http_taskmgr_api_ctx_t *ctx,
-                                             ngx_str_t *mfa, ngx_str_t **step,
-                                             ngx_str_t **recovery,
-                                             ngx_int_t  *rc);
+ngx_int_t ngx_http_taskmgr_mfa_second_factor(
+    ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx, ngx_str_t *uid,
+    ngx_str_t *mfa, ngx_str_t **step, ngx_str_t **recovery, ngx_int_t *rc);
 ngx_int_t ngx_http_taskmgr_h_mfa_totp_setup(ngx_http_request_t         *r,
                                             ngx_http_taskmgr_api_ctx_t *ctx);
 ngx_int_t ngx_http_taskmgr_h_mfa_totp_confirm(ngx_http_request_t         *r,

@@ -40,7 +40,7 @@ ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[] = {
     { "tm_task_restore", TM_ROWS("task_restore", "$1, $2, $3, $4") },
     { "tm_session_create_mfa",
       TM_CALL("session_create_mfa", "$1, $2, $3, $4, $5, $6, $7, $8") },
-    { "tm_mfa_totp_setup", TM_CALL("mfa_totp_setup", "$1, $2, $3, $4") },
+    { "tm_mfa_totp_setup", TM_CALL("mfa_totp_setup", "$1, $2, $3") },
     { "tm_mfa_totp_state", TM_CALL("mfa_totp_state", "$1, $2") },
     { "tm_mfa_totp_enable", TM_CALL("mfa_totp_enable", "$1, $2, $3, $4, $5") },
     { "tm_mfa_totp_disable", TM_CALL("mfa_totp_disable", "$1, $2, $3, $4") },

@@ -6,8 +6,9 @@
 -- TOTP codes are checked in nginx (RFC 6238 needs the secret and the
 -- clock); PostgreSQL keeps the secret, the last time step used (a code is
 -- accepted only for a later step: no replay) and the recovery codes' hashes.
--- The secret is stored as is (base32): whoever reads tm.user_mfa can make
--- codes, as with any TOTP server that does not wrap it in a key.
+-- With taskmgr_mfa_key_file nginx seals the secret (AES-256-GCM, "v1."
+-- and base64url) before it gets here; without it the secret is stored as
+-- is (base32).
 
 SET client_min_messages = warning;
 
@@ -18,7 +19,8 @@ SET client_min_messages = warning;
 -- enabled_at NULL: set up but not confirmed yet (not asked at login).
 CREATE TABLE tm.user_mfa (
   user_id     uuid PRIMARY KEY REFERENCES tm.users (id) ON DELETE CASCADE,
-  totp_secret text NOT NULL CHECK (totp_secret ~ '^[A-Z2-7]{32}$'),
+  totp_secret text NOT NULL
+              CHECK (totp_secret ~ '^([A-Z2-7]{32}|v1\.[A-Za-z0-9_-]{80})$'),
   enabled_at  timestamptz,
   last_step   bigint NOT NULL DEFAULT 0,
   created_at  timestamptz NOT NULL DEFAULT tm.now_ms()
@@ -74,17 +76,6 @@ LANGUAGE sql STABLE AS $$
   SELECT row_to_json(ROW(u.id, u.email, u.name, u.locale, u.timezone,
                          tm.mfa_enabled(u.id),
                          tm.ts(u.created_at), tm.ts(u.updated_at))::tm.me_out)
-$$;
-
--- RFC 3986 percent-encoding of everything but the unreserved characters
-CREATE FUNCTION tm.uri_escape(s text) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-  SELECT coalesce(string_agg(
-           CASE WHEN c ~ '^[A-Za-z0-9._~-]$' THEN c
-                ELSE upper(regexp_replace(encode(convert_to(c, 'UTF8'), 'hex'),
-                                          '(..)', '%\1', 'g')) END,
-           '' ORDER BY n), '')
-    FROM regexp_split_to_table(s, '') WITH ORDINALITY AS x(c, n)
 $$;
 
 -- "<secret> <last step>" of an enabled second factor, or NULL
@@ -160,10 +151,10 @@ $$;
 -- TOTP set up, confirm, disable
 -- ---------------------------------------------------------------------------
 
--- 200 {secret, otpauth_uri}: a new secret, not asked at login until
--- confirmed.  409 when TOTP is already on.
-CREATE FUNCTION tm_api.mfa_totp_setup(p_uid uuid, p_sid uuid, p_secret text,
-                                      p_issuer text)
+-- Stores a new secret (as nginx stores it), not asked at login until
+-- confirmed.  200, meta: the email (for the otpauth URI nginx answers).
+-- 409 when TOTP is already on.
+CREATE FUNCTION tm_api.mfa_totp_setup(p_uid uuid, p_sid uuid, p_secret text)
 RETURNS tm_api.result
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -183,15 +174,7 @@ BEGIN
   ON CONFLICT (user_id) DO UPDATE
      SET totp_secret = EXCLUDED.totp_secret, last_step = 0,
          created_at = tm.now_ms();
-  RETURN (200,
-          json_build_object(
-            'secret', p_secret,
-            'otpauth_uri',
-            'otpauth://totp/' || tm.uri_escape(p_issuer) || ':'
-              || tm.uri_escape(u.email) || '?secret=' || p_secret
-              || '&issuer=' || tm.uri_escape(p_issuer)
-              || '&algorithm=SHA1&digits=6&period=30')::text,
-          NULL)::tm_api.result;
+  RETURN (200, NULL, u.email)::tm_api.result;
 END
 $$;
 
