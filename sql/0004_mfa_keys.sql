@@ -255,7 +255,9 @@ $$;
 
 -- Always 202 with the same body.  For a known email: a token (its hash
 -- p_hash) replaces the user's previous one of this purpose, and the email
--- with the link p_link goes to the outbox in the same transaction.
+-- with the link p_link goes to the outbox in the same transaction; at most
+-- once a minute per user and purpose (the previous email's link still
+-- works), which bounds the outbox whatever the number of client addresses.
 CREATE FUNCTION tm_api.auth_token_send(p_email text, p_purpose text,
                                        p_hash text, p_link text,
                                        p_ttl_s int)
@@ -265,7 +267,11 @@ DECLARE
   u tm.users;
 BEGIN
   SELECT * INTO u FROM tm.users WHERE lower(email) = lower(p_email);
-  IF u.id IS NOT NULL THEN
+  IF u.id IS NOT NULL
+     AND NOT EXISTS (SELECT 1 FROM tm.auth_tokens t
+                      WHERE t.user_id = u.id AND t.purpose = p_purpose
+                        AND t.created_at > now() - interval '1 minute'
+                        AND t.expires_at > now()) THEN
     INSERT INTO tm.auth_tokens (token_hash, user_id, purpose, expires_at)
     VALUES (p_hash, u.id, p_purpose, now() + make_interval(secs => p_ttl_s))
     ON CONFLICT (user_id, purpose) DO UPDATE

@@ -1,7 +1,8 @@
 # Password reset and magic links: /v1/auth/password/forgot and
 # /v1/auth/magic-link answer 202 for any email (same status, headers and
 # body); a known one gets a token (256 bits, stored as its SHA-256 only)
-# and an outbox row with the link, in one transaction.  Tokens are single
+# and an outbox row with the link, in one transaction, at most once a
+# minute.  Tokens are single
 # use, short-lived (30 and 15 minutes), replaced by a newer one.  A reset
 # applies the password rules and ends every session (rva in Redis); a magic
 # link makes a new session, asking the TOTP code when TOTP is on.  Bad,
@@ -47,6 +48,14 @@ sub outbox_token {
     return ($tk, $link);
 }
 
+# asks again for $email, as if the previous request were a minute old
+sub ask {
+    my ($ep) = @_;
+    $t->psql(q{UPDATE tm.auth_tokens SET created_at = created_at - interval '61 seconds'
+                WHERE user_id = $1}, $uid);
+    return $t->request(POST => $ep, body => { email => $email });
+}
+
 sub shape {
     my ($x) = @_;
     return join ' ', $x->{status}, $x->{body},
@@ -69,6 +78,12 @@ for my $ep ('/v1/auth/password/forgot', '/v1/auth/magic-link') {
 }
 is(outbox_count("nobody-$rand\@example.com"), 0, 'no outbox row for an unknown email');
 is(outbox_count($email), 2, 'one outbox row per request for the known email');
+
+# within a minute: 202 as ever, but no new token and no new email
+for my $ep ('/v1/auth/password/forgot', '/v1/auth/magic-link') {
+    is($t->request(POST => $ep, body => { email => $email })->{status}, 202, "$ep again at once: 202");
+}
+is(outbox_count($email), 2, '... no new outbox row within a minute');
 
 my ($reset1, $link) = outbox_token('password_reset');
 like($link, qr{^/reset-password\?token=[A-Za-z0-9_-]{43}$}, 'reset link: 43 base64url characters (256 bits)');
@@ -107,8 +122,7 @@ is($t->request(POST => '/v1/auth/password/reset', body => { token => $reset1 })-
    'no new_password: 422');
 
 # a newer token replaces the older one
-is($t->request(POST => '/v1/auth/password/forgot', body => { email => $email })->{status}, 202,
-   'forgot again');
+is(ask('/v1/auth/password/forgot')->{status}, 202, 'forgot again a minute later');
 my ($reset2) = outbox_token('password_reset');
 isnt($reset2, $reset1, 'a new token');
 is(reset_pw($reset1, $new)->{status}, 401, 'the replaced token: 401');
@@ -132,7 +146,7 @@ $tok = $r->{json}{access_token};
 is($t->request(GET => '/v1/me', token => $tok)->{status}, 200, '... and its token');
 
 # expired
-$t->request(POST => '/v1/auth/password/forgot', body => { email => $email });
+ask('/v1/auth/password/forgot');
 my ($reset3) = outbox_token('password_reset');
 $t->psql(q{UPDATE tm.auth_tokens SET expires_at = now() - interval '1 second'
             WHERE user_id = $1 AND purpose = 'password_reset'}, $uid);
@@ -143,7 +157,7 @@ is(reset_pw($reset3, "fourth pass phrase $rand")->{status}, 401, 'an expired tok
 
 sub consume { $t->request(POST => '/v1/auth/magic-link/consume', body => { @_ }) }
 
-$t->request(POST => '/v1/auth/magic-link', body => { email => $email });
+ask('/v1/auth/magic-link');
 my ($magic2) = outbox_token('magic_link');
 is(consume(token => $magic1)->{status}, 401, 'the replaced magic link: 401');
 is(consume(token => $reset3)->{status}, 401, 'a reset token is no magic link');
@@ -161,7 +175,7 @@ is($t->psql(q{SELECT device_name FROM tm.sessions WHERE user_id = $1 AND revoked
                ORDER BY created_at DESC LIMIT 1}, $uid), 'mail', '... with its device name');
 is(consume(token => $magic2)->{status}, 401, 'a magic link works once');
 
-$t->request(POST => '/v1/auth/magic-link', body => { email => $email });
+ask('/v1/auth/magic-link');
 my ($magic3) = outbox_token('magic_link');
 $t->psql(q{UPDATE tm.auth_tokens SET expires_at = now() - interval '1 second'
             WHERE user_id = $1 AND purpose = 'magic_link'}, $uid);
@@ -185,7 +199,7 @@ $r = $t->request(POST => '/v1/auth/mfa/totp/confirm', token => $tok,
 is($r->{status}, 200, 'TOTP on');
 my $last = $t->psql('SELECT last_step FROM tm.user_mfa WHERE user_id = $1', $uid);
 
-$t->request(POST => '/v1/auth/magic-link', body => { email => $email });
+ask('/v1/auth/magic-link');
 my ($magic4) = outbox_token('magic_link');
 $r = consume(token => $magic4);
 is($r->{status}, 401, 'TOTP on, no code: 401');
@@ -200,7 +214,7 @@ is(consume(token => $magic4, totp_code => totp($secret, $last + 1))->{status}, 4
 
 # PostgreSQL's own guard, for two requests racing with one code: the token
 # survives a refused code
-$t->request(POST => '/v1/auth/magic-link', body => { email => $email });
+ask('/v1/auth/magic-link');
 my ($magic5) = outbox_token('magic_link');
 is($t->psql('SELECT status FROM tm_api.magic_link_consume($1, $2, NULL, $3, NULL, NULL, NULL, 60)',
             Digest::SHA::sha256_hex($magic5), $last + 1, 'e' x 64), 401,
