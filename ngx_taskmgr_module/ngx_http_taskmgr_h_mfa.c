@@ -59,6 +59,11 @@ static ngx_int_t ngx_http_taskmgr_mfa_check(ngx_http_request_t *r,
                                             ngx_str_t **step,
                                             ngx_str_t **recovery);
 static ngx_int_t ngx_http_taskmgr_mfa_wrong_code(ngx_http_request_t *r);
+static ngx_int_t ngx_http_taskmgr_mfa_state_error(
+    ngx_http_request_t *r, ngx_http_taskmgr_result_t *res);
+static void ngx_http_taskmgr_mfa_failed(ngx_http_request_t         *r,
+                                        ngx_http_taskmgr_api_ctx_t *ctx);
+static void ngx_http_taskmgr_mfa_failed_done(ngx_http_taskmgr_pg_query_t *q);
 static ngx_int_t ngx_http_taskmgr_mfa_seal(ngx_http_request_t *r,
                                            ngx_str_t *uid, ngx_str_t *plain,
                                            ngx_str_t *sealed);
@@ -370,7 +375,8 @@ ngx_http_taskmgr_mfa_confirm_state(ngx_http_taskmgr_pg_query_t *q)
     }
 
     if (res.status != NGX_HTTP_OK) {
-        ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_api_respond(r, &res));
+        ngx_http_taskmgr_api_finish(r,
+                                    ngx_http_taskmgr_mfa_state_error(r, &res));
         return;
     }
 
@@ -399,7 +405,7 @@ ngx_http_taskmgr_mfa_confirm_state(ngx_http_taskmgr_pg_query_t *q)
     s = ngx_http_taskmgr_totp_verify(secret.data, secret.len, code.data,
                                      code.len, ngx_time(), 0);
     if (s < 0) {
-        ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_mfa_wrong_code(r));
+        ngx_http_taskmgr_mfa_failed(r, ctx);
         return;
     }
 
@@ -549,7 +555,8 @@ ngx_http_taskmgr_mfa_disable_state(ngx_http_taskmgr_pg_query_t *q)
     }
 
     if (res.status != NGX_HTTP_OK) {
-        ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_api_respond(r, &res));
+        ngx_http_taskmgr_api_finish(r,
+                                    ngx_http_taskmgr_mfa_state_error(r, &res));
         return;
     }
 
@@ -575,7 +582,7 @@ ngx_http_taskmgr_mfa_disable_state(ngx_http_taskmgr_pg_query_t *q)
     }
 
     if (rc == NGX_DECLINED) {
-        ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_mfa_wrong_code(r));
+        ngx_http_taskmgr_mfa_failed(r, ctx);
         return;
     }
 
@@ -600,6 +607,68 @@ ngx_http_taskmgr_mfa_disable_state(ngx_http_taskmgr_pg_query_t *q)
     if (rc != NGX_DONE) {
         ngx_http_taskmgr_api_finish(r, rc);
     }
+}
+
+
+/*
+ * A wrong code for confirm or disable is counted in PostgreSQL before the
+ * 403: five in 15 minutes stop both for the rest of the window (429).
+ */
+static void
+ngx_http_taskmgr_mfa_failed(ngx_http_request_t         *r,
+                            ngx_http_taskmgr_api_ctx_t *ctx)
+{
+    ngx_int_t rc;
+
+    rc = ngx_http_taskmgr_api_submit(
+        r,
+        ngx_http_taskmgr_api_query(r, ctx, NGX_HTTP_TASKMGR_SQL_MFA_TOTP_FAILED,
+                                   ngx_http_taskmgr_mfa_failed_done));
+
+    if (rc != NGX_DONE) {
+        ngx_http_taskmgr_api_finish(r, rc);
+    }
+}
+
+
+static void
+ngx_http_taskmgr_mfa_failed_done(ngx_http_taskmgr_pg_query_t *q)
+{
+    ngx_int_t                 rc;
+    ngx_http_request_t       *r;
+    ngx_http_taskmgr_result_t res;
+
+    r = q->request;
+
+    if (ngx_http_taskmgr_api_result(q, &res, &rc) != NGX_OK) {
+        ngx_http_taskmgr_api_finish(r, rc);
+        return;
+    }
+
+    ngx_http_taskmgr_api_finish(r,
+                                res.status == NGX_HTTP_FORBIDDEN
+                                    ? ngx_http_taskmgr_mfa_wrong_code(r)
+                                    : ngx_http_taskmgr_api_respond(r, &res));
+}
+
+
+/* the state lookup's refusals; 429 carries the seconds left in meta */
+static ngx_int_t
+ngx_http_taskmgr_mfa_state_error(ngx_http_request_t        *r,
+                                 ngx_http_taskmgr_result_t *res)
+{
+    if (res->status == NGX_HTTP_TOO_MANY_REQUESTS) {
+        if (ngx_http_taskmgr_add_header(r, "Retry-After", &res->meta) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_taskmgr_send_problem(
+            r, NGX_HTTP_TOO_MANY_REQUESTS, "rate_limited",
+            "too many wrong codes, try again later");
+    }
+
+    return ngx_http_taskmgr_api_respond(r, res);
 }
 
 

@@ -44,6 +44,7 @@ ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[] = {
     { "tm_mfa_totp_state", TM_CALL("mfa_totp_state", "$1, $2") },
     { "tm_mfa_totp_enable", TM_CALL("mfa_totp_enable", "$1, $2, $3, $4, $5") },
     { "tm_mfa_totp_disable", TM_CALL("mfa_totp_disable", "$1, $2, $3, $4") },
+    { "tm_mfa_totp_failed", TM_CALL("mfa_totp_failed", "$1, $2") },
     { "tm_auth_token_send", TM_CALL("auth_token_send", "$1, $2, $3, $4, $5") },
     { "tm_auth_token_lookup", TM_CALL("auth_token_lookup", "$1, $2") },
     { "tm_password_reset", TM_CALL("password_reset", "$1, $2") },

@@ -17,12 +17,17 @@ SET client_min_messages = warning;
 -- ---------------------------------------------------------------------------
 
 -- enabled_at NULL: set up but not confirmed yet (not asked at login).
+-- failures: wrong codes given to confirm or disable (a signed-in caller),
+-- counted in a 15-minute window from the last one; 5 stop both for the
+-- rest of the window (login has the account lockout instead).
 CREATE TABLE tm.user_mfa (
   user_id     uuid PRIMARY KEY REFERENCES tm.users (id) ON DELETE CASCADE,
   totp_secret text NOT NULL
               CHECK (totp_secret ~ '^([A-Z2-7]{32}|v1\.[A-Za-z0-9_-]{80})$'),
   enabled_at  timestamptz,
   last_step   bigint NOT NULL DEFAULT 0,
+  failures    int NOT NULL DEFAULT 0,
+  failed_at   timestamptz,
   created_at  timestamptz NOT NULL DEFAULT tm.now_ms()
 );
 
@@ -179,7 +184,7 @@ END
 $$;
 
 -- 200 body: the secret; meta "pending" or "enabled <last step>".  409 when
--- there is no secret.
+-- there is no secret; 429, meta the seconds to wait, after 5 wrong codes.
 CREATE FUNCTION tm_api.mfa_totp_state(p_uid uuid, p_sid uuid)
 RETURNS tm_api.result
 LANGUAGE plpgsql STABLE AS $$
@@ -192,6 +197,12 @@ BEGIN
   SELECT * INTO m FROM tm.user_mfa WHERE user_id = p_uid;
   IF m.user_id IS NULL THEN
     RETURN tm_api.err(409, 'conflict', 'TOTP is not set up');
+  END IF;
+  IF m.failures >= 5 AND m.failed_at > now() - interval '15 minutes' THEN
+    RETURN (429, 'rate_limited',
+            greatest(1, ceil(extract(epoch FROM m.failed_at
+                                    + interval '15 minutes' - now())))::int::text
+           )::tm_api.result;
   END IF;
   RETURN (200, m.totp_secret,
           CASE WHEN m.enabled_at IS NULL THEN 'pending'
@@ -212,7 +223,8 @@ BEGIN
   IF NOT tm.session_live(p_uid, p_sid) THEN
     RETURN tm_api.err(401, 'unauthorized', 'session has ended');
   END IF;
-  UPDATE tm.user_mfa SET enabled_at = tm.now_ms(), last_step = p_step
+  UPDATE tm.user_mfa SET enabled_at = tm.now_ms(), last_step = p_step,
+                         failures = 0, failed_at = NULL
    WHERE user_id = p_uid AND totp_secret = p_secret AND enabled_at IS NULL;
   GET DIAGNOSTICS v_n = ROW_COUNT;
   IF v_n <> 1 THEN
@@ -227,8 +239,31 @@ BEGIN
 END
 $$;
 
+-- A wrong code for confirm or disable: one more failure in the window.
+CREATE FUNCTION tm.mfa_fail(p_uid uuid) RETURNS void
+LANGUAGE sql AS $$
+  UPDATE tm.user_mfa
+     SET failures = CASE WHEN failed_at > now() - interval '15 minutes'
+                         THEN failures + 1 ELSE 1 END,
+         failed_at = now()
+   WHERE user_id = p_uid
+$$;
+
+-- nginx found the code wrong: counted, 403.
+CREATE FUNCTION tm_api.mfa_totp_failed(p_uid uuid, p_sid uuid)
+RETURNS tm_api.result
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT tm.session_live(p_uid, p_sid) THEN
+    RETURN tm_api.err(401, 'unauthorized', 'session has ended');
+  END IF;
+  PERFORM tm.mfa_fail(p_uid);
+  RETURN tm_api.err(403, 'forbidden', 'the code is wrong or was used');
+END
+$$;
+
 -- Turns TOTP off after a code (see tm.mfa_use); 403 when the code was
--- already used.  204.
+-- already used (counted as a failure).  204.
 CREATE FUNCTION tm_api.mfa_totp_disable(p_uid uuid, p_sid uuid, p_step bigint,
                                         p_recovery_hash text)
 RETURNS tm_api.result
@@ -241,6 +276,7 @@ BEGIN
     RETURN tm_api.err(409, 'conflict', 'TOTP is not enabled');
   END IF;
   IF NOT tm.mfa_use(p_uid, p_step, p_recovery_hash) THEN
+    PERFORM tm.mfa_fail(p_uid);
     RETURN tm_api.err(403, 'forbidden', 'the code is wrong or was used');
   END IF;
   DELETE FROM tm.user_mfa WHERE user_id = p_uid;

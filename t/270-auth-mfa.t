@@ -2,6 +2,7 @@
 # (recovery codes shown once, stored hashed), login with mfa_required, a
 # wrong code counted as a failed login, a code used once only (replay
 # refused), recovery codes once each, disable with a TOTP or recovery code,
+# five wrong codes to confirm/disable stop them for 15 minutes (429),
 # /v1/me's mfa_enabled.  Codes are computed here (RFC 6238, HMAC-SHA-1).
 use strict;
 use warnings;
@@ -246,9 +247,27 @@ is($r->{status}, 409, 'disable while only pending: 409');
 $r = $t->request(POST => '/v1/auth/mfa/totp/confirm', token => $tok,
                  body => { code => totp($secret, now_step()) });
 is($r->{status}, 200, 'enabled again');
+# five wrong codes stop disable (and confirm) for the rest of 15 minutes
+my $wrong2 = '000000';
+$wrong2 = sprintf '%06d', $wrong2 + 1
+    while grep { $_ eq $wrong2 } map { totp($secret, now_step() + $_) } -1 .. 1;
+for my $i (1 .. 5) {
+    is($t->request(DELETE => '/v1/auth/mfa/totp', token => $tok, body => { code => $wrong2 })->{status},
+       403, "disable, wrong code $i: 403");
+}
+is($t->psql('SELECT failures FROM tm.user_mfa WHERE user_id = $1', $uid), 5, 'five failures counted');
 $r = $t->request(DELETE => '/v1/auth/mfa/totp', token => $tok,
                  body => { code => totp($secret, last_step() + 1) });
-is($r->{status}, 204, 'disable with a fresh TOTP code: 204');
+is($r->{status}, 429, 'then even a right code: 429');
+is($r->{json}{code}, 'rate_limited', '... rate_limited');
+my $ra = $r->{headers}{'retry-after'} // 0;
+ok($ra > 800 && $ra <= 900, "... Retry-After the rest of the 15 minutes ($ra)");
+ok(me_mfa(), '... TOTP stays on');
+$t->psql(q{UPDATE tm.user_mfa SET failed_at = failed_at - interval '16 minutes' WHERE user_id = $1}, $uid);
+
+$r = $t->request(DELETE => '/v1/auth/mfa/totp', token => $tok,
+                 body => { code => totp($secret, last_step() + 1) });
+is($r->{status}, 204, 'a window later, disable with a fresh TOTP code: 204');
 ok(!me_mfa(), 'off');
 
 # nothing secret in the logs
