@@ -2,9 +2,10 @@
 #
 #   make run        install what is missing, build, start PostgreSQL + Redis in
 #                   .data/, migrate, serve on 127.0.0.1:8080 (Ctrl-C stops all)
-#   make test       the same on throw-away ports and folders, then `prove -r t/`
+#   make test       the C unit tests (t/unit/), then the same on throw-away
+#                   ports and folders and `prove -r t/`
 #
-# Other targets: deps build build-asan test-asan migrate bench stop status
+# Other targets: deps build build-asan unit test-asan migrate bench stop status
 # clean clean-data.  Variables: T=<test files> (default t/), VERBOSE=1.
 
 SHELL       := /bin/bash
@@ -35,7 +36,7 @@ DEB_PACKAGES := build-essential nginx-core nginx-dev libpq-dev \
                 libjansson-dev libjwt-dev libargon2-dev libssl-dev libhiredis-dev \
                 wrk perl curl jq procps util-linux passwd coreutils john-data
 
-.PHONY: all deps build build-asan run test test-asan migrate bench stop status \
+.PHONY: all deps build build-asan unit run test test-asan migrate bench stop status \
         clean clean-data FORCE
 
 all: build
@@ -115,13 +116,28 @@ build-asan: deps build/nginx-src-asan/.configured
 	$(call ngx_make_module,build/nginx-src-asan,$(ASAN_SO))
 
 # ----------------------------------------------------------- run / test ----
+# C unit tests: plain programs (TAP output) over module files that do not
+# need nginx, built with AddressSanitizer and UBSan.
+UNIT_CC_OPT := $(CC_OPT) -fsanitize=address,undefined -fno-omit-frame-pointer
+
+build/unit/totp_test: t/unit/totp_test.c ngx_taskmgr_module/ngx_http_taskmgr_totp.c \
+                      ngx_taskmgr_module/ngx_http_taskmgr_totp.h | deps
+	@mkdir -p build/unit
+	$(CC) $(UNIT_CC_OPT) -Ingx_taskmgr_module -o $@ t/unit/totp_test.c \
+	    ngx_taskmgr_module/ngx_http_taskmgr_totp.c -lcrypto
+
+unit: build/unit/totp_test
+	@build/unit/totp_test > build/unit/totp_test.log \
+	    || { cat build/unit/totp_test.log; echo "unit: totp_test failed" >&2; exit 1; }
+	@echo "unit: totp_test: $$(grep -c '^ok' build/unit/totp_test.log) checks passed"
+
 run: deps build
 	@scripts/run.sh
 
-test: deps build
+test: deps build unit
 	@scripts/test.sh $(CURDIR)/$(RELEASE_SO)
 
-test-asan: deps build-asan
+test-asan: deps build-asan unit
 	@scripts/test.sh $(CURDIR)/$(ASAN_SO) asan
 
 # Migrate the `make run` database (starts its PostgreSQL and Redis if needed;

@@ -71,6 +71,10 @@ typedef struct {
     time_t     task_purge_after;
     ngx_msec_t task_purge_interval;
 
+    /* the key that seals TOTP secrets at rest (AES-256-GCM; 32 bytes, or
+     * empty: secrets are stored as they are) */
+    ngx_str_t mfa_key;
+
     /* per-worker state, created in init_process */
     ngx_http_taskmgr_pg_pool_t      *pg;
     struct ngx_http_taskmgr_redis_s *redis;
@@ -85,8 +89,14 @@ typedef struct {
     time_t    iat;
     time_t    exp;
 
-    /* Redis said neither the session nor the user's tokens are revoked */
+    /* an API key (sid is its id): valid in key_ws only, with its role at
+     * most (PostgreSQL caps the role, the auth module the workspace) */
+    ngx_str_t key_ws;
+
+    /* Redis said neither the session nor the user's tokens are revoked (or
+     * PostgreSQL just found the API key) */
     unsigned revocation_checked : 1;
+    unsigned api_key : 1;
 } ngx_http_taskmgr_identity_t;
 
 

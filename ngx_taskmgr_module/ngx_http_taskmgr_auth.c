@@ -4,7 +4,9 @@
  * ngx_http_taskmgr_auth_module: bearer JWT authentication in the ACCESS
  * phase, the revocation check in Redis, and the $jwt_* variables.  Inert
  * unless "taskmgr_auth_jwt on" (the variables need only a key in scope);
- * knows nothing of the task API.
+ * knows nothing of the task API.  With "taskmgr_auth_api_keys on", bearer
+ * API keys ("tmk_…") are looked up in PostgreSQL through the pool and are
+ * good only under /v1/workspaces/<their workspace>.
  */
 
 
@@ -17,6 +19,8 @@
 #include "ngx_http_taskmgr.h"
 #include "ngx_http_taskmgr_jwt.h"
 #include "ngx_http_taskmgr_redis.h"
+#include "ngx_http_taskmgr_pg.h"
+#include "ngx_http_taskmgr_sql.h"
 
 
 #define NGX_HTTP_TASKMGR_AUTH_KEY_MAX  65536
@@ -34,6 +38,16 @@
 #define NGX_HTTP_TASKMGR_RV_TRIES 20
 #define NGX_HTTP_TASKMGR_RV_DELAY 25
 
+/* the API key verdict of a request */
+#define NGX_HTTP_TASKMGR_KEY_NONE        0 /* not an API key */
+#define NGX_HTTP_TASKMGR_KEY_ASK         1
+#define NGX_HTTP_TASKMGR_KEY_PENDING     2 /* waiting for PostgreSQL */
+#define NGX_HTTP_TASKMGR_KEY_VALID       3
+#define NGX_HTTP_TASKMGR_KEY_INVALID     4
+#define NGX_HTTP_TASKMGR_KEY_UNAVAILABLE 5
+
+#define NGX_HTTP_TASKMGR_KEY_SCOPE "/v1/workspaces/"
+
 /* this worker's view of Redis, for logging transitions once */
 #define NGX_HTTP_TASKMGR_RV_REDIS_UNKNOWN 0
 #define NGX_HTTP_TASKMGR_RV_REDIS_UP      1
@@ -49,6 +63,10 @@ typedef struct {
     ngx_uint_t                        rv;     /* NGX_HTTP_TASKMGR_RV_* */
     ngx_uint_t                        tries;
     ngx_event_t                      *retry;
+    ngx_uint_t                        key;      /* NGX_HTTP_TASKMGR_KEY_* */
+    ngx_str_t                         key_hash; /* SHA-256 of the key */
+    ngx_http_taskmgr_identity_t       key_identity;
+    unsigned                          key_viewer : 1; /* reads only */
 } ngx_http_taskmgr_auth_ctx_t;
 
 
@@ -78,6 +96,11 @@ static ngx_int_t ngx_http_taskmgr_auth_refuse(ngx_http_request_t *r,
                                               const char         *detail);
 static ngx_int_t ngx_http_taskmgr_auth_parse(ngx_http_request_t *r,
                                              ngx_str_t          *token);
+static ngx_int_t ngx_http_taskmgr_auth_api_key(
+    ngx_http_request_t *r, ngx_http_taskmgr_auth_ctx_t *ctx);
+static void ngx_http_taskmgr_auth_api_key_done(ngx_http_taskmgr_pg_query_t *q);
+static ngx_int_t ngx_http_taskmgr_auth_api_key_scope(
+    ngx_http_request_t *r, ngx_http_taskmgr_auth_ctx_t *ctx);
 static ngx_int_t ngx_http_taskmgr_auth_identity_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_taskmgr_auth_claim_variable(
@@ -193,6 +216,13 @@ static ngx_command_t  ngx_http_taskmgr_auth_commands[] = {
       offsetof(ngx_http_taskmgr_auth_loc_conf_t, revocation_fallback),
       &ngx_http_taskmgr_auth_rv_fallbacks },
 
+    { ngx_string("taskmgr_auth_api_keys"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_auth_loc_conf_t, api_keys),
+      NULL },
+
       ngx_null_command
 };
 
@@ -276,6 +306,10 @@ ngx_http_taskmgr_auth_handler(ngx_http_request_t *r)
     ctx = ngx_http_taskmgr_auth_check(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->key != NGX_HTTP_TASKMGR_KEY_NONE) {
+        return ngx_http_taskmgr_auth_api_key(r, ctx);
     }
 
     switch (ctx->status) {
@@ -750,6 +784,32 @@ ngx_http_taskmgr_auth_check(ngx_http_request_t *r)
         return ctx;
     }
 
+    if (alcf->api_keys && token.len > sizeof("tmk_") - 1
+        && ngx_strncmp(token.data, "tmk_", sizeof("tmk_") - 1) == 0)
+    {
+        /* an API key: PostgreSQL decides in the access phase (once) */
+        if (ctx->key == NGX_HTTP_TASKMGR_KEY_VALID) {
+            ctx->identity = ctx->key_identity;
+            ctx->status = NGX_HTTP_TASKMGR_JWT_VALID;
+            return ctx;
+        }
+
+        ctx->status = NGX_HTTP_TASKMGR_JWT_INVALID;
+
+        if (ctx->key == NGX_HTTP_TASKMGR_KEY_NONE) {
+            if (ngx_http_taskmgr_sha256_hex(r->pool, &token, &ctx->key_hash)
+                != NGX_OK) {
+                return NULL;
+            }
+
+            ctx->key = NGX_HTTP_TASKMGR_KEY_ASK;
+        }
+
+        return ctx;
+    }
+
+    ctx->key = NGX_HTTP_TASKMGR_KEY_NONE;
+
     ctx->status = ngx_http_taskmgr_jwt_verify(r, alcf, &token, &ctx->identity,
                                               &ctx->claims);
 
@@ -858,6 +918,217 @@ ngx_http_taskmgr_auth_parse(ngx_http_request_t *r, ngx_str_t *token)
     token->len = last - token->data;
 
     return NGX_OK;
+}
+
+
+/*
+ * An API key: one lookup of its hash through the PostgreSQL pool (the
+ * worker goes on meanwhile), then the workspace scope.  PostgreSQL is the
+ * truth, so a deleted or expired key stops at the next request; it also
+ * caps the role in every statement.
+ */
+
+static ngx_int_t
+ngx_http_taskmgr_auth_api_key(ngx_http_request_t          *r,
+                              ngx_http_taskmgr_auth_ctx_t *ctx)
+{
+    ngx_int_t                    rc;
+    ngx_str_t                    challenge;
+    ngx_http_taskmgr_pg_query_t *q;
+
+    switch (ctx->key) {
+
+    case NGX_HTTP_TASKMGR_KEY_ASK:
+        q = ngx_http_taskmgr_pg_query_create(
+            r, NGX_HTTP_TASKMGR_SQL_API_KEY_AUTH,
+            ngx_http_taskmgr_auth_api_key_done);
+        if (q == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        q->data = ctx;
+        ngx_http_taskmgr_pg_param(q, &ctx->key_hash);
+
+        rc = ngx_http_taskmgr_pg_submit(q);
+
+        if (rc == NGX_OK) {
+            ctx->key = NGX_HTTP_TASKMGR_KEY_PENDING;
+            r->read_event_handler = ngx_http_test_reading;
+            return NGX_AGAIN;
+        }
+
+        if (rc != NGX_HTTP_SERVICE_UNAVAILABLE) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->key = NGX_HTTP_TASKMGR_KEY_UNAVAILABLE;
+        break;
+
+    case NGX_HTTP_TASKMGR_KEY_PENDING:
+        return NGX_AGAIN;
+
+    case NGX_HTTP_TASKMGR_KEY_VALID:
+        return ngx_http_taskmgr_auth_api_key_scope(r, ctx);
+
+    case NGX_HTTP_TASKMGR_KEY_INVALID:
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "taskmgr: API key rejected: unknown or expired");
+
+        ngx_str_set(&challenge, "Bearer error=\"invalid_token\"");
+
+        if (ngx_http_taskmgr_add_header(r, "WWW-Authenticate", &challenge)
+            != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_taskmgr_auth_refuse(r, NGX_HTTP_UNAUTHORIZED,
+                                            "unauthorized",
+                                            "The API key is not valid.");
+
+    default: /* NGX_HTTP_TASKMGR_KEY_UNAVAILABLE */
+        break;
+    }
+
+    return ngx_http_taskmgr_auth_refuse(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "dependency_unavailable",
+                                        "The API key cannot be checked now.");
+}
+
+
+static void
+ngx_http_taskmgr_auth_api_key_done(ngx_http_taskmgr_pg_query_t *q)
+{
+    u_char                      *p, *last, *f[4];
+    ngx_str_t                    s;
+    ngx_uint_t                   n;
+    ngx_connection_t            *c;
+    ngx_http_request_t          *r;
+    ngx_http_taskmgr_auth_ctx_t *ctx;
+    ngx_http_taskmgr_identity_t *id;
+
+    ctx = q->data;
+    r = ctx->request;
+    c = r->connection;
+
+    ctx->key = NGX_HTTP_TASKMGR_KEY_UNAVAILABLE;
+
+    if (q->rc != NGX_OK || q->sqlstate != NULL
+        || ngx_http_taskmgr_pg_value(q, 0, &s) != NGX_OK)
+    {
+        ngx_log_error(
+            NGX_LOG_WARN, c->log, 0, "taskmgr: API key lookup failed%s%s",
+            q->sqlstate ? ", sqlstate " : "", q->sqlstate ? q->sqlstate : "");
+        goto done;
+    }
+
+    if (s.len != 3 || ngx_strncmp(s.data, "200", 3) != 0) {
+        ctx->key = NGX_HTTP_TASKMGR_KEY_INVALID;
+        goto done;
+    }
+
+    /* meta: "<key id> <user id> <workspace id> <role>" */
+
+    if (ngx_http_taskmgr_pg_value(q, 2, &s) != NGX_OK || s.data == NULL) {
+        goto done;
+    }
+
+    p = s.data;
+    last = s.data + s.len;
+
+    for (n = 0; n < 4 && p < last; n++) {
+        f[n] = p;
+
+        while (p < last && *p != ' ') {
+            p++;
+        }
+
+        p++;
+    }
+
+    if (n != 4 || f[1] - f[0] != NGX_HTTP_TASKMGR_UUID_LEN + 1
+        || f[2] - f[1] != NGX_HTTP_TASKMGR_UUID_LEN + 1
+        || f[3] - f[2] != NGX_HTTP_TASKMGR_UUID_LEN + 1)
+    {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "taskmgr: unexpected API key lookup answer");
+        goto done;
+    }
+
+    id = &ctx->key_identity;
+    ngx_memzero(id, sizeof(ngx_http_taskmgr_identity_t));
+
+    id->sid.data = f[0];
+    id->sid.len = NGX_HTTP_TASKMGR_UUID_LEN;
+    id->sub.data = f[1];
+    id->sub.len = NGX_HTTP_TASKMGR_UUID_LEN;
+    id->key_ws.data = f[2];
+    id->key_ws.len = NGX_HTTP_TASKMGR_UUID_LEN;
+    id->api_key = 1;
+    id->revocation_checked = 1;
+
+    ctx->key_viewer = (last - f[3] == sizeof("viewer") - 1
+                       && ngx_strncmp(f[3], "viewer", last - f[3]) == 0);
+
+    ctx->identity = *id;
+    ctx->status = NGX_HTTP_TASKMGR_JWT_VALID;
+    ctx->key = NGX_HTTP_TASKMGR_KEY_VALID;
+
+done:
+
+    r->read_event_handler = ngx_http_block_reading;
+
+    ngx_http_core_run_phases(r);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * A key is good for its workspace's resources only: another workspace is
+ * 404 (as one that does not exist), anything else (the account, other
+ * keys, the workspace list) 403.  A viewer key only reads (PostgreSQL caps
+ * the other roles).
+ */
+
+static ngx_int_t
+ngx_http_taskmgr_auth_api_key_scope(ngx_http_request_t          *r,
+                                    ngx_http_taskmgr_auth_ctx_t *ctx)
+{
+    u_char    *p, *last, *seg;
+    size_t     len;
+    ngx_str_t *ws;
+
+    ws = &ctx->identity.key_ws;
+    len = sizeof(NGX_HTTP_TASKMGR_KEY_SCOPE) - 1;
+
+    if (r->uri.len > len
+        && ngx_strncmp(r->uri.data, NGX_HTTP_TASKMGR_KEY_SCOPE, len) == 0)
+    {
+        seg = r->uri.data + len;
+        last = r->uri.data + r->uri.len;
+
+        for (p = seg; p < last && *p != '/'; p++) { /* void */
+        }
+
+        if ((size_t) (p - seg) == ws->len
+            && ngx_strncasecmp(seg, ws->data, ws->len) == 0)
+        {
+            if (ctx->key_viewer
+                && !(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
+                return ngx_http_taskmgr_auth_refuse(
+                    r, NGX_HTTP_FORBIDDEN, "forbidden",
+                    "A viewer API key only reads.");
+            }
+
+            return NGX_OK;
+        }
+
+        return ngx_http_taskmgr_auth_refuse(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                            "workspace not found");
+    }
+
+    return ngx_http_taskmgr_auth_refuse(r, NGX_HTTP_FORBIDDEN, "forbidden",
+                                        "An API key is good only for the "
+                                        "resources of its workspace.");
 }
 
 
@@ -995,6 +1266,7 @@ ngx_http_taskmgr_auth_create_loc_conf(ngx_conf_t *cf)
     conf->ttl = NGX_CONF_UNSET;
     conf->revocation = NGX_CONF_UNSET;
     conf->revocation_fallback = NGX_CONF_UNSET_UINT;
+    conf->api_keys = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -1052,6 +1324,15 @@ ngx_http_taskmgr_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "taskmgr: \"taskmgr_auth_revocation on\" needs "
                       "\"taskmgr_redis\"");
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_conf_merge_value(conf->api_keys, prev->api_keys, 0);
+
+    if (conf->api_keys == 1 && mcf->pg_dsn.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "taskmgr: \"taskmgr_auth_api_keys on\" needs "
+                      "\"taskmgr_pg_dsn\"");
         return NGX_CONF_ERROR;
     }
 

@@ -1,13 +1,17 @@
 /*
  * Copyright (C) taskmgr developers
  *
- * /v1/auth/{register,login,refresh,logout,logout-all,sessions,password}
- * and /v1/me.
+ * /v1/auth/{register,login,refresh,logout,logout-all,sessions,password},
+ * password reset, magic links and /v1/me.
  *
  * Passwords are hashed and checked in a thread pool; refresh tokens are
  * 256-bit random strings stored only as SHA-256 hashes.  Ended sessions are
  * written to Redis as revocation keys; failed logins are counted in Redis
  * per account and per client address.
+ *
+ * Password reset and magic link tokens are 256-bit random strings too,
+ * stored as SHA-256 hashes; the email with the link goes to the outbox
+ * table in the same transaction.
  */
 
 
@@ -30,6 +34,13 @@
 #define NGX_HTTP_TASKMGR_LOCAL_PART_MIN 3
 
 #define NGX_HTTP_TASKMGR_LOCKED 423
+
+/* password reset and magic link tokens: bytes, lifetimes, link paths */
+#define NGX_HTTP_TASKMGR_LINK_TOKEN_BYTES 32
+#define NGX_HTTP_TASKMGR_RESET_TTL        1800
+#define NGX_HTTP_TASKMGR_MAGIC_TTL        900
+#define NGX_HTTP_TASKMGR_RESET_PATH       "/reset-password?token="
+#define NGX_HTTP_TASKMGR_MAGIC_PATH       "/magic-link?token="
 
 
 /* clang-format off */
@@ -56,6 +67,24 @@ ngx_http_taskmgr_field_t  ngx_http_taskmgr_refresh_fields[] = {
 ngx_http_taskmgr_field_t  ngx_http_taskmgr_password_fields[] = {
     { "current_password", NGX_HTTP_TASKMGR_F_STRING, 1, 0, 1, 256, NULL, 0 },
     { "new_password", NGX_HTTP_TASKMGR_F_STRING, 1, 0, 12, 256, NULL, 0 },
+    { NULL, 0, 0, 0, 0, 0, NULL, 0 }
+};
+
+ngx_http_taskmgr_field_t  ngx_http_taskmgr_email_fields[] = {
+    { "email", NGX_HTTP_TASKMGR_F_STRING, 1, 0, 1, 254, NULL, 0 },
+    { NULL, 0, 0, 0, 0, 0, NULL, 0 }
+};
+
+ngx_http_taskmgr_field_t  ngx_http_taskmgr_password_reset_fields[] = {
+    { "token", NGX_HTTP_TASKMGR_F_STRING, 1, 0, 1, 128, NULL, 0 },
+    { "new_password", NGX_HTTP_TASKMGR_F_STRING, 1, 0, 12, 256, NULL, 0 },
+    { NULL, 0, 0, 0, 0, 0, NULL, 0 }
+};
+
+ngx_http_taskmgr_field_t  ngx_http_taskmgr_magic_consume_fields[] = {
+    { "token", NGX_HTTP_TASKMGR_F_STRING, 1, 0, 1, 128, NULL, 0 },
+    { "totp_code", NGX_HTTP_TASKMGR_F_STRING, 0, 1, 6, 16, NULL, 0 },
+    { "device_name", NGX_HTTP_TASKMGR_F_STRING, 0, 1, 1, 200, NULL, 0 },
     { NULL, 0, 0, 0, 0, 0, NULL, 0 }
 };
 
@@ -170,6 +199,22 @@ static void ngx_http_taskmgr_login_looked_up(ngx_http_taskmgr_pg_query_t *q);
 static void ngx_http_taskmgr_login_verified(ngx_http_request_t *r, ngx_int_t rc,
                                             ngx_str_t *hash);
 static void ngx_http_taskmgr_tokens_done(ngx_http_taskmgr_pg_query_t *q);
+static void ngx_http_taskmgr_tokens_respond(ngx_http_request_t        *r,
+                                            ngx_http_taskmgr_result_t *res);
+static void ngx_http_taskmgr_login_mfa_done(ngx_http_taskmgr_pg_query_t *q);
+static void ngx_http_taskmgr_login_mfa_forgot(
+    ngx_http_taskmgr_redis_cmd_t *cmd);
+static ngx_int_t ngx_http_taskmgr_link_token_send(
+    ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx, const char *purpose,
+    const char *path, time_t ttl);
+static ngx_int_t ngx_http_taskmgr_link_token_lookup(
+    ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx, const char *purpose,
+    ngx_http_taskmgr_pg_handler_pt handler);
+static void ngx_http_taskmgr_reset_looked_up(ngx_http_taskmgr_pg_query_t *q);
+static void ngx_http_taskmgr_reset_hashed(ngx_http_request_t *r, ngx_int_t rc,
+                                          ngx_str_t *hash);
+static void ngx_http_taskmgr_reset_done(ngx_http_taskmgr_pg_query_t *q);
+static void ngx_http_taskmgr_magic_looked_up(ngx_http_taskmgr_pg_query_t *q);
 static ngx_int_t  ngx_http_taskmgr_new_refresh(ngx_http_request_t         *r,
                                                ngx_http_taskmgr_api_ctx_t *ctx);
 static void       ngx_http_taskmgr_session_params(ngx_http_request_t          *r,
@@ -561,7 +606,15 @@ ngx_http_taskmgr_login_looked_up(ngx_http_taskmgr_pg_query_t *q)
     encoded = NULL;
 
     if (res.status == NGX_HTTP_OK && res.body.len && res.meta.len) {
-        ctx->str[2] = res.meta;
+        /* "<user id>" or "<user id> <TOTP secret> <last step>" */
+        if (ngx_http_taskmgr_api_split_meta(&res.meta, &ctx->str[2],
+                                            &ctx->result.meta)
+            != NGX_OK)
+        {
+            ctx->str[2] = res.meta;
+            ngx_str_null(&ctx->result.meta);
+        }
+
         ctx->str[3] = res.body;
         encoded = &ctx->str[3];
     }
@@ -584,6 +637,7 @@ static void
 ngx_http_taskmgr_login_verified(ngx_http_request_t *r, ngx_int_t rc,
                                 ngx_str_t *hash)
 {
+    ngx_str_t                   *step, *recovery;
     ngx_http_taskmgr_api_ctx_t  *ctx;
     ngx_http_taskmgr_pg_query_t *q;
 
@@ -603,6 +657,39 @@ ngx_http_taskmgr_login_verified(ngx_http_request_t *r, ngx_int_t rc,
             r,
             ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                           "internal", NULL));
+        return;
+    }
+
+    /*
+     * TOTP on: the attempt stays counted as a failure (no "ok") until the
+     * second factor is taken by PostgreSQL, so that a known password does
+     * not reset the counter for guessing codes.
+     */
+    if (ctx->result.meta.len) {
+        if (ngx_http_taskmgr_mfa_second_factor(
+                r, ctx, &ctx->str[2], &ctx->result.meta, &step, &recovery, &rc)
+            != NGX_OK)
+        {
+            ngx_http_taskmgr_api_finish(r, rc);
+            return;
+        }
+
+        q = ngx_http_taskmgr_pg_query_create(
+            r, NGX_HTTP_TASKMGR_SQL_SESSION_CREATE_MFA,
+            ngx_http_taskmgr_login_mfa_done);
+        if (q != NULL) {
+            ngx_http_taskmgr_pg_param(q, &ctx->str[2]);
+            ngx_http_taskmgr_pg_param(q, step);
+            ngx_http_taskmgr_pg_param(q, recovery);
+            ngx_http_taskmgr_session_params(r, ctx, q);
+        }
+
+        rc = ngx_http_taskmgr_api_submit(r, q);
+
+        if (rc != NGX_DONE) {
+            ngx_http_taskmgr_api_finish(r, rc);
+        }
+
         return;
     }
 
@@ -654,29 +741,80 @@ ngx_http_taskmgr_h_refresh(ngx_http_request_t         *r,
 
 
 /*
- * register, login and refresh end here: meta is "<user id> <session id>",
- * body the user (NULL for refresh).
+ * A login with TOTP on: the failures are forgotten once PostgreSQL took the
+ * code, before the answer (the request waits for Redis's reply, so that the
+ * command is not dropped with the request).
  */
 static void
-ngx_http_taskmgr_tokens_done(ngx_http_taskmgr_pg_query_t *q)
+ngx_http_taskmgr_login_mfa_done(ngx_http_taskmgr_pg_query_t *q)
 {
-    u_char                     *p;
-    size_t                      len;
-    time_t                      expires_in;
     ngx_int_t                   rc;
-    ngx_str_t                   uid, sid, access, body;
-    ngx_str_t                   cc = ngx_string("no-store");
     ngx_http_request_t         *r;
-    ngx_http_taskmgr_result_t   res;
     ngx_http_taskmgr_api_ctx_t *ctx;
 
     r = q->request;
     ctx = ngx_http_taskmgr_api_ctx(r);
 
-    if (ngx_http_taskmgr_api_result(q, &res, &rc) != NGX_OK) {
+    if (ngx_http_taskmgr_api_result(q, &ctx->result, &rc) != NGX_OK) {
         ngx_http_taskmgr_api_finish(r, rc);
         return;
     }
+
+    if (ctx->result.status == NGX_HTTP_OK
+        && ngx_http_taskmgr_lockout(r, ctx, "ok",
+                                    ngx_http_taskmgr_login_mfa_forgot)
+            == NGX_OK)
+    {
+        return;
+    }
+
+    ngx_http_taskmgr_tokens_respond(r, &ctx->result);
+}
+
+
+static void
+ngx_http_taskmgr_login_mfa_forgot(ngx_http_taskmgr_redis_cmd_t *cmd)
+{
+    ngx_http_taskmgr_lockout_ignore(cmd);
+
+    ngx_http_taskmgr_tokens_respond(
+        cmd->request, &ngx_http_taskmgr_api_ctx(cmd->request)->result);
+}
+
+
+/*
+ * register, login, refresh and magic links end here: meta is "<user id>
+ * <session id>", body the user (NULL for refresh).
+ */
+static void
+ngx_http_taskmgr_tokens_done(ngx_http_taskmgr_pg_query_t *q)
+{
+    ngx_int_t                 rc;
+    ngx_http_taskmgr_result_t res;
+
+    if (ngx_http_taskmgr_api_result(q, &res, &rc) != NGX_OK) {
+        ngx_http_taskmgr_api_finish(q->request, rc);
+        return;
+    }
+
+    ngx_http_taskmgr_tokens_respond(q->request, &res);
+}
+
+
+static void
+ngx_http_taskmgr_tokens_respond(ngx_http_request_t        *r,
+                                ngx_http_taskmgr_result_t *res_in)
+{
+    u_char                     *p;
+    size_t                      len;
+    time_t                      expires_in;
+    ngx_str_t                   uid, sid, access, body;
+    ngx_str_t                   cc = ngx_string("no-store");
+    ngx_http_taskmgr_result_t   res;
+    ngx_http_taskmgr_api_ctx_t *ctx;
+
+    ctx = ngx_http_taskmgr_api_ctx(r);
+    res = *res_in;
 
     if (res.status == NGX_HTTP_UNAUTHORIZED && res.body.data != NULL
         && ngx_strcmp(res.body.data, "token_reuse") == 0
@@ -1081,6 +1219,311 @@ ngx_http_taskmgr_password_hashed(ngx_http_request_t *r, ngx_int_t rc,
     if (q != NULL) {
         ngx_http_taskmgr_pg_param(q, &ctx->str[3]);
         ngx_http_taskmgr_pg_param(q, hash);
+    }
+
+    rc = ngx_http_taskmgr_api_submit(r, q);
+
+    if (rc != NGX_DONE) {
+        ngx_http_taskmgr_api_finish(r, rc);
+    }
+}
+
+
+/*
+ * POST /v1/auth/password/forgot and /v1/auth/magic-link {email}: always
+ * 202, for unknown emails too.  A known email gets a new token (replacing
+ * its previous one of this kind) and an outbox row with the link.
+ */
+ngx_int_t
+ngx_http_taskmgr_h_password_forgot(ngx_http_request_t         *r,
+                                   ngx_http_taskmgr_api_ctx_t *ctx)
+{
+    return ngx_http_taskmgr_link_token_send(r, ctx, "password_reset",
+                                            NGX_HTTP_TASKMGR_RESET_PATH,
+                                            NGX_HTTP_TASKMGR_RESET_TTL);
+}
+
+
+ngx_int_t
+ngx_http_taskmgr_h_magic_link(ngx_http_request_t         *r,
+                              ngx_http_taskmgr_api_ctx_t *ctx)
+{
+    return ngx_http_taskmgr_link_token_send(r, ctx, "magic_link",
+                                            NGX_HTTP_TASKMGR_MAGIC_PATH,
+                                            NGX_HTTP_TASKMGR_MAGIC_TTL);
+}
+
+
+static ngx_int_t
+ngx_http_taskmgr_link_token_send(ngx_http_request_t         *r,
+                                 ngx_http_taskmgr_api_ctx_t *ctx,
+                                 const char *purpose, const char *path,
+                                 time_t ttl)
+{
+    size_t                       len;
+    ngx_str_t                    email, token, hash, link, kind, secs;
+    ngx_http_taskmgr_pg_query_t *q;
+
+    (void) ngx_http_taskmgr_json_string(ctx->body, "email", &email);
+
+    if (ngx_http_taskmgr_random_token(r->pool,
+                                      NGX_HTTP_TASKMGR_LINK_TOKEN_BYTES, &token)
+            != NGX_OK
+        || ngx_http_taskmgr_sha256_hex(r->pool, &token, &hash) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = ngx_strlen(path);
+
+    link.data = ngx_pnalloc(r->pool, len + token.len + NGX_TIME_T_LEN);
+    if (link.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    link.len = ngx_sprintf(link.data, "%s%V", path, &token) - link.data;
+
+    secs.data = link.data + link.len;
+    secs.len = ngx_sprintf(secs.data, "%T", ttl) - secs.data;
+
+    kind.data = (u_char *) purpose;
+    kind.len = ngx_strlen(purpose);
+
+    q = ngx_http_taskmgr_pg_query_create(
+        r, NGX_HTTP_TASKMGR_SQL_AUTH_TOKEN_SEND, ngx_http_taskmgr_api_done);
+    if (q != NULL) {
+        ngx_http_taskmgr_pg_param(q, &email);
+        ngx_http_taskmgr_pg_param(q, &kind);
+        ngx_http_taskmgr_pg_param(q, &hash);
+        ngx_http_taskmgr_pg_param(q, &link);
+        ngx_http_taskmgr_pg_param(q, &secs);
+    }
+
+    return ngx_http_taskmgr_api_submit(r, q);
+}
+
+
+/* the body's token: its hash goes to ctx->str[3], then the lookup */
+static ngx_int_t
+ngx_http_taskmgr_link_token_lookup(ngx_http_request_t            *r,
+                                   ngx_http_taskmgr_api_ctx_t    *ctx,
+                                   const char                    *purpose,
+                                   ngx_http_taskmgr_pg_handler_pt handler)
+{
+    ngx_str_t                    token, kind;
+    ngx_http_taskmgr_pg_query_t *q;
+
+    (void) ngx_http_taskmgr_json_string(ctx->body, "token", &token);
+
+    if (ngx_http_taskmgr_sha256_hex(r->pool, &token, &ctx->str[3]) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    kind.data = (u_char *) purpose;
+    kind.len = ngx_strlen(purpose);
+
+    q = ngx_http_taskmgr_pg_query_create(
+        r, NGX_HTTP_TASKMGR_SQL_AUTH_TOKEN_LOOKUP, handler);
+    if (q != NULL) {
+        ngx_http_taskmgr_pg_param(q, &ctx->str[3]);
+        ngx_http_taskmgr_pg_param(q, &kind);
+    }
+
+    return ngx_http_taskmgr_api_submit(r, q);
+}
+
+
+/*
+ * POST /v1/auth/password/reset {token, new_password}: the token's account
+ * (for the password rules), the new hash in the thread pool, then the token
+ * is used up, the password set and every session ended (rva and rv keys
+ * as logout-all).  A bad, used, replaced or expired token is 401.
+ */
+ngx_int_t
+ngx_http_taskmgr_h_password_reset(ngx_http_request_t         *r,
+                                  ngx_http_taskmgr_api_ctx_t *ctx)
+{
+    return ngx_http_taskmgr_link_token_lookup(r, ctx, "password_reset",
+                                              ngx_http_taskmgr_reset_looked_up);
+}
+
+
+static void
+ngx_http_taskmgr_reset_looked_up(ngx_http_taskmgr_pg_query_t *q)
+{
+    ngx_int_t                   rc;
+    ngx_str_t                   pw;
+    ngx_http_request_t         *r;
+    ngx_http_taskmgr_result_t   res;
+    ngx_http_taskmgr_api_ctx_t *ctx;
+
+    r = q->request;
+    ctx = ngx_http_taskmgr_api_ctx(r);
+
+    if (ngx_http_taskmgr_api_result(q, &res, &rc) != NGX_OK) {
+        ngx_http_taskmgr_api_finish(r, rc);
+        return;
+    }
+
+    if (res.status != NGX_HTTP_OK) {
+        ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_api_respond(r, &res));
+        return;
+    }
+
+    (void) ngx_http_taskmgr_json_string(ctx->body, "new_password", &pw);
+
+    if (ngx_http_taskmgr_password_rules(r, &pw, &res.body, "new_password", &rc)
+        != NGX_OK)
+    {
+        ngx_http_taskmgr_api_finish(r, rc);
+        return;
+    }
+
+    if (ngx_http_taskmgr_password_hash(r, &pw, ngx_http_taskmgr_reset_hashed)
+        != NGX_OK)
+    {
+        ngx_http_taskmgr_api_finish(
+            r,
+            ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                          "internal", NULL));
+    }
+}
+
+
+static void
+ngx_http_taskmgr_reset_hashed(ngx_http_request_t *r, ngx_int_t rc,
+                              ngx_str_t *hash)
+{
+    ngx_http_taskmgr_api_ctx_t  *ctx;
+    ngx_http_taskmgr_pg_query_t *q;
+
+    ctx = ngx_http_taskmgr_api_ctx(r);
+
+    if (rc != NGX_OK || hash == NULL) {
+        ngx_http_taskmgr_api_finish(
+            r,
+            ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                          "internal", NULL));
+        return;
+    }
+
+    q = ngx_http_taskmgr_pg_query_create(r, NGX_HTTP_TASKMGR_SQL_PASSWORD_RESET,
+                                         ngx_http_taskmgr_reset_done);
+    if (q != NULL) {
+        ngx_http_taskmgr_pg_param(q, &ctx->str[3]);
+        ngx_http_taskmgr_pg_param(q, hash);
+    }
+
+    rc = ngx_http_taskmgr_api_submit(r, q);
+
+    if (rc != NGX_DONE) {
+        ngx_http_taskmgr_api_finish(r, rc);
+    }
+}
+
+
+/* meta: "<user id>" and the ended sessions' ids */
+static void
+ngx_http_taskmgr_reset_done(ngx_http_taskmgr_pg_query_t *q)
+{
+    ngx_int_t                   rc;
+    ngx_str_t                   uid, sids;
+    ngx_http_request_t         *r;
+    ngx_http_taskmgr_api_ctx_t *ctx;
+
+    r = q->request;
+    ctx = ngx_http_taskmgr_api_ctx(r);
+
+    if (ngx_http_taskmgr_api_result(q, &ctx->result, &rc) != NGX_OK) {
+        ngx_http_taskmgr_api_finish(r, rc);
+        return;
+    }
+
+    if (ctx->result.status == NGX_HTTP_NO_CONTENT && ctx->result.meta.len) {
+        if (ngx_http_taskmgr_api_split_meta(&ctx->result.meta, &uid, &sids)
+            != NGX_OK) {
+            uid = ctx->result.meta;
+            ngx_str_set(&sids, "");
+        }
+
+        if (ngx_http_taskmgr_revoke(r, &uid, &sids, 1,
+                                    ngx_http_taskmgr_revoked_respond)
+            == NGX_OK)
+        {
+            return;
+        }
+    }
+
+    ngx_http_taskmgr_revoked_respond(r, NGX_OK);
+}
+
+
+/*
+ * POST /v1/auth/magic-link/consume {token, totp_code?, device_name?}: a
+ * new session, as a login; with TOTP on, the code is asked as at login
+ * (the token stays usable until a session is made with it).
+ */
+ngx_int_t
+ngx_http_taskmgr_h_magic_consume(ngx_http_request_t         *r,
+                                 ngx_http_taskmgr_api_ctx_t *ctx)
+{
+    return ngx_http_taskmgr_link_token_lookup(r, ctx, "magic_link",
+                                              ngx_http_taskmgr_magic_looked_up);
+}
+
+
+static void
+ngx_http_taskmgr_magic_looked_up(ngx_http_taskmgr_pg_query_t *q)
+{
+    ngx_int_t                   rc;
+    ngx_str_t                   mfa, *step, *recovery;
+    ngx_http_request_t         *r;
+    ngx_http_taskmgr_result_t   res;
+    ngx_http_taskmgr_api_ctx_t *ctx;
+
+    r = q->request;
+    ctx = ngx_http_taskmgr_api_ctx(r);
+
+    if (ngx_http_taskmgr_api_result(q, &res, &rc) != NGX_OK) {
+        ngx_http_taskmgr_api_finish(r, rc);
+        return;
+    }
+
+    if (res.status != NGX_HTTP_OK) {
+        ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_api_respond(r, &res));
+        return;
+    }
+
+    step = NULL;
+    recovery = NULL;
+
+    if (ngx_http_taskmgr_api_split_meta(&res.meta, &ctx->str[2], &mfa)
+        == NGX_OK) {
+        if (ngx_http_taskmgr_mfa_second_factor(r, ctx, &ctx->str[2], &mfa,
+                                               &step, &recovery, &rc)
+            != NGX_OK)
+        {
+            ngx_http_taskmgr_api_finish(r, rc);
+            return;
+        }
+    }
+
+    if (ngx_http_taskmgr_new_refresh(r, ctx) != NGX_OK) {
+        ngx_http_taskmgr_api_finish(
+            r,
+            ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                          "internal", NULL));
+        return;
+    }
+
+    q = ngx_http_taskmgr_pg_query_create(
+        r, NGX_HTTP_TASKMGR_SQL_MAGIC_LINK_CONSUME,
+        ngx_http_taskmgr_tokens_done);
+    if (q != NULL) {
+        ngx_http_taskmgr_pg_param(q, &ctx->str[3]);
+        ngx_http_taskmgr_pg_param(q, step);
+        ngx_http_taskmgr_pg_param(q, recovery);
+        ngx_http_taskmgr_session_params(r, ctx, q);
     }
 
     rc = ngx_http_taskmgr_api_submit(r, q);

@@ -85,6 +85,9 @@ extern ngx_http_taskmgr_field_t ngx_http_taskmgr_login_fields[];
 extern ngx_http_taskmgr_field_t ngx_http_taskmgr_refresh_fields[];
 extern ngx_http_taskmgr_field_t ngx_http_taskmgr_me_fields[];
 extern ngx_http_taskmgr_field_t ngx_http_taskmgr_password_fields[];
+extern ngx_http_taskmgr_field_t ngx_http_taskmgr_email_fields[];
+extern ngx_http_taskmgr_field_t ngx_http_taskmgr_password_reset_fields[];
+extern ngx_http_taskmgr_field_t ngx_http_taskmgr_magic_consume_fields[];
 
 ngx_int_t ngx_http_taskmgr_auth_api_init(ngx_conf_t *cf);
 char *ngx_http_taskmgr_password_blocklist(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -109,10 +112,41 @@ ngx_int_t ngx_http_taskmgr_h_session_delete(ngx_http_request_t         *r,
                                             ngx_http_taskmgr_api_ctx_t *ctx);
 ngx_int_t ngx_http_taskmgr_h_password(ngx_http_request_t         *r,
                                       ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_password_forgot(ngx_http_request_t         *r,
+                                             ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_password_reset(ngx_http_request_t         *r,
+                                            ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_magic_link(ngx_http_request_t         *r,
+                                        ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_magic_consume(ngx_http_request_t         *r,
+                                           ngx_http_taskmgr_api_ctx_t *ctx);
 ngx_int_t ngx_http_taskmgr_h_me(ngx_http_request_t         *r,
                                 ngx_http_taskmgr_api_ctx_t *ctx);
 ngx_int_t ngx_http_taskmgr_h_me_update(ngx_http_request_t         *r,
                                        ngx_http_taskmgr_api_ctx_t *ctx);
+
+/* ngx_http_taskmgr_h_mfa.c */
+extern ngx_http_taskmgr_field_t ngx_http_taskmgr_mfa_code_fields[];
+
+ngx_int_t ngx_http_taskmgr_mfa_second_factor(
+    ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx, ngx_str_t *uid,
+    ngx_str_t *mfa, ngx_str_t **step, ngx_str_t **recovery, ngx_int_t *rc);
+ngx_int_t ngx_http_taskmgr_h_mfa_totp_setup(ngx_http_request_t         *r,
+                                            ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_mfa_totp_confirm(ngx_http_request_t         *r,
+                                              ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_mfa_totp_disable(ngx_http_request_t         *r,
+                                              ngx_http_taskmgr_api_ctx_t *ctx);
+
+/* ngx_http_taskmgr_h_keys.c */
+extern ngx_http_taskmgr_field_t ngx_http_taskmgr_api_key_fields[];
+
+ngx_int_t ngx_http_taskmgr_h_api_key_create(ngx_http_request_t         *r,
+                                            ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_api_key_list(ngx_http_request_t         *r,
+                                          ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_api_key_delete(ngx_http_request_t         *r,
+                                            ngx_http_taskmgr_api_ctx_t *ctx);
 
 /* ngx_http_taskmgr_h_workspaces.c */
 extern ngx_http_taskmgr_field_t ngx_http_taskmgr_workspace_fields[];

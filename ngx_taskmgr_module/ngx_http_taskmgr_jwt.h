@@ -77,6 +77,8 @@ typedef struct {
     ngx_flag_t revocation;
     ngx_uint_t revocation_fallback;
 
+    ngx_flag_t api_keys; /* "Bearer tmk_…" looked up in PostgreSQL */
+
     u_char    *enable_file;
     ngx_uint_t enable_line;
 } ngx_http_taskmgr_auth_loc_conf_t;

@@ -42,6 +42,9 @@ static char     *ngx_http_taskmgr_cursor_secret_file(ngx_conf_t    *cf,
 static char *ngx_http_taskmgr_read_secret(ngx_conf_t *cf, ngx_command_t *cmd,
                                           ngx_str_t *out);
 static char *ngx_http_taskmgr_strdup(ngx_pool_t *pool, const char *s);
+
+static char *ngx_http_taskmgr_mfa_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
+                                           void *conf);
 static ngx_int_t ngx_http_taskmgr_push_kv(ngx_conf_t                   *cf,
                                           ngx_http_taskmgr_main_conf_t *mcf,
                                           const char *k, const char *v);
@@ -205,6 +208,13 @@ static ngx_command_t  ngx_http_taskmgr_commands[] = {
       0,
       NULL },
 
+    { ngx_string("taskmgr_mfa_key_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_taskmgr_mfa_key_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("taskmgr_request_id"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -332,6 +342,7 @@ ngx_http_taskmgr_create_main_conf(ngx_conf_t *cf)
      *     mcf->redis_port = 0;
      *     mcf->redis_password = { 0, NULL };
      *     mcf->redis_user = { 0, NULL };
+     *     mcf->mfa_key = { 0, NULL };
      *     mcf->redis = NULL;
      */
 
@@ -641,6 +652,64 @@ ngx_http_taskmgr_cursor_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     return rv;
+}
+
+
+/* 64 hex digits: the 256-bit key that seals TOTP secrets (h_mfa.c) */
+static char *
+ngx_http_taskmgr_mfa_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_taskmgr_main_conf_t *mcf = conf;
+
+    char      *rv;
+    u_char    *key;
+    ngx_int_t  n;
+    ngx_str_t  hex;
+    ngx_uint_t i;
+
+    if (mcf->mfa_key.data) {
+        return "is duplicate";
+    }
+
+    rv = ngx_http_taskmgr_read_secret(cf, cmd, &hex);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    key = ngx_pnalloc(cf->pool, 32);
+    if (key == NULL) {
+        ngx_explicit_memzero(hex.data, hex.len);
+        return NGX_CONF_ERROR;
+    }
+
+    rv = NGX_CONF_OK;
+
+    if (hex.len != 64) {
+        rv = "must name a file of 64 hex digits (256 bits)";
+
+    } else {
+        for (i = 0; i < 32; i++) {
+            n = ngx_hextoi(hex.data + 2 * i, 2);
+            if (n == NGX_ERROR) {
+                rv = "must name a file of 64 hex digits (256 bits)";
+                break;
+            }
+
+            key[i] = (u_char) n;
+        }
+    }
+
+    ngx_explicit_memzero(hex.data, hex.len);
+
+    if (rv != NGX_CONF_OK) {
+        ngx_explicit_memzero(key, 32);
+        return rv;
+    }
+
+    mcf->mfa_key.data = key;
+    mcf->mfa_key.len = 32;
+
+    return NGX_CONF_OK;
 }
 
 

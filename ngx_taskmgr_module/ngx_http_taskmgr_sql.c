@@ -28,7 +28,7 @@
 ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[] = {
     { "tm_ping", "SELECT 1" },
     { "tm_register", TM_CALL("register", "$1, $2, $3, $4, $5, $6, $7, $8") },
-    { "tm_login_lookup", TM_CALL("login_lookup", "$1") },
+    { "tm_login_lookup", TM_CALL("login_lookup_mfa", "$1") },
     { "tm_session_create",
       TM_CALL("session_create", "$1, $2, $3, $4, $5, $6") },
     { "tm_refresh", TM_CALL("refresh_rotate", "$1, $2, $3") },
@@ -103,6 +103,23 @@ ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[] = {
               "$8", "$9") },
     { "tm_comment_delete",
       TM_CALL("comment_delete", "$1, $2, $3, $4, $5, $6") },
+    { "tm_session_create_mfa",
+      TM_CALL("session_create_mfa", "$1, $2, $3, $4, $5, $6, $7, $8") },
+    { "tm_mfa_totp_setup", TM_CALL("mfa_totp_setup", "$1, $2, $3") },
+    { "tm_mfa_totp_state", TM_CALL("mfa_totp_state", "$1, $2") },
+    { "tm_mfa_totp_enable", TM_CALL("mfa_totp_enable", "$1, $2, $3, $4, $5") },
+    { "tm_mfa_totp_disable", TM_CALL("mfa_totp_disable", "$1, $2, $3, $4") },
+    { "tm_mfa_totp_failed", TM_CALL("mfa_totp_failed", "$1, $2") },
+    { "tm_auth_token_send", TM_CALL("auth_token_send", "$1, $2, $3, $4, $5") },
+    { "tm_auth_token_lookup", TM_CALL("auth_token_lookup", "$1, $2") },
+    { "tm_password_reset", TM_CALL("password_reset", "$1, $2") },
+    { "tm_magic_link_consume",
+      TM_CALL("magic_link_consume", "$1, $2, $3, $4, $5, $6, $7, $8") },
+    { "tm_api_key_create",
+      TM_CALL("api_key_create", "$1, $2, $3, $4, $5, $6, $7, $8") },
+    { "tm_api_key_list", TM_CALL("api_key_list", "$1, $2") },
+    { "tm_api_key_delete", TM_CALL("api_key_delete", "$1, $2, $3") },
+    { "tm_api_key_auth", TM_CALL("api_key_auth", "$1") },
     { NULL, NULL }
 };
 

@@ -120,7 +120,7 @@ sub redis_ready {
 my $t = Taskmgr::Test->new;
 my $RAND = $t->{rand};
 my $N = 0;
-plan tests => $HAVE_REDIS ? 90 : 88;
+plan tests => $HAVE_REDIS ? 94 : 92;
 
 ###########################################################################
 # Configuration errors (12 tests)
@@ -457,7 +457,7 @@ SKIP: {
 
 ###########################################################################
 # The rate limits of lua-free-conf/taskmgr.conf, with its server block
-# (6 tests)
+# (10 tests)
 
 {
     open my $fh, '<', "$FindBin::Bin/../lua-free-conf/taskmgr.conf" or die "taskmgr.conf: $!";
@@ -477,6 +477,12 @@ SKIP: {
     } 1 .. 7;
     is("@st", '422 422 422 422 422 422 429',
        'taskmgr.conf: login is limited per address to 6 at once (10r/m burst=5)');
+    # password reset and magic links share the address's auth bucket
+    for my $p (qw(/v1/auth/password/forgot /v1/auth/password/reset
+                  /v1/auth/magic-link /v1/auth/magic-link/consume)) {
+        is($t->request(POST => $p, body => {})->{status}, 429,
+           "taskmgr.conf: $p is in the auth zone");
+    }
 
     my $r = $t->request(GET => '/healthz');
     is($r->{status}, 200, 'taskmgr.conf: /healthz 200');

@@ -317,7 +317,13 @@ for my $title ("after logout $rand", "planted by bob $rand", "by a viewer $rand"
     my $rid = api(GET => "/v1/workspaces/$v->{alice_ws}/tasks/$v->{t1}", $v->{alice_tok}, undef,
                   'X-Request-Id' => "mine-$rand");
     is($rid->{headers}{'x-request-id'}, "mine-$rand", 'a well-formed client id is echoed on a 200');
-    like($t->access_log, qr/rid=mine-\Q$rand\E/, '... and is in the access log');
+    # the line is written after the answer is sent: give the worker a moment
+    my $logged;
+    for (1 .. 100) {
+        last if ($logged = $t->access_log =~ /rid=mine-\Q$rand\E/);
+        Time::HiRes::sleep(0.05);
+    }
+    ok($logged, '... and is in the access log');
 
     # Over client_max_body_size (2m here) nginx refuses before the module
     # reads it: still a problem+json 413.
