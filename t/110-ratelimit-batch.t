@@ -34,8 +34,6 @@ EOF
         }
 EOF2
 
-my ($worker) = $t->worker_pids;
-ok($worker, 'one worker');
 
 # warm up: the worker's Redis connections are up and the script is loaded
 ok(wait_until(10, sub {
@@ -43,6 +41,9 @@ ok(wait_until(10, sub {
     return ($r->{headers}{'ratelimit-policy'} // '') ne ''
         && $t->redis_cli('--scan', '--pattern', 'tmk:{shared:*') ne '';
 }), 'the limiter talks to Redis');
+
+my $worker;
+ok(wait_until(10, sub { ($worker) = $t->worker_pids; $worker }), 'one worker');
 
 # The client commands Redis receives while $code runs (MONITOR).
 sub evalsha_count {

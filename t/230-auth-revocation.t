@@ -84,6 +84,10 @@ location /v1/ { taskmgr_auth_jwt on; taskmgr_api; }
 EOF
 
 $t->start(config => $conf);
+# the worker's Redis connections are up (slow under ASan): more clients than
+# the redis-cli asking
+wait_until(10, sub { (() = $t->redis_cli('CLIENT', 'LIST') =~ /^id=/mg) >= 2 })
+    or diag 'nginx did not connect to Redis within 10 s';
 
 my $uid = uuid4();
 my ($s1, $s2) = (uuid4(), uuid4());
