@@ -170,10 +170,10 @@ problem(req(DELETE => "$base/$p->{id}", $carol), 403, 'forbidden', 'viewer delet
 # API.md: "admin manages projects": a member reads, and assigns tasks to them
 problem(req(POST => $base, $bob, body => { name => 'Bob project' }), 403, 'forbidden',
         'member creates');
-my $before = req(GET => "$base/$p->{id}", $bob)->{json}{name};
+my $name_before = req(GET => "$base/$p->{id}", $bob)->{json}{name};
 problem(req(PATCH => "$base/$p->{id}", $bob, body => { name => 'by bob' }), 403, 'forbidden',
         'member patches');
-is(req(GET => "$base/$p->{id}", $bob)->{json}{name}, $before, '... nothing changed');
+is(req(GET => "$base/$p->{id}", $bob)->{json}{name}, $name_before, '... nothing changed');
 my $bp = req(POST => $base, $dave, body => { name => 'Dave project' });
 is($bp->{status}, 201, 'admin creates');
 is(req(PATCH => "$base/$bp->{json}{id}", $dave, body => { name => 'Dave project 2' })->{status},
