@@ -280,16 +280,9 @@ static ngx_http_taskmgr_redis_script_t ngx_http_taskmgr_limit_script = {
 };
 
 
-/*
- * Per worker: batches waiting to be sent, and how many script calls are in
- * flight.  While one is, a batch that is not full waits for its reply and
- * keeps collecting requests: a lone request goes out at the end of the
- * turn that started it, and under load batches grow by themselves to what
- * arrives during one round trip (which is at most what a request waits).
- */
+/* per worker: batches waiting for the end of the event loop's turn */
 static ngx_queue_t ngx_http_taskmgr_limit_batches;
 static ngx_event_t ngx_http_taskmgr_limit_flush_event;
-static ngx_uint_t  ngx_http_taskmgr_limit_inflight;
 
 
 /* per worker: Redis as the limiter last saw it */
@@ -583,18 +576,8 @@ ngx_http_taskmgr_limit_flush(ngx_event_t *ev)
 
     while (!ngx_queue_empty(&ngx_http_taskmgr_limit_batches)) {
         q = ngx_queue_head(&ngx_http_taskmgr_limit_batches);
-        b = ngx_queue_data(q, ngx_http_taskmgr_limit_batch_t, queue);
-
-        if (ngx_http_taskmgr_limit_inflight
-            && b->n < NGX_HTTP_TASKMGR_LIMIT_BATCH
-            && b->nkeys + NGX_HTTP_TASKMGR_LIMIT_MAX
-                <= NGX_HTTP_TASKMGR_LIMIT_BATCH_KEYS)
-        {
-            /* the reply of the call in flight sends it */
-            break;
-        }
-
         ngx_queue_remove(q);
+        b = ngx_queue_data(q, ngx_http_taskmgr_limit_batch_t, queue);
 
         /* close the gaps */
 
@@ -623,7 +606,6 @@ ngx_http_taskmgr_limit_flush(ngx_event_t *ev)
         }
 
         if (ngx_http_taskmgr_limit_redis_send(b) == NGX_OK) {
-            ngx_http_taskmgr_limit_inflight++;
             continue;
         }
 
@@ -731,17 +713,6 @@ ngx_http_taskmgr_limit_redis_handler(ngx_http_taskmgr_redis_cmd_t *cmd)
     b = cmd->data;
     reply = cmd->reply;
     up = 0;
-
-    if (ngx_http_taskmgr_limit_inflight) {
-        ngx_http_taskmgr_limit_inflight--;
-    }
-
-    /* what collected meanwhile goes at the end of this turn */
-    if (!ngx_queue_empty(&ngx_http_taskmgr_limit_batches)
-        && !ngx_http_taskmgr_limit_flush_event.posted)
-    {
-        ngx_post_event(&ngx_http_taskmgr_limit_flush_event, &ngx_posted_events);
-    }
 
     if (reply == NULL) {
         ngx_http_taskmgr_limit_redis_state(

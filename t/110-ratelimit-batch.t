@@ -110,30 +110,6 @@ is($after->{status}, 200, 'the shared bucket still has room');
 is($after->{headers}{'x-ratelimit-remaining'}, 20 - 10 - 1,
    'the shared bucket was charged only by the 10 requests that passed');
 
-# --- while a call is in flight, later requests wait for its reply ---------
-# Redis is paused (shorter than the client's 200 ms command timeout): the
-# first request's call stays in flight, the next ten arrive one by one in
-# later turns of the event loop and go together once its reply is in.
-{
-    my $k3 = "k3-$$-" . int rand 1e9;
-    my @r3;
-    my $calls3 = evalsha_count(sub {
-        $t->redis_cli('CLIENT', 'PAUSE', '120', 'ALL');
-        my $first = async_request($t, GET => '/one', headers => { 'X-Shared' => $k3 });
-        sleep 0.02;
-        my @more;
-        for (1 .. 10) {
-            push @more, async_request($t, GET => '/one', headers => { 'X-Shared' => $k3 });
-            sleep 0.003;
-        }
-        @r3 = map { $_->wait(10) } $first, @more;
-    });
-    is(scalar(grep { $_->{status} == 200 } @r3), 11, 'eleven requests during one call in flight: all 200');
-    is($calls3, 2, 'the ten that came while the first call was in flight went in one call');
-    my @rem3 = sort { $a <=> $b } map { $_->{headers}{'x-ratelimit-remaining'} } @r3;
-    is_deeply(\@rem3, [ 9 .. 19 ], '... and were decided in Redis (remaining 19 down to 9)');
-}
-
 # --- a request that goes away while its batch waits -----------------------
 kill 'STOP', $worker;
 my $gone = async_request($t, GET => '/one', headers => { 'X-Shared' => "gone-$$" });
