@@ -1025,6 +1025,32 @@ ngx_http_taskmgr_api_done(ngx_http_taskmgr_pg_query_t *q)
 }
 
 
+/*
+ * The answer of q's tm_api call when its status is the expected one:
+ * NGX_OK.  Otherwise the request is finalized (a transport or SQL error,
+ * or the answer as it is) and NGX_DONE returned.
+ */
+ngx_int_t
+ngx_http_taskmgr_api_expect(ngx_http_taskmgr_pg_query_t *q,
+                            ngx_http_taskmgr_result_t *res, ngx_uint_t status)
+{
+    ngx_int_t rc;
+
+    if (ngx_http_taskmgr_api_result(q, res, &rc) != NGX_OK) {
+        ngx_http_taskmgr_api_finish(q->request, rc);
+        return NGX_DONE;
+    }
+
+    if (res->status != status) {
+        ngx_http_taskmgr_api_finish(
+            q->request, ngx_http_taskmgr_api_respond(q->request, res));
+        return NGX_DONE;
+    }
+
+    return NGX_OK;
+}
+
+
 void
 ngx_http_taskmgr_api_finish(ngx_http_request_t *r, ngx_int_t rc)
 {

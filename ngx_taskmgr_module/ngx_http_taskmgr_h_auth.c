@@ -1123,13 +1123,7 @@ ngx_http_taskmgr_password_looked_up(ngx_http_taskmgr_pg_query_t *q)
     r = q->request;
     ctx = ngx_http_taskmgr_api_ctx(r);
 
-    if (ngx_http_taskmgr_api_result(q, &res, &rc) != NGX_OK) {
-        ngx_http_taskmgr_api_finish(r, rc);
-        return;
-    }
-
-    if (res.status != NGX_HTTP_OK) {
-        ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_api_respond(r, &res));
+    if (ngx_http_taskmgr_api_expect(q, &res, NGX_HTTP_OK) != NGX_OK) {
         return;
     }
 
@@ -1360,13 +1354,7 @@ ngx_http_taskmgr_reset_looked_up(ngx_http_taskmgr_pg_query_t *q)
     r = q->request;
     ctx = ngx_http_taskmgr_api_ctx(r);
 
-    if (ngx_http_taskmgr_api_result(q, &res, &rc) != NGX_OK) {
-        ngx_http_taskmgr_api_finish(r, rc);
-        return;
-    }
-
-    if (res.status != NGX_HTTP_OK) {
-        ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_api_respond(r, &res));
+    if (ngx_http_taskmgr_api_expect(q, &res, NGX_HTTP_OK) != NGX_OK) {
         return;
     }
 
@@ -1484,13 +1472,7 @@ ngx_http_taskmgr_magic_looked_up(ngx_http_taskmgr_pg_query_t *q)
     r = q->request;
     ctx = ngx_http_taskmgr_api_ctx(r);
 
-    if (ngx_http_taskmgr_api_result(q, &res, &rc) != NGX_OK) {
-        ngx_http_taskmgr_api_finish(r, rc);
-        return;
-    }
-
-    if (res.status != NGX_HTTP_OK) {
-        ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_api_respond(r, &res));
+    if (ngx_http_taskmgr_api_expect(q, &res, NGX_HTTP_OK) != NGX_OK) {
         return;
     }
 

@@ -249,7 +249,6 @@ static void
 ngx_http_taskmgr_mfa_setup_done(ngx_http_taskmgr_pg_query_t *q)
 {
     u_char                   *p;
-    ngx_int_t                 rc;
     ngx_str_t                 body, *secret;
     ngx_str_t                 issuer = ngx_string(NGX_HTTP_TASKMGR_TOTP_ISSUER);
     ngx_http_request_t       *r;
@@ -260,13 +259,7 @@ ngx_http_taskmgr_mfa_setup_done(ngx_http_taskmgr_pg_query_t *q)
     ctx = ngx_http_taskmgr_api_ctx(r);
     secret = &ctx->str[0];
 
-    if (ngx_http_taskmgr_api_result(q, &res, &rc) != NGX_OK) {
-        ngx_http_taskmgr_api_finish(r, rc);
-        return;
-    }
-
-    if (res.status != NGX_HTTP_OK) {
-        ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_api_respond(r, &res));
+    if (ngx_http_taskmgr_api_expect(q, &res, NGX_HTTP_OK) != NGX_OK) {
         return;
     }
 
@@ -491,7 +484,6 @@ failed:
 static void
 ngx_http_taskmgr_mfa_confirm_done(ngx_http_taskmgr_pg_query_t *q)
 {
-    ngx_int_t                   rc;
     ngx_http_request_t         *r;
     ngx_http_taskmgr_result_t   res;
     ngx_http_taskmgr_api_ctx_t *ctx;
@@ -499,13 +491,7 @@ ngx_http_taskmgr_mfa_confirm_done(ngx_http_taskmgr_pg_query_t *q)
     r = q->request;
     ctx = ngx_http_taskmgr_api_ctx(r);
 
-    if (ngx_http_taskmgr_api_result(q, &res, &rc) != NGX_OK) {
-        ngx_http_taskmgr_api_finish(r, rc);
-        return;
-    }
-
-    if (res.status != NGX_HTTP_NO_CONTENT) {
-        ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_api_respond(r, &res));
+    if (ngx_http_taskmgr_api_expect(q, &res, NGX_HTTP_NO_CONTENT) != NGX_OK) {
         return;
     }
 

@@ -139,9 +139,6 @@ static ngx_int_t ngx_http_taskmgr_task_next_link(ngx_http_request_t      *r,
                                                  const char              *name,
                                                  ngx_str_t               *value,
                                                  ngx_str_t               *link);
-static ngx_int_t ngx_http_taskmgr_task_if_match(ngx_http_request_t *r,
-                                                ngx_str_t          *version,
-                                                ngx_int_t          *rc);
 static ngx_int_t ngx_http_taskmgr_task_check(ngx_http_taskmgr_pg_query_t *q,
                                              ngx_int_t                   *rc);
 static ngx_int_t ngx_http_taskmgr_task_send(ngx_http_request_t *r,
@@ -602,7 +599,10 @@ ngx_http_taskmgr_h_task_update(ngx_http_request_t         *r,
         return rc;
     }
 
-    if (ngx_http_taskmgr_task_if_match(r, &version, &rc) != NGX_OK) {
+    if (ngx_http_taskmgr_if_match_version(r, "If-Match must be the task's ETag",
+                                          &version, &rc)
+        != NGX_OK)
+    {
         return rc;
     }
 
@@ -636,7 +636,10 @@ ngx_http_taskmgr_h_task_delete(ngx_http_request_t         *r,
         return rc;
     }
 
-    if (ngx_http_taskmgr_task_if_match(r, &version, &rc) != NGX_OK) {
+    if (ngx_http_taskmgr_if_match_version(r, "If-Match must be the task's ETag",
+                                          &version, &rc)
+        != NGX_OK)
+    {
         return rc;
     }
 
@@ -669,7 +672,10 @@ ngx_http_taskmgr_h_task_restore(ngx_http_request_t         *r,
         return rc;
     }
 
-    if (ngx_http_taskmgr_task_if_match(r, &version, &rc) != NGX_OK) {
+    if (ngx_http_taskmgr_if_match_version(r, "If-Match must be the task's ETag",
+                                          &version, &rc)
+        != NGX_OK)
+    {
         return rc;
     }
 
@@ -1156,68 +1162,6 @@ ngx_http_taskmgr_task_query(ngx_http_request_t         *r,
 
 
 /*
- * If-Match: "<version>" (or *).  version is left NULL when
- * there is no precondition; an unparsable one can never match: 412 is
- * sent and NGX_DONE returned with *rc its finalize code.
- */
-static ngx_int_t
-ngx_http_taskmgr_task_if_match(ngx_http_request_t *r, ngx_str_t *version,
-                               ngx_int_t *rc)
-{
-    u_char          *p, *last;
-    ngx_table_elt_t *h;
-
-    ngx_str_null(version);
-
-    h = r->headers_in.if_match;
-    if (h == NULL) {
-        return NGX_OK;
-    }
-
-    p = h->value.data;
-    last = p + h->value.len;
-
-    while (p < last && *p == ' ') {
-        p++;
-    }
-
-    while (last > p && last[-1] == ' ') {
-        last--;
-    }
-
-    if (last - p == 1 && *p == '*') {
-        return NGX_OK;
-    }
-
-    /* If-Match compares strongly (RFC 9110): a weak validator never
-     * matches */
-    if (last - p > 2 && p[0] == 'W' && p[1] == '/') {
-        p = last;
-    }
-
-    if (last - p >= 3 && *p == '"' && last[-1] == '"') {
-        p++;
-        last--;
-    }
-
-    if (last - p < 1 || last - p > 10 || ngx_atoi(p, last - p) == NGX_ERROR
-        || ngx_atoi(p, last - p) > 2147483647)
-    {
-        *rc = ngx_http_taskmgr_send_problem(r, NGX_HTTP_PRECONDITION_FAILED,
-                                            "precondition_failed",
-                                            "If-Match must be the task's "
-                                            "ETag");
-        return NGX_DONE;
-    }
-
-    version->data = p;
-    version->len = last - p;
-
-    return NGX_OK;
-}
-
-
-/*
  * DELETE's one parameter: permanent=true|false.  1 or 0; NGX_ERROR with
  * *rc the finalize code of the 400 sent.
  */
@@ -1476,7 +1420,6 @@ ngx_http_taskmgr_task_bad_field(ngx_http_request_t *r, u_char *field,
 static void
 ngx_http_taskmgr_task_bulked(ngx_http_taskmgr_pg_query_t *q)
 {
-    ngx_int_t                   rc;
     ngx_http_request_t         *r;
     ngx_http_taskmgr_result_t   res;
     ngx_http_taskmgr_api_ctx_t *ctx;
@@ -1488,13 +1431,7 @@ ngx_http_taskmgr_task_bulked(ngx_http_taskmgr_pg_query_t *q)
         return;
     }
 
-    if (ngx_http_taskmgr_api_result(q, &res, &rc) != NGX_OK) {
-        ngx_http_taskmgr_api_finish(r, rc);
-        return;
-    }
-
-    if (res.status != NGX_HTTP_OK) {
-        ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_api_respond(r, &res));
+    if (ngx_http_taskmgr_api_expect(q, &res, NGX_HTTP_OK) != NGX_OK) {
         return;
     }
 

@@ -50,6 +50,9 @@ ngx_int_t   ngx_http_taskmgr_api_result(ngx_http_taskmgr_pg_query_t *q,
 ngx_int_t   ngx_http_taskmgr_api_respond(ngx_http_request_t        *r,
                                          ngx_http_taskmgr_result_t *res);
 void        ngx_http_taskmgr_api_done(ngx_http_taskmgr_pg_query_t *q);
+ngx_int_t   ngx_http_taskmgr_api_expect(ngx_http_taskmgr_pg_query_t *q,
+                                        ngx_http_taskmgr_result_t   *res,
+                                        ngx_uint_t                   status);
 void        ngx_http_taskmgr_api_finish(ngx_http_request_t *r, ngx_int_t rc);
 ngx_int_t   ngx_http_taskmgr_api_uuid_param(ngx_http_request_t         *r,
                                             ngx_http_taskmgr_api_ctx_t *ctx,
