@@ -211,69 +211,69 @@ static ngx_int_t ngx_http_taskmgr_limit_init(ngx_conf_t *cf);
 /*
  * GCRA for every limit of a batch of requests in one call.  KEYS[i] is the
  * bucket of limit i, ARGV[i] "<microseconds per request> <capacity>
- * <dry run 0|1>"; the last ARGVs give, request by request, how many of the
- * keys (in order) are that request's.  Requests are decided in order, each
- * seeing what the ones before it charged, exactly as separate calls would.
- * The clock is Redis's (TIME), so all nginx instances agree.  A bucket
- * holds its theoretical arrival time (TAT) in microseconds and expires when
- * it is full again.  A request's buckets are charged only when none of its
- * enforcing limits refuses: a refused request costs nothing.  A dry-run
- * limit is computed and charged like an enforcing one, but never refuses.
- * Each bucket is read and written at most once per call.  Returns four
- * integers per key: allowed (1|0), remaining, reset (ms until the bucket
- * is full) and retry after (ms until a request passes; 0 when allowed).
+ * <dry run 0|1>" (parsed once per distinct value); the last ARGVs give,
+ * request by request, how many of the keys (in order) are that request's.
+ * Requests are decided in order, each seeing what the ones before it
+ * charged, exactly as separate calls would.  The clock is Redis's (TIME),
+ * so all nginx instances agree.  A bucket holds its theoretical arrival
+ * time (TAT) in microseconds and expires when it is full again.  A
+ * request's buckets are charged only when none of its enforcing limits
+ * refuses: a refused request costs nothing.  A dry-run limit is computed
+ * and charged like an enforcing one, but never refuses.  Each bucket is
+ * read and written at most once per call.
+ *
+ * Returns Redis's time (microseconds), then for each key the TAT that key's
+ * request saw (0: none).  nginx derives the answers (allowed, remaining,
+ * reset, retry) from them with the same arithmetic as the per-node
+ * fallback, ngx_http_taskmgr_limit_gcra(): Redis keeps only the work that
+ * must be atomic, and the reply is one integer per key.
  */
 static ngx_http_taskmgr_redis_script_t ngx_http_taskmgr_limit_script = {
     ngx_string(
         "if redis.replicate_commands then redis.replicate_commands() end\n"
         "local t = redis.call('TIME')\n"
         "local now = t[1] * 1000000 + t[2]\n"
-        "local known, dirty, out = {}, {}, {}\n"
+        "local known, dirty, zones, out = {}, {}, {}, {now}\n"
         "local first = 1\n"
         "for g = #KEYS + 1, #ARGV do\n"
         "  local last = first + tonumber(ARGV[g]) - 1\n"
-        "  local pass, tat = true, {}\n"
+        "  local pass = true\n"
         "  for i = first, last do\n"
-        "    local iv, cap, dry =\n"
-        "      string.match(ARGV[i], '^(%d+) (%d+) ([01])$')\n"
-        "    iv = tonumber(iv)\n"
-        "    cap = tonumber(cap)\n"
-        "    local cur = known[KEYS[i]]\n"
+        "    local k, a = KEYS[i], ARGV[i]\n"
+        "    local z = zones[a]\n"
+        "    if z == nil then\n"
+        "      local iv, cap, dry = string.match(a, '^(%d+) (%d+) ([01])$')\n"
+        "      iv = tonumber(iv)\n"
+        "      z = {iv, iv * tonumber(cap), dry == '0'}\n"
+        "      zones[a] = z\n"
+        "    end\n"
+        "    local cur = known[k]\n"
         "    if cur == nil then\n"
-        "      cur = tonumber(redis.call('GET', KEYS[i]) or 0)\n"
-        "      known[KEYS[i]] = cur\n"
+        "      cur = tonumber(redis.call('GET', k) or 0)\n"
+        "      known[k] = cur\n"
         "    end\n"
+        "    out[i + 1] = cur\n"
         "    if cur < now then cur = now end\n"
-        "    local new = cur + iv\n"
-        "    local at = new - cap * iv\n"
-        "    local n = 4 * (i - 1)\n"
-        "    if now < at then\n"
-        "      out[n + 1] = 0\n"
-        "      out[n + 2] = 0\n"
-        "      out[n + 3] = math.ceil((cur - now) / 1000)\n"
-        "      out[n + 4] = math.ceil((at - now) / 1000)\n"
-        "      if dry == '0' then pass = false end\n"
-        "    else\n"
-        "      out[n + 1] = 1\n"
-        "      out[n + 2] = math.floor((now - at) / iv)\n"
-        "      out[n + 3] = math.ceil((new - now) / 1000)\n"
-        "      out[n + 4] = 0\n"
-        "      tat[i] = new\n"
-        "    end\n"
+        "    if z[3] and cur + z[1] - z[2] > now then pass = false end\n"
         "  end\n"
         "  if pass then\n"
         "    for i = first, last do\n"
-        "      if tat[i] then\n"
-        "        known[KEYS[i]] = tat[i]\n"
-        "        dirty[KEYS[i]] = true\n"
+        "      local k = KEYS[i]\n"
+        "      local z = zones[ARGV[i]]\n"
+        "      local cur = known[k]\n"
+        "      if cur < now then cur = now end\n"
+        "      cur = cur + z[1]\n"
+        "      if cur - z[2] <= now then\n"
+        "        known[k] = cur\n"
+        "        dirty[k] = true\n"
         "      end\n"
         "    end\n"
         "  end\n"
         "  first = last + 1\n"
         "end\n"
         "for k in pairs(dirty) do\n"
-        "  redis.call('SET', k, string.format('%d', known[k]),\n"
-        "             'PX', math.ceil((known[k] - now) / 1000))\n"
+        "  local v = known[k]\n"
+        "  redis.call('SET', k, v, 'PX', math.ceil((v - now) / 1000))\n"
         "end\n"
         "return out\n"),
     ""
@@ -726,7 +726,7 @@ ngx_http_taskmgr_limit_redis_handler(ngx_http_taskmgr_redis_cmd_t *cmd)
                                            &detail);
 
     } else if (reply->type != REDIS_REPLY_ARRAY
-               || reply->elements != 4 * b->nkeys) {
+               || reply->elements != 1 + b->nkeys) {
         ngx_http_taskmgr_limit_redis_state(ngx_cycle->log, 0,
                                            "unexpected reply", NULL);
 
@@ -787,38 +787,37 @@ ngx_http_taskmgr_limit_resume(ngx_http_taskmgr_limit_ctx_t *ctx)
 }
 
 
-/* the request's answers: four integers per key, from key first on */
+/* the request's answers, from the TATs its keys saw (key first on) */
 static ngx_int_t
 ngx_http_taskmgr_limit_redis_parse(ngx_http_taskmgr_limit_ctx_t *ctx,
                                    redisReply *reply, ngx_uint_t first)
 {
-    long long                       v[4];
-    ngx_uint_t                      i, j;
+    int64_t                         now, tat;
+    ngx_uint_t                      i;
     redisReply                     *el;
     ngx_http_taskmgr_limit_entry_t *e;
 
-    if (4 * (first + ctx->nentries) > reply->elements) {
+    if (1 + first + ctx->nentries > reply->elements) {
         return NGX_ERROR;
     }
 
+    el = reply->element[0];
+
+    if (el->type != REDIS_REPLY_INTEGER || el->integer <= 0) {
+        return NGX_ERROR;
+    }
+
+    now = el->integer;
+
     for (i = 0; i < ctx->nentries; i++) {
+        el = reply->element[1 + first + i];
 
-        for (j = 0; j < 4; j++) {
-            el = reply->element[4 * (first + i) + j];
-
-            if (el->type != REDIS_REPLY_INTEGER || el->integer < 0) {
-                return NGX_ERROR;
-            }
-
-            v[j] = el->integer;
+        if (el->type != REDIS_REPLY_INTEGER || el->integer < 0) {
+            return NGX_ERROR;
         }
 
         e = &ctx->entries[i];
-        e->result = 1;
-        e->allowed = v[0] ? 1 : 0;
-        e->remaining = (ngx_uint_t) v[1];
-        e->reset = (ngx_msec_t) v[2];
-        e->retry = (ngx_msec_t) v[3];
+        ngx_http_taskmgr_limit_gcra(e, el->integer, now, &tat);
     }
 
     return NGX_OK;
