@@ -36,7 +36,7 @@
 
 #define TM_CURSOR_VERSION 1
 #define TM_DIGEST_LEN     16
-#define TM_MAC_LEN        32
+#define TM_MAC_LEN        NGX_HTTP_TASKMGR_HMAC_LEN
 #define TM_VALUE_NULL     0xffff
 #define TM_SQL_MAX        16384
 #define TM_GIN_MAX        1024
@@ -1027,26 +1027,15 @@ ngx_http_taskmgr_list_digest(ngx_str_t *in, u_char *out)
 static ngx_int_t
 ngx_http_taskmgr_list_mac(u_char *p, size_t len, u_char *mac)
 {
-    unsigned int                  n;
     ngx_http_taskmgr_main_conf_t *mcf;
 
     mcf = ngx_http_taskmgr_main_conf();
 
-    if (mcf == NULL || mcf->cursor_secret.len == 0) {
+    if (mcf == NULL || mcf->cursor_hmac == NULL) {
         return NGX_ERROR;
     }
 
-    n = TM_MAC_LEN;
-
-    if (HMAC(EVP_sha256(), mcf->cursor_secret.data,
-             (int) mcf->cursor_secret.len, p, len, mac, &n)
-            == NULL
-        || n != TM_MAC_LEN)
-    {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
+    return ngx_http_taskmgr_hmac(mcf->cursor_hmac, p, len, mac);
 }
 
 
