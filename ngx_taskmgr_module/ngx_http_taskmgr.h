@@ -19,6 +19,10 @@
  * fetches the algorithm on every call, several times slower */
 typedef struct evp_mac_ctx_st ngx_http_taskmgr_hmac_t;
 
+/* SHA-256 fetched once per process (EVP_sha256() is fetched implicitly on
+ * every digest by OpenSSL 3) */
+const struct evp_md_st *ngx_http_taskmgr_sha256(void);
+
 #define NGX_HTTP_TASKMGR_HMAC_LEN 32
 
 

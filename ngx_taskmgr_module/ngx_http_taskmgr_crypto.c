@@ -101,7 +101,7 @@ ngx_http_taskmgr_sha256_hex(ngx_pool_t *pool, ngx_str_t *in, ngx_str_t *out)
     u_char       md[EVP_MAX_MD_SIZE];
 
     if (EVP_Digest(in->len ? in->data : (u_char *) "", in->len, md, &len,
-                   EVP_sha256(), NULL)
+                   ngx_http_taskmgr_sha256(), NULL)
         != 1)
     {
         ngx_log_error(NGX_LOG_ALERT, pool->log, 0,
@@ -118,6 +118,23 @@ ngx_http_taskmgr_sha256_hex(ngx_pool_t *pool, ngx_str_t *in, ngx_str_t *out)
     out->len = ngx_hex_dump(p, md, len) - p;
 
     return NGX_OK;
+}
+
+
+const EVP_MD *
+ngx_http_taskmgr_sha256(void)
+{
+    static EVP_MD *md;
+
+    if (md == NULL) {
+        md = EVP_MD_fetch(NULL, "SHA256", NULL);
+
+        if (md == NULL) {
+            return EVP_sha256();
+        }
+    }
+
+    return md;
 }
 
 

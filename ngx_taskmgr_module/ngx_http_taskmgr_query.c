@@ -1016,7 +1016,8 @@ ngx_http_taskmgr_list_digest(ngx_str_t *in, u_char *out)
     u_char       md[EVP_MAX_MD_SIZE];
     unsigned int n;
 
-    if (EVP_Digest(in->data, in->len, md, &n, EVP_sha256(), NULL) != 1) {
+    if (EVP_Digest(in->data, in->len, md, &n, ngx_http_taskmgr_sha256(), NULL)
+        != 1) {
         ngx_memzero(md, sizeof(md));
     }
 
@@ -1264,7 +1265,7 @@ ngx_http_taskmgr_list_route(ngx_http_request_t      *r,
         return NGX_ERROR;
     }
 
-    if (EVP_DigestInit_ex(md_ctx, EVP_sha256(), NULL) != 1
+    if (EVP_DigestInit_ex(md_ctx, ngx_http_taskmgr_sha256(), NULL) != 1
         || EVP_DigestUpdate(md_ctx, list->canon.data, list->canon.len) != 1
         || EVP_DigestUpdate(md_ctx, head, hlen) != 1
         || EVP_DigestUpdate(md_ctx, list->cursor.data, list->cursor.len) != 1
