@@ -110,25 +110,6 @@ BEGIN
 END
 $$;
 
--- One row of the log, with the context of the transaction.  plpgsql, not
--- sql: its INSERT is planned once per connection, not once per call.
-CREATE FUNCTION tm.audit_add(p_ws uuid, p_type text, p_entity uuid,
-                             p_task uuid, p_action text, p_changes jsonb)
-RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
-BEGIN
-  INSERT INTO tm.audit_log (workspace_id, entity_type, entity_id, task_id,
-                            action, actor_id, session_id, changes,
-                            request_id, ip)
-  VALUES (p_ws, p_type, p_entity, p_task, p_action,
-          nullif(current_setting('tm.uid', true), '')::uuid,
-          nullif(current_setting('tm.sid', true), '')::uuid,
-          p_changes,
-          nullif(current_setting('tm.rid', true), ''),
-          nullif(current_setting('tm.ip', true), '')::inet);
-END
-$$;
-
 -- {"from": a, "to": b}
 CREATE FUNCTION tm.audit_ft(a jsonb, b jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -136,7 +117,10 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 -- ---------------------------------------------------------------------------
--- triggers: no dynamic SQL, the audited columns written out per table
+-- triggers: no dynamic SQL, the audited columns written out per table.  Each
+-- ends in its own INSERT with the context of the transaction (tm.uid,
+-- tm.sid, tm.rid, tm.ip) rather than calling a shared helper, which would
+-- add a nested PL/pgSQL call per written row.
 -- ---------------------------------------------------------------------------
 
 CREATE FUNCTION tm.audit_task_values(t tm.tasks) RETURNS jsonb
@@ -153,81 +137,91 @@ CREATE FUNCTION tm.audit_task() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
   c jsonb := '{}';
+  v_ws uuid;
+  v_entity uuid;
+  v_task uuid;
+  v_action text;
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    PERFORM tm.audit_add(NEW.workspace_id, 'task', NEW.id, NEW.id, 'create',
-                         tm.audit_task_values(NEW));
-    RETURN NULL;
+    v_ws := NEW.workspace_id; v_entity := NEW.id; v_action := 'create';
+    c := tm.audit_task_values(NEW);
+  ELSIF TG_OP = 'DELETE' THEN
+    v_ws := OLD.workspace_id; v_entity := OLD.id; v_action := 'purge';
+    c := tm.audit_task_values(OLD);
+  ELSE
+    IF NEW.title IS DISTINCT FROM OLD.title THEN
+      c := c || jsonb_build_object('title',
+                  tm.audit_ft(to_jsonb(OLD.title), to_jsonb(NEW.title)));
+    END IF;
+    IF NEW.description IS DISTINCT FROM OLD.description THEN
+      c := c || jsonb_build_object('description',
+                  tm.audit_ft(to_jsonb(OLD.description),
+                              to_jsonb(NEW.description)));
+    END IF;
+    IF NEW.status IS DISTINCT FROM OLD.status THEN
+      c := c || jsonb_build_object('status',
+                  tm.audit_ft(to_jsonb(OLD.status), to_jsonb(NEW.status)));
+    END IF;
+    IF NEW.priority IS DISTINCT FROM OLD.priority THEN
+      c := c || jsonb_build_object('priority',
+                  tm.audit_ft(to_jsonb(OLD.priority), to_jsonb(NEW.priority)));
+    END IF;
+    IF NEW.due_at IS DISTINCT FROM OLD.due_at THEN
+      c := c || jsonb_build_object('due_at',
+                  tm.audit_ft(to_jsonb(tm.ts(OLD.due_at)),
+                              to_jsonb(tm.ts(NEW.due_at))));
+    END IF;
+    IF NEW.assignee_id IS DISTINCT FROM OLD.assignee_id THEN
+      c := c || jsonb_build_object('assignee_id',
+                  tm.audit_ft(to_jsonb(OLD.assignee_id),
+                              to_jsonb(NEW.assignee_id)));
+    END IF;
+    IF NEW.project_id IS DISTINCT FROM OLD.project_id THEN
+      c := c || jsonb_build_object('project_id',
+                  tm.audit_ft(to_jsonb(OLD.project_id),
+                              to_jsonb(NEW.project_id)));
+    END IF;
+    IF NEW.parent_id IS DISTINCT FROM OLD.parent_id THEN
+      c := c || jsonb_build_object('parent_id',
+                  tm.audit_ft(to_jsonb(OLD.parent_id), to_jsonb(NEW.parent_id)));
+    END IF;
+    IF NEW.labels IS DISTINCT FROM OLD.labels THEN
+      c := c || jsonb_build_object('labels',
+                  tm.audit_ft(to_jsonb(OLD.labels), to_jsonb(NEW.labels)));
+    END IF;
+    IF NEW.completed_at IS DISTINCT FROM OLD.completed_at THEN
+      c := c || jsonb_build_object('completed_at',
+                  tm.audit_ft(to_jsonb(tm.ts(OLD.completed_at)),
+                              to_jsonb(tm.ts(NEW.completed_at))));
+    END IF;
+    IF NEW.deleted_at IS DISTINCT FROM OLD.deleted_at THEN
+      c := c || jsonb_build_object('deleted_at',
+                  tm.audit_ft(to_jsonb(tm.ts(OLD.deleted_at)),
+                              to_jsonb(tm.ts(NEW.deleted_at))));
+    END IF;
+    IF c = '{}' THEN
+      RETURN NULL;
+    END IF;
+    v_ws := NEW.workspace_id; v_entity := NEW.id;
+    v_action := CASE
+                  WHEN OLD.deleted_at IS NULL
+                       AND NEW.deleted_at IS NOT NULL THEN 'delete'
+                  WHEN OLD.deleted_at IS NOT NULL
+                       AND NEW.deleted_at IS NULL THEN 'restore'
+                  ELSE 'update'
+                END;
   END IF;
-  IF TG_OP = 'DELETE' THEN
-    PERFORM tm.audit_add(OLD.workspace_id, 'task', OLD.id, OLD.id, 'purge',
-                         tm.audit_task_values(OLD));
-    RETURN NULL;
-  END IF;
+  v_task := v_entity;
 
-  IF NEW.title IS DISTINCT FROM OLD.title THEN
-    c := c || jsonb_build_object('title',
-                tm.audit_ft(to_jsonb(OLD.title), to_jsonb(NEW.title)));
-  END IF;
-  IF NEW.description IS DISTINCT FROM OLD.description THEN
-    c := c || jsonb_build_object('description',
-                tm.audit_ft(to_jsonb(OLD.description),
-                            to_jsonb(NEW.description)));
-  END IF;
-  IF NEW.status IS DISTINCT FROM OLD.status THEN
-    c := c || jsonb_build_object('status',
-                tm.audit_ft(to_jsonb(OLD.status), to_jsonb(NEW.status)));
-  END IF;
-  IF NEW.priority IS DISTINCT FROM OLD.priority THEN
-    c := c || jsonb_build_object('priority',
-                tm.audit_ft(to_jsonb(OLD.priority), to_jsonb(NEW.priority)));
-  END IF;
-  IF NEW.due_at IS DISTINCT FROM OLD.due_at THEN
-    c := c || jsonb_build_object('due_at',
-                tm.audit_ft(to_jsonb(tm.ts(OLD.due_at)),
-                            to_jsonb(tm.ts(NEW.due_at))));
-  END IF;
-  IF NEW.assignee_id IS DISTINCT FROM OLD.assignee_id THEN
-    c := c || jsonb_build_object('assignee_id',
-                tm.audit_ft(to_jsonb(OLD.assignee_id),
-                            to_jsonb(NEW.assignee_id)));
-  END IF;
-  IF NEW.project_id IS DISTINCT FROM OLD.project_id THEN
-    c := c || jsonb_build_object('project_id',
-                tm.audit_ft(to_jsonb(OLD.project_id),
-                            to_jsonb(NEW.project_id)));
-  END IF;
-  IF NEW.parent_id IS DISTINCT FROM OLD.parent_id THEN
-    c := c || jsonb_build_object('parent_id',
-                tm.audit_ft(to_jsonb(OLD.parent_id), to_jsonb(NEW.parent_id)));
-  END IF;
-  IF NEW.labels IS DISTINCT FROM OLD.labels THEN
-    c := c || jsonb_build_object('labels',
-                tm.audit_ft(to_jsonb(OLD.labels), to_jsonb(NEW.labels)));
-  END IF;
-  IF NEW.completed_at IS DISTINCT FROM OLD.completed_at THEN
-    c := c || jsonb_build_object('completed_at',
-                tm.audit_ft(to_jsonb(tm.ts(OLD.completed_at)),
-                            to_jsonb(tm.ts(NEW.completed_at))));
-  END IF;
-  IF NEW.deleted_at IS DISTINCT FROM OLD.deleted_at THEN
-    c := c || jsonb_build_object('deleted_at',
-                tm.audit_ft(to_jsonb(tm.ts(OLD.deleted_at)),
-                            to_jsonb(tm.ts(NEW.deleted_at))));
-  END IF;
-
-  IF c = '{}' THEN
-    RETURN NULL;
-  END IF;
-
-  PERFORM tm.audit_add(NEW.workspace_id, 'task', NEW.id, NEW.id,
-                       CASE
-                         WHEN OLD.deleted_at IS NULL
-                              AND NEW.deleted_at IS NOT NULL THEN 'delete'
-                         WHEN OLD.deleted_at IS NOT NULL
-                              AND NEW.deleted_at IS NULL THEN 'restore'
-                         ELSE 'update'
-                       END, c);
+  INSERT INTO tm.audit_log (workspace_id, entity_type, entity_id, task_id,
+                            action, actor_id, session_id, changes,
+                            request_id, ip)
+  VALUES (v_ws, 'task', v_entity, v_task, v_action,
+          nullif(current_setting('tm.uid', true), '')::uuid,
+          nullif(current_setting('tm.sid', true), '')::uuid,
+          c,
+          nullif(current_setting('tm.rid', true), ''),
+          nullif(current_setting('tm.ip', true), '')::inet);
   RETURN NULL;
 END
 $$;
@@ -236,52 +230,66 @@ CREATE FUNCTION tm.audit_project() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
   c jsonb := '{}';
+  v_ws uuid;
+  v_entity uuid;
+  v_task uuid;
+  v_action text;
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    PERFORM tm.audit_add(NEW.workspace_id, 'project', NEW.id, NULL, 'create',
-                         jsonb_build_object('name', NEW.name,
-                                            'description', NEW.description,
-                                            'archived_at',
-                                            tm.ts(NEW.archived_at)));
-    RETURN NULL;
-  END IF;
-  IF TG_OP = 'DELETE' THEN
-    PERFORM tm.audit_add(OLD.workspace_id, 'project', OLD.id, NULL, 'delete',
-                         jsonb_build_object('name', OLD.name,
-                                            'description', OLD.description,
-                                            'archived_at',
-                                            tm.ts(OLD.archived_at)));
-    RETURN NULL;
+    v_ws := NEW.workspace_id; v_entity := NEW.id; v_action := 'create';
+    c := jsonb_build_object('name', NEW.name, 'description', NEW.description,
+                            'archived_at', tm.ts(NEW.archived_at));
+  ELSIF TG_OP = 'DELETE' THEN
+    v_ws := OLD.workspace_id; v_entity := OLD.id; v_action := 'delete';
+    c := jsonb_build_object('name', OLD.name, 'description', OLD.description,
+                            'archived_at', tm.ts(OLD.archived_at));
+  ELSE
+    IF NEW.name IS DISTINCT FROM OLD.name THEN
+      c := c || jsonb_build_object('name',
+                  tm.audit_ft(to_jsonb(OLD.name), to_jsonb(NEW.name)));
+    END IF;
+    IF NEW.description IS DISTINCT FROM OLD.description THEN
+      c := c || jsonb_build_object('description',
+                  tm.audit_ft(to_jsonb(OLD.description),
+                              to_jsonb(NEW.description)));
+    END IF;
+    IF NEW.archived_at IS DISTINCT FROM OLD.archived_at THEN
+      c := c || jsonb_build_object('archived_at',
+                  tm.audit_ft(to_jsonb(tm.ts(OLD.archived_at)),
+                              to_jsonb(tm.ts(NEW.archived_at))));
+    END IF;
+    IF c = '{}' THEN
+      RETURN NULL;
+    END IF;
+    v_ws := NEW.workspace_id; v_entity := NEW.id; v_action := 'update';
   END IF;
 
-  IF NEW.name IS DISTINCT FROM OLD.name THEN
-    c := c || jsonb_build_object('name',
-                tm.audit_ft(to_jsonb(OLD.name), to_jsonb(NEW.name)));
-  END IF;
-  IF NEW.description IS DISTINCT FROM OLD.description THEN
-    c := c || jsonb_build_object('description',
-                tm.audit_ft(to_jsonb(OLD.description),
-                            to_jsonb(NEW.description)));
-  END IF;
-  IF NEW.archived_at IS DISTINCT FROM OLD.archived_at THEN
-    c := c || jsonb_build_object('archived_at',
-                tm.audit_ft(to_jsonb(tm.ts(OLD.archived_at)),
-                            to_jsonb(tm.ts(NEW.archived_at))));
-  END IF;
-  IF c = '{}' THEN
-    RETURN NULL;
-  END IF;
-  PERFORM tm.audit_add(NEW.workspace_id, 'project', NEW.id, NULL, 'update', c);
+  INSERT INTO tm.audit_log (workspace_id, entity_type, entity_id, task_id,
+                            action, actor_id, session_id, changes,
+                            request_id, ip)
+  VALUES (v_ws, 'project', v_entity, v_task, v_action,
+          nullif(current_setting('tm.uid', true), '')::uuid,
+          nullif(current_setting('tm.sid', true), '')::uuid,
+          c,
+          nullif(current_setting('tm.rid', true), ''),
+          nullif(current_setting('tm.ip', true), '')::inet);
   RETURN NULL;
 END
 $$;
 
 CREATE FUNCTION tm.audit_comment() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+  c jsonb;
+  v_ws uuid;
+  v_entity uuid;
+  v_task uuid;
+  v_action text;
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    PERFORM tm.audit_add(NEW.workspace_id, 'comment', NEW.id, NEW.task_id,
-                         'create', jsonb_build_object('body', NEW.body));
+    v_ws := NEW.workspace_id; v_entity := NEW.id; v_task := NEW.task_id;
+    v_action := 'create';
+    c := jsonb_build_object('body', NEW.body);
   ELSIF TG_OP = 'DELETE' THEN
     -- taken by its task's purge (the cascade runs after the task's row is
     -- gone): the task's purge entry covers it
@@ -290,33 +298,63 @@ BEGIN
                       AND t.id = OLD.task_id) THEN
       RETURN NULL;
     END IF;
-    PERFORM tm.audit_add(OLD.workspace_id, 'comment', OLD.id, OLD.task_id,
-                         'delete', jsonb_build_object('body', OLD.body));
+    v_ws := OLD.workspace_id; v_entity := OLD.id; v_task := OLD.task_id;
+    v_action := 'delete';
+    c := jsonb_build_object('body', OLD.body);
   ELSIF NEW.body IS DISTINCT FROM OLD.body THEN
-    PERFORM tm.audit_add(NEW.workspace_id, 'comment', NEW.id, NEW.task_id,
-                         'update',
-                         jsonb_build_object('body',
-                           tm.audit_ft(to_jsonb(OLD.body), to_jsonb(NEW.body))));
+    v_ws := NEW.workspace_id; v_entity := NEW.id; v_task := NEW.task_id;
+    v_action := 'update';
+    c := jsonb_build_object('body',
+           tm.audit_ft(to_jsonb(OLD.body), to_jsonb(NEW.body)));
+  ELSE
+    RETURN NULL;
   END IF;
+
+  INSERT INTO tm.audit_log (workspace_id, entity_type, entity_id, task_id,
+                            action, actor_id, session_id, changes,
+                            request_id, ip)
+  VALUES (v_ws, 'comment', v_entity, v_task, v_action,
+          nullif(current_setting('tm.uid', true), '')::uuid,
+          nullif(current_setting('tm.sid', true), '')::uuid,
+          c,
+          nullif(current_setting('tm.rid', true), ''),
+          nullif(current_setting('tm.ip', true), '')::inet);
   RETURN NULL;
 END
 $$;
 
 CREATE FUNCTION tm.audit_member() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+  c jsonb;
+  v_ws uuid;
+  v_entity uuid;
+  v_task uuid;
+  v_action text;
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    PERFORM tm.audit_add(NEW.workspace_id, 'member', NEW.user_id, NULL,
-                         'create', jsonb_build_object('role', NEW.role));
+    v_ws := NEW.workspace_id; v_entity := NEW.user_id; v_action := 'create';
+    c := jsonb_build_object('role', NEW.role);
   ELSIF TG_OP = 'DELETE' THEN
-    PERFORM tm.audit_add(OLD.workspace_id, 'member', OLD.user_id, NULL,
-                         'delete', jsonb_build_object('role', OLD.role));
+    v_ws := OLD.workspace_id; v_entity := OLD.user_id; v_action := 'delete';
+    c := jsonb_build_object('role', OLD.role);
   ELSIF NEW.role IS DISTINCT FROM OLD.role THEN
-    PERFORM tm.audit_add(NEW.workspace_id, 'member', NEW.user_id, NULL,
-                         'update',
-                         jsonb_build_object('role',
-                           tm.audit_ft(to_jsonb(OLD.role), to_jsonb(NEW.role))));
+    v_ws := NEW.workspace_id; v_entity := NEW.user_id; v_action := 'update';
+    c := jsonb_build_object('role',
+           tm.audit_ft(to_jsonb(OLD.role), to_jsonb(NEW.role)));
+  ELSE
+    RETURN NULL;
   END IF;
+
+  INSERT INTO tm.audit_log (workspace_id, entity_type, entity_id, task_id,
+                            action, actor_id, session_id, changes,
+                            request_id, ip)
+  VALUES (v_ws, 'member', v_entity, v_task, v_action,
+          nullif(current_setting('tm.uid', true), '')::uuid,
+          nullif(current_setting('tm.sid', true), '')::uuid,
+          c,
+          nullif(current_setting('tm.rid', true), ''),
+          nullif(current_setting('tm.ip', true), '')::inet);
   RETURN NULL;
 END
 $$;
