@@ -699,6 +699,38 @@ ngx_http_taskmgr_api_query(ngx_http_request_t         *r,
 }
 
 
+/*
+ * The audit context of a write (sql/0007_audit.sql): the request id (the
+ * one X-Request-Id answers) and the client's address (after realip, if
+ * configured), NULL for a unix-socket client.  Both are bound parameters.
+ */
+void
+ngx_http_taskmgr_api_audit_params(ngx_http_request_t          *r,
+                                  ngx_http_taskmgr_pg_query_t *q)
+{
+    ngx_str_t        *ip, rid;
+    ngx_connection_t *c;
+
+    c = r->connection;
+
+    ngx_http_taskmgr_request_id(r, &rid);
+
+    switch (c->sockaddr->sa_family) {
+    case AF_INET:
+#if (NGX_HAVE_INET6)
+    case AF_INET6:
+#endif
+        ip = c->addr_text.len ? &c->addr_text : NULL;
+        break;
+    default:
+        ip = NULL;
+    }
+
+    ngx_http_taskmgr_pg_param(q, rid.len ? &rid : NULL);
+    ngx_http_taskmgr_pg_param(q, ip);
+}
+
+
 /* NGX_DONE when submitted, else the finalize code of the 503 sent */
 ngx_int_t
 ngx_http_taskmgr_api_submit(ngx_http_request_t          *r,

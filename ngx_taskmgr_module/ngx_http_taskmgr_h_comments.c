@@ -117,6 +117,7 @@ ngx_http_taskmgr_h_comment_create(ngx_http_request_t         *r,
         ngx_http_taskmgr_object_answer);
     if (q != NULL) {
         ngx_http_taskmgr_pg_param(q, &ctx->body_json);
+        ngx_http_taskmgr_api_audit_params(r, q);
         ngx_http_taskmgr_idem_params(q, ctx);
     }
 
@@ -172,6 +173,7 @@ ngx_http_taskmgr_h_comment_update(ngx_http_request_t         *r,
     if (q != NULL) {
         ngx_http_taskmgr_pg_param(q, &ctx->body_json);
         ngx_http_taskmgr_pg_param(q, version.len ? &version : NULL);
+        ngx_http_taskmgr_api_audit_params(r, q);
         ngx_http_taskmgr_idem_params(q, ctx);
     }
 
@@ -202,6 +204,7 @@ ngx_http_taskmgr_h_comment_delete(ngx_http_request_t         *r,
                                        ngx_http_taskmgr_object_answer);
     if (q != NULL) {
         ngx_http_taskmgr_pg_param(q, version.len ? &version : NULL);
+        ngx_http_taskmgr_api_audit_params(r, q);
     }
 
     return ngx_http_taskmgr_api_submit(r, q);

@@ -425,6 +425,7 @@ ngx_http_taskmgr_h_project_create(ngx_http_request_t         *r,
     if (q != NULL) {
         ngx_http_taskmgr_pg_param(q, &ctx->params[0]);
         ngx_http_taskmgr_pg_param(q, &ctx->body_json);
+        ngx_http_taskmgr_api_audit_params(r, q);
         ngx_http_taskmgr_idem_params(q, ctx);
     }
 
@@ -487,6 +488,7 @@ ngx_http_taskmgr_h_project_update(ngx_http_request_t         *r,
         ngx_http_taskmgr_pg_param(q, &ctx->params[1]);
         ngx_http_taskmgr_pg_param(q, &ctx->body_json);
         ngx_http_taskmgr_pg_param(q, version.len ? &version : NULL);
+        ngx_http_taskmgr_api_audit_params(r, q);
         ngx_http_taskmgr_idem_params(q, ctx);
     }
 
@@ -518,6 +520,7 @@ ngx_http_taskmgr_h_project_delete(ngx_http_request_t         *r,
         ngx_http_taskmgr_pg_param(q, &ctx->params[0]);
         ngx_http_taskmgr_pg_param(q, &ctx->params[1]);
         ngx_http_taskmgr_pg_param(q, version.len ? &version : NULL);
+        ngx_http_taskmgr_api_audit_params(r, q);
     }
 
     return ngx_http_taskmgr_api_submit(r, q);

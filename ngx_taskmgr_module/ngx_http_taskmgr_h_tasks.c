@@ -518,6 +518,7 @@ ngx_http_taskmgr_h_task_create(ngx_http_request_t         *r,
     }
 
     ngx_http_taskmgr_pg_param(q, &ctx->body_json);
+    ngx_http_taskmgr_api_audit_params(r, q);
     ngx_http_taskmgr_idem_params(q, ctx);
 
     return ngx_http_taskmgr_api_submit(r, q);
@@ -608,6 +609,7 @@ ngx_http_taskmgr_h_task_update(ngx_http_request_t         *r,
 
     ngx_http_taskmgr_pg_param(q, &ctx->body_json);
     ngx_http_taskmgr_pg_param(q, &version);
+    ngx_http_taskmgr_api_audit_params(r, q);
     ngx_http_taskmgr_idem_params(q, ctx);
 
     return ngx_http_taskmgr_api_submit(r, q);
@@ -644,6 +646,7 @@ ngx_http_taskmgr_h_task_delete(ngx_http_request_t         *r,
     }
 
     ngx_http_taskmgr_pg_param(q, &version);
+    ngx_http_taskmgr_api_audit_params(r, q);
 
     return ngx_http_taskmgr_api_submit(r, q);
 }
@@ -680,6 +683,7 @@ ngx_http_taskmgr_h_task_restore(ngx_http_request_t         *r,
     }
 
     ngx_http_taskmgr_pg_param(q, &version);
+    ngx_http_taskmgr_api_audit_params(r, q);
     ngx_http_taskmgr_idem_params(q, ctx);
 
     return ngx_http_taskmgr_api_submit(r, q);
@@ -1246,6 +1250,7 @@ ngx_http_taskmgr_h_task_bulk(ngx_http_request_t         *r,
     }
 
     ngx_http_taskmgr_pg_param(q, &ctx->body_json);
+    ngx_http_taskmgr_api_audit_params(r, q);
     ngx_http_taskmgr_idem_params(q, ctx);
 
     return ngx_http_taskmgr_api_submit(r, q);

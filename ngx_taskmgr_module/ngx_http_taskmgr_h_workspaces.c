@@ -127,6 +127,7 @@ ngx_http_taskmgr_h_workspace_create(ngx_http_request_t         *r,
         ngx_http_taskmgr_workspace_created);
     if (q != NULL) {
         ngx_http_taskmgr_pg_param(q, &ctx->body_json);
+        ngx_http_taskmgr_api_audit_params(r, q);
         ngx_http_taskmgr_idem_params(q, ctx);
     }
 

@@ -41,6 +41,8 @@ ngx_http_taskmgr_pg_query_t *ngx_http_taskmgr_api_query(
     ngx_http_taskmgr_pg_handler_pt handler);
 ngx_int_t   ngx_http_taskmgr_api_submit(ngx_http_request_t          *r,
                                         ngx_http_taskmgr_pg_query_t *q);
+void        ngx_http_taskmgr_api_audit_params(ngx_http_request_t          *r,
+                                              ngx_http_taskmgr_pg_query_t *q);
 ngx_int_t   ngx_http_taskmgr_api_check(ngx_http_taskmgr_pg_query_t *q,
                                        ngx_int_t                   *rc);
 const char *ngx_http_taskmgr_api_status_code(ngx_uint_t status);
@@ -218,6 +220,12 @@ ngx_int_t ngx_http_taskmgr_h_comment_update(ngx_http_request_t         *r,
                                             ngx_http_taskmgr_api_ctx_t *ctx);
 ngx_int_t ngx_http_taskmgr_h_comment_delete(ngx_http_request_t         *r,
                                             ngx_http_taskmgr_api_ctx_t *ctx);
+
+/* ngx_http_taskmgr_h_audit.c */
+ngx_int_t ngx_http_taskmgr_h_audit_list(ngx_http_request_t         *r,
+                                        ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_task_activity(ngx_http_request_t         *r,
+                                           ngx_http_taskmgr_api_ctx_t *ctx);
 
 /* ngx_http_taskmgr_h_health.c */
 ngx_int_t ngx_http_taskmgr_healthz_handler(ngx_http_request_t *r);

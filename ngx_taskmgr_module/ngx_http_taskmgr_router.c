@@ -86,6 +86,9 @@ static ngx_http_taskmgr_route_t  ngx_http_taskmgr_routes[] = {
       ngx_http_taskmgr_h_task_delete, TM_AUTH | NGX_HTTP_TASKMGR_ARGS, NULL },
     { NGX_HTTP_POST, "/v1/workspaces/{ws}/tasks/{id}/restore",
       ngx_http_taskmgr_h_task_restore, TM_AUTH | TM_IDEM, NULL },
+    { NGX_HTTP_GET, "/v1/workspaces/{ws}/tasks/{id}/activity",
+      ngx_http_taskmgr_h_task_activity, TM_AUTH | NGX_HTTP_TASKMGR_ARGS,
+      NULL },
 
     { NGX_HTTP_GET, "/v1/workspaces/{ws}/tasks/{id}/comments",
       ngx_http_taskmgr_h_comment_list, TM_AUTH | NGX_HTTP_TASKMGR_ARGS,
@@ -114,6 +117,9 @@ static ngx_http_taskmgr_route_t  ngx_http_taskmgr_routes[] = {
       ngx_http_taskmgr_project_patch_fields },
     { NGX_HTTP_DELETE, "/v1/workspaces/{ws}/projects/{id}",
       ngx_http_taskmgr_h_project_delete, TM_AUTH, NULL },
+
+    { NGX_HTTP_GET, "/v1/workspaces/{ws}/audit-log",
+      ngx_http_taskmgr_h_audit_list, TM_AUTH | NGX_HTTP_TASKMGR_ARGS, NULL },
 
     { 0, NULL, NULL, 0, NULL }
 };

@@ -5,7 +5,9 @@
  * Each API statement calls one function of the tm_api schema and answers
  * one row (status int, body text, meta text); see sql/.  A write that
  * honours Idempotency-Key has an _IDEM twin right after it (two more
- * parameters: key and token).
+ * parameters: key and token).  Writes of audited tables take the request
+ * id and the client address right after their own parameters (before key
+ * and token): ngx_http_taskmgr_api_audit_params().
  */
 
 #ifndef _NGX_HTTP_TASKMGR_SQL_H_INCLUDED_
@@ -80,6 +82,8 @@ typedef enum {
     NGX_HTTP_TASKMGR_SQL_API_KEY_LIST,
     NGX_HTTP_TASKMGR_SQL_API_KEY_DELETE,
     NGX_HTTP_TASKMGR_SQL_API_KEY_AUTH,
+    NGX_HTTP_TASKMGR_SQL_AUDIT_LIST,
+    NGX_HTTP_TASKMGR_SQL_TASK_ACTIVITY,
     NGX_HTTP_TASKMGR_SQL_LAST
 } ngx_http_taskmgr_sql_e;
 
