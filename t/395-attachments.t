@@ -169,6 +169,10 @@ is($dt->{headers}{'content-disposition'},
    q{attachment; filename="r__sum__ notes.txt"; filename*=UTF-8''r%C3%A9sum%C3%A9%20notes.txt},
    'text download: the UTF-8 name encoded, an ASCII fallback');
 
+my $rg = $t->request(GET => $a1->{download_url}, headers => { Range => 'bytes=0-7' });
+is($rg->{status}, 206, 'a range of a link: 206');
+ok($rg->{body} eq substr($png, 0, 8), 'range: the first 8 bytes');
+
 my $h = download($a1->{download_url}, method => 'HEAD');
 is($h->{status}, 200, 'HEAD of a link: 200');
 is($h->{body}, '', 'HEAD: no body');
