@@ -1247,6 +1247,7 @@ ngx_http_taskmgr_attach_link(ngx_http_request_t                  *r,
     u_char   *p, *url;
     size_t    len;
     uintptr_t etype, ename;
+    ngx_tm_t  tm;
     ngx_str_t id, sha, type, name, at;
     u_char    sig[64];
 
@@ -1290,15 +1291,11 @@ ngx_http_taskmgr_attach_link(ngx_http_request_t                  *r,
         return NGX_ERROR;
     }
 
-    {
-        ngx_tm_t tm;
-
-        ngx_gmtime(exp, &tm);
-        at.len = ngx_sprintf(at.data, "%4d-%02d-%02dT%02d:%02d:%02dZ",
-                             tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
-                             tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec)
-            - at.data;
-    }
+    ngx_gmtime(exp, &tm);
+    at.len = ngx_sprintf(at.data, "%4d-%02d-%02dT%02d:%02d:%02dZ",
+                         tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                         tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec)
+        - at.data;
 
     if (json_object_set_new(obj, "download_url",
                             json_stringn((char *) url, p - url))
