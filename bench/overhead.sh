@@ -78,10 +78,11 @@ start_nginx() {
 }
 
 cpu_ticks() {   # user + system clock ticks of the processes given
-    local t=0 p
+    local t=0 p v
     for p in "$@"; do
-        [ -r "/proc/$p/stat" ] || continue
-        t=$((t + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat")))
+        # a PostgreSQL backend may end between the listing and the read
+        v=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null) || v=0
+        t=$((t + ${v:-0}))
     done
     echo "$t"
 }

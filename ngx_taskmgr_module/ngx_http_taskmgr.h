@@ -15,6 +15,17 @@
 #include <ngx_thread_pool.h>
 
 
+/* an HMAC-SHA256 keyed once (OpenSSL's EVP_MAC_CTX): the one-shot HMAC()
+ * fetches the algorithm on every call, several times slower */
+typedef struct evp_mac_ctx_st ngx_http_taskmgr_hmac_t;
+
+/* SHA-256 fetched once per process (EVP_sha256() is fetched implicitly on
+ * every digest by OpenSSL 3) */
+const struct evp_md_st *ngx_http_taskmgr_sha256(void);
+
+#define NGX_HTTP_TASKMGR_HMAC_LEN 32
+
+
 #define NGX_HTTP_TASKMGR_UUID_LEN       36
 #define NGX_HTTP_TASKMGR_REQUEST_ID_MAX 128
 #define NGX_HTTP_UNPROCESSABLE_ENTITY   422
@@ -65,7 +76,8 @@ typedef struct {
 
     /* HMAC-SHA256 key of task list cursors (taskmgr_cursor_secret_file,
      * else random per configuration) */
-    ngx_str_t cursor_secret;
+    ngx_str_t                cursor_secret;
+    ngx_http_taskmgr_hmac_t *cursor_hmac; /* keyed with it */
 
     /* the background purge (purge.c): soft-deleted tasks older than
      * task_purge_after (0: never), a batch every task_purge_interval */
@@ -154,6 +166,12 @@ ngx_int_t ngx_http_taskmgr_random_token(ngx_pool_t *pool, size_t nbytes,
 ngx_int_t ngx_http_taskmgr_sha256_hex(ngx_pool_t *pool, ngx_str_t *in,
                                       ngx_str_t *out);
 ngx_int_t ngx_http_taskmgr_uuid_v7(ngx_pool_t *pool, ngx_str_t *out);
+/* keyed at configuration time, freed with the pool; NULL on failure */
+ngx_http_taskmgr_hmac_t *ngx_http_taskmgr_hmac_create(ngx_pool_t *pool,
+                                                      ngx_str_t  *key);
+/* out: NGX_HTTP_TASKMGR_HMAC_LEN bytes */
+ngx_int_t ngx_http_taskmgr_hmac(ngx_http_taskmgr_hmac_t *hmac, u_char *in,
+                                size_t len, u_char *out);
 ngx_int_t ngx_http_taskmgr_is_uuid(ngx_str_t *s);
 
 /*

@@ -75,7 +75,11 @@ static ngx_http_taskmgr_auth_ctx_t *ngx_http_taskmgr_auth_check(
     ngx_http_request_t *r);
 static ngx_http_taskmgr_auth_ctx_t *ngx_http_taskmgr_auth_get_ctx(
     ngx_http_request_t *r);
-static void      ngx_http_taskmgr_auth_ctx_cleanup(void *data);
+static void       ngx_http_taskmgr_auth_ctx_cleanup(void *data);
+static ngx_uint_t ngx_http_taskmgr_auth_rv_keys(
+    ngx_http_request_t *r, ngx_http_taskmgr_auth_ctx_t *ctx, ngx_str_t *keys);
+static ngx_int_t ngx_http_taskmgr_auth_rv_judge(
+    ngx_http_taskmgr_auth_ctx_t *ctx, redisReply **values, size_t n);
 static ngx_int_t ngx_http_taskmgr_auth_revocation(
     ngx_http_request_t *r, ngx_http_taskmgr_auth_ctx_t *ctx,
     ngx_http_taskmgr_auth_loc_conf_t *alcf);
@@ -480,41 +484,55 @@ ngx_http_taskmgr_auth_revocation(ngx_http_request_t               *r,
 }
 
 
+/* "tmk:{<sub>}:rva" and "tmk:{<sub>}:rv:<sid>" (sub and sid are UUIDs):
+ * returns how many keys (1 or 2), 0 on allocation failure */
+static ngx_uint_t
+ngx_http_taskmgr_auth_rv_keys(ngx_http_request_t          *r,
+                              ngx_http_taskmgr_auth_ctx_t *ctx, ngx_str_t *keys)
+{
+    u_char                      *p;
+    ngx_http_taskmgr_identity_t *id;
+
+    id = &ctx->identity;
+
+    p = ngx_pnalloc(r->pool, sizeof("tmk:{}:rva") - 1 + id->sub.len);
+    if (p == NULL) {
+        return 0;
+    }
+
+    keys[0].data = p;
+    keys[0].len = ngx_sprintf(p, "tmk:{%V}:rva", &id->sub) - p;
+
+    if (id->sid.len == 0) {
+        return 1;
+    }
+
+    p = ngx_pnalloc(r->pool,
+                    sizeof("tmk:{}:rv:") - 1 + id->sub.len + id->sid.len);
+    if (p == NULL) {
+        return 0;
+    }
+
+    keys[1].data = p;
+    keys[1].len = ngx_sprintf(p, "tmk:{%V}:rv:%V", &id->sub, &id->sid) - p;
+
+    return 2;
+}
+
+
 static ngx_int_t
 ngx_http_taskmgr_auth_rv_send(ngx_http_request_t          *r,
                               ngx_http_taskmgr_auth_ctx_t *ctx)
 {
-    u_char                       *p;
     ngx_str_t                     argv[3];
-    ngx_uint_t                    argc;
-    ngx_http_taskmgr_identity_t  *id;
+    ngx_uint_t                    n;
     ngx_http_taskmgr_redis_cmd_t *cmd;
-
-    id = &ctx->identity;
-
-    /* "tmk:{<sub>}:rva" and "tmk:{<sub>}:rv:<sid>"; sub and sid are UUIDs */
 
     ngx_str_set(&argv[0], "MGET");
 
-    p = ngx_pnalloc(r->pool, sizeof("tmk:{}:rva") - 1 + id->sub.len);
-    if (p == NULL) {
+    n = ngx_http_taskmgr_auth_rv_keys(r, ctx, &argv[1]);
+    if (n == 0) {
         return NGX_ERROR;
-    }
-
-    argv[1].data = p;
-    argv[1].len = ngx_sprintf(p, "tmk:{%V}:rva", &id->sub) - p;
-    argc = 2;
-
-    if (id->sid.len) {
-        p = ngx_pnalloc(r->pool,
-                        sizeof("tmk:{}:rv:") - 1 + id->sub.len + id->sid.len);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        argv[2].data = p;
-        argv[2].len = ngx_sprintf(p, "tmk:{%V}:rv:%V", &id->sub, &id->sid) - p;
-        argc = 3;
     }
 
     cmd = ngx_http_taskmgr_redis_cmd_create(r, ngx_http_taskmgr_auth_rv_handler,
@@ -523,7 +541,7 @@ ngx_http_taskmgr_auth_rv_send(ngx_http_request_t          *r,
         return NGX_ERROR;
     }
 
-    return ngx_http_taskmgr_redis_send(cmd, (int) argc, argv);
+    return ngx_http_taskmgr_redis_send(cmd, (int) (1 + n), argv);
 }
 
 
@@ -628,33 +646,40 @@ static ngx_int_t
 ngx_http_taskmgr_auth_rv_parse(ngx_http_taskmgr_auth_ctx_t *ctx,
                                redisReply                  *reply)
 {
-    ngx_int_t   t;
-    redisReply *el;
-
-    if (reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != (ctx->identity.sid.len ? 2 : 1))
-    {
+    if (reply->type != REDIS_REPLY_ARRAY) {
         return NGX_ERROR;
     }
 
-    ctx->rv = NGX_HTTP_TASKMGR_RV_VALID;
+    return ngx_http_taskmgr_auth_rv_judge(ctx, reply->element, reply->elements);
+}
+
+
+/* the verdict from the values of the keys of ngx_http_taskmgr_auth_rv_keys;
+ * NGX_ERROR leaves ctx->rv as it was */
+static ngx_int_t
+ngx_http_taskmgr_auth_rv_judge(ngx_http_taskmgr_auth_ctx_t *ctx,
+                               redisReply **values, size_t n)
+{
+    ngx_int_t   t;
+    redisReply *el;
+
+    if (n != (ctx->identity.sid.len ? 2 : 1)) {
+        return NGX_ERROR;
+    }
 
     /* the session */
 
-    if (reply->elements == 2) {
-        el = reply->element[1];
-
-        if (el->type != REDIS_REPLY_NIL) {
-            ctx->rv = NGX_HTTP_TASKMGR_RV_REVOKED;
-            return NGX_OK;
-        }
+    if (n == 2 && values[1]->type != REDIS_REPLY_NIL) {
+        ctx->rv = NGX_HTTP_TASKMGR_RV_REVOKED;
+        return NGX_OK;
     }
 
     /* every token of the user issued at or before T */
 
-    el = reply->element[0];
+    el = values[0];
 
     if (el->type == REDIS_REPLY_NIL) {
+        ctx->rv = NGX_HTTP_TASKMGR_RV_VALID;
         return NGX_OK;
     }
 
@@ -664,22 +689,75 @@ ngx_http_taskmgr_auth_rv_parse(ngx_http_taskmgr_auth_ctx_t *ctx,
 
     t = ngx_atoi((u_char *) el->str, el->len);
 
-    if (t == NGX_ERROR) {
-        /* not a time: fail safe, as if every token were revoked */
-        ctx->rv = NGX_HTTP_TASKMGR_RV_REVOKED;
-        return NGX_OK;
-    }
-
     /*
-     * Strictly before: a login in the same second after logout-all must
+     * Not a time: fail safe, as if every token were revoked.  Otherwise
+     * strictly before: a login in the same second after logout-all must
      * work.  Tokens of that second issued before it are refused by their
      * session's rv key, which logout-all writes for every session too.
      */
-    if ((ngx_int_t) ctx->identity.iat < t) {
-        ctx->rv = NGX_HTTP_TASKMGR_RV_REVOKED;
-    }
+    ctx->rv = (t == NGX_ERROR || (ngx_int_t) ctx->identity.iat < t)
+        ? NGX_HTTP_TASKMGR_RV_REVOKED
+        : NGX_HTTP_TASKMGR_RV_VALID;
 
     return NGX_OK;
+}
+
+
+/*
+ * The rate limiter runs before the access phase and may fetch the
+ * revocation keys in its own script call, saving the access phase its
+ * round trip: the keys of a verified token whose location checks
+ * revocation and whose verdict is not known yet (0: none to fetch).
+ */
+
+ngx_uint_t
+ngx_http_taskmgr_auth_prefetch_keys(ngx_http_request_t *r, ngx_str_t *keys)
+{
+    ngx_http_taskmgr_auth_ctx_t      *ctx;
+    ngx_http_taskmgr_auth_loc_conf_t *alcf;
+
+    r = r->main;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_taskmgr_auth_module);
+
+    if (!alcf->enable || alcf->revocation != 1) {
+        return 0;
+    }
+
+    ctx = ngx_http_taskmgr_auth_check(r);
+
+    if (ctx == NULL || ctx->key != NGX_HTTP_TASKMGR_KEY_NONE
+        || ctx->status != NGX_HTTP_TASKMGR_JWT_VALID
+        || ctx->rv != NGX_HTTP_TASKMGR_RV_NONE)
+    {
+        return 0;
+    }
+
+    return ngx_http_taskmgr_auth_rv_keys(r, ctx, keys);
+}
+
+
+/* the values the limiter fetched; anything unexpected leaves the check to
+ * the access phase */
+void
+ngx_http_taskmgr_auth_prefetched(ngx_http_request_t *r, redisReply **values,
+                                 size_t n)
+{
+    ngx_http_taskmgr_auth_ctx_t *ctx;
+
+    r = r->main;
+
+    ctx = ngx_http_taskmgr_auth_get_ctx(r);
+
+    if (ctx == NULL || ctx->rv != NGX_HTTP_TASKMGR_RV_NONE
+        || ctx->status != NGX_HTTP_TASKMGR_JWT_VALID)
+    {
+        return;
+    }
+
+    if (ngx_http_taskmgr_auth_rv_judge(ctx, values, n) == NGX_OK) {
+        ngx_http_taskmgr_auth_rv_state(r->connection->log, 1, NULL);
+    }
 }
 
 

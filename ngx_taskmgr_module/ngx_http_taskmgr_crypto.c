@@ -10,6 +10,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -100,7 +101,7 @@ ngx_http_taskmgr_sha256_hex(ngx_pool_t *pool, ngx_str_t *in, ngx_str_t *out)
     u_char       md[EVP_MAX_MD_SIZE];
 
     if (EVP_Digest(in->len ? in->data : (u_char *) "", in->len, md, &len,
-                   EVP_sha256(), NULL)
+                   ngx_http_taskmgr_sha256(), NULL)
         != 1)
     {
         ngx_log_error(NGX_LOG_ALERT, pool->log, 0,
@@ -115,6 +116,89 @@ ngx_http_taskmgr_sha256_hex(ngx_pool_t *pool, ngx_str_t *in, ngx_str_t *out)
 
     out->data = p;
     out->len = ngx_hex_dump(p, md, len) - p;
+
+    return NGX_OK;
+}
+
+
+const EVP_MD *
+ngx_http_taskmgr_sha256(void)
+{
+    static EVP_MD *md;
+
+    if (md == NULL) {
+        md = EVP_MD_fetch(NULL, "SHA256", NULL);
+
+        if (md == NULL) {
+            return EVP_sha256();
+        }
+    }
+
+    return md;
+}
+
+
+static void
+ngx_http_taskmgr_hmac_cleanup(void *data)
+{
+    EVP_MAC_CTX_free(data);
+}
+
+
+ngx_http_taskmgr_hmac_t *
+ngx_http_taskmgr_hmac_create(ngx_pool_t *pool, ngx_str_t *key)
+{
+    EVP_MAC            *mac;
+    OSSL_PARAM          params[2];
+    EVP_MAC_CTX        *ctx;
+    ngx_pool_cleanup_t *cln;
+
+    cln = ngx_pool_cleanup_add(pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (mac == NULL) {
+        return NULL;
+    }
+
+    ctx = EVP_MAC_CTX_new(mac);
+    EVP_MAC_free(mac); /* the ctx holds its own reference */
+
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_http_taskmgr_hmac_cleanup;
+    cln->data = ctx;
+
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                 (char *) "SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+
+    if (EVP_MAC_init(ctx, key->data, key->len, params) != 1) {
+        return NULL;
+    }
+
+    return ctx;
+}
+
+
+/* a worker is single-threaded: the keyed ctx is reset and reused */
+ngx_int_t
+ngx_http_taskmgr_hmac(ngx_http_taskmgr_hmac_t *hmac, u_char *in, size_t len,
+                      u_char *out)
+{
+    size_t n;
+
+    if (EVP_MAC_init(hmac, NULL, 0, NULL) != 1
+        || EVP_MAC_update(hmac, in, len) != 1
+        || EVP_MAC_final(hmac, out, &n, NGX_HTTP_TASKMGR_HMAC_LEN) != 1
+        || n != NGX_HTTP_TASKMGR_HMAC_LEN)
+    {
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }

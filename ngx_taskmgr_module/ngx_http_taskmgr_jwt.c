@@ -177,6 +177,13 @@ ngx_http_taskmgr_jwt_load_key(ngx_conf_t *cf, ngx_uint_t alg,
         key->secret.len = len;
         key->can_sign = 1;
 
+        key->hmac = ngx_http_taskmgr_hmac_create(cf->pool, &key->secret);
+        if (key->hmac == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "taskmgr: HMAC-SHA256 is not available");
+            return NGX_ERROR;
+        }
+
         return NGX_OK;
     }
 
@@ -457,7 +464,6 @@ ngx_http_taskmgr_jwt_sign(ngx_http_request_t *r, ngx_uint_t alg,
     u_char        der[NGX_HTTP_TASKMGR_JWT_SIG_MAX];
     size_t        len;
     ngx_int_t     rc;
-    unsigned int  mdlen;
     EVP_MD_CTX   *md;
     ECDSA_SIG    *es;
     const u_char *p;
@@ -470,16 +476,15 @@ ngx_http_taskmgr_jwt_sign(ngx_http_request_t *r, ngx_uint_t alg,
             return NGX_ERROR;
         }
 
-        if (HMAC(EVP_sha256(), key->secret.data, (int) key->secret.len,
-                 input->data, input->len, sig->data, &mdlen)
-            == NULL)
+        if (ngx_http_taskmgr_hmac(key->hmac, input->data, input->len, sig->data)
+            != NGX_OK)
         {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "taskmgr: HMAC() failed");
+                          "taskmgr: HMAC-SHA256 failed");
             return NGX_ERROR;
         }
 
-        sig->len = mdlen;
+        sig->len = NGX_HTTP_TASKMGR_HMAC_LEN;
         return NGX_OK;
     }
 
@@ -563,13 +568,13 @@ ngx_http_taskmgr_jwt_check_sig(ngx_log_t *log, ngx_uint_t alg,
     const EVP_MD *type;
 
     if (alg == NGX_HTTP_TASKMGR_JWT_HS256) {
-        if (HMAC(EVP_sha256(), key->secret.data, (int) key->secret.len,
-                 input->data, input->len, mac, &mdlen)
-            == NULL)
-        {
-            ngx_log_error(NGX_LOG_ERR, log, 0, "taskmgr: HMAC() failed");
+        if (ngx_http_taskmgr_hmac(key->hmac, input->data, input->len, mac)
+            != NGX_OK) {
+            ngx_log_error(NGX_LOG_ERR, log, 0, "taskmgr: HMAC-SHA256 failed");
             return NGX_ERROR;
         }
+
+        mdlen = NGX_HTTP_TASKMGR_HMAC_LEN;
 
         if (sig->len != mdlen || CRYPTO_memcmp(mac, sig->data, mdlen) != 0) {
             return NGX_DECLINED;

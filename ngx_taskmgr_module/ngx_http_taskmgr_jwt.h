@@ -55,10 +55,11 @@ typedef struct {
 
 /* a key ready for the configured algorithm */
 typedef struct {
-    ngx_str_t kid;    /* empty: none */
-    ngx_str_t file;   /* for messages */
-    ngx_str_t secret; /* HS256: the shared secret */
-    EVP_PKEY *pkey;   /* RS256, ES256, EdDSA; freed with the configuration */
+    ngx_str_t                kid;    /* empty: none */
+    ngx_str_t                file;   /* for messages */
+    ngx_str_t                secret; /* HS256: the shared secret */
+    ngx_http_taskmgr_hmac_t *hmac;   /* HS256: keyed with it */
+    EVP_PKEY *pkey; /* RS256, ES256, EdDSA; freed with the configuration */
     unsigned  can_sign : 1;
 } ngx_http_taskmgr_jwt_key_t;
 

@@ -33,12 +33,25 @@
 #define NGX_HTTP_TASKMGR_LIMIT_BATCH      32
 #define NGX_HTTP_TASKMGR_LIMIT_BATCH_KEYS 64
 
+/* keys a later phase asks to be read with the limits (token revocation):
+ * at most this many per request and per batch */
+#define NGX_HTTP_TASKMGR_LIMIT_READS       2
+#define NGX_HTTP_TASKMGR_LIMIT_BATCH_READS 64
+
+#if (NGX_HTTP_TASKMGR_LIMIT_READS > 3)
+#error "a request's reads are its count's two low bits"
+#endif
+
 #if (NGX_HTTP_TASKMGR_LIMIT_BATCH_KEYS < NGX_HTTP_TASKMGR_LIMIT_MAX)
 #error "a batch must hold the limits of one request"
 #endif
 
-#if (2 * NGX_HTTP_TASKMGR_LIMIT_BATCH_KEYS + NGX_HTTP_TASKMGR_LIMIT_BATCH      \
-     > NGX_HTTP_TASKMGR_REDIS_MAX_ARGS)
+/* keys, reads, the number of keys, one argument per key and per request */
+#define NGX_HTTP_TASKMGR_LIMIT_BATCH_ARGS                                      \
+    (2 * NGX_HTTP_TASKMGR_LIMIT_BATCH_KEYS                                     \
+     + NGX_HTTP_TASKMGR_LIMIT_BATCH_READS + 1 + NGX_HTTP_TASKMGR_LIMIT_BATCH)
+
+#if (NGX_HTTP_TASKMGR_LIMIT_BATCH_ARGS > NGX_HTTP_TASKMGR_REDIS_MAX_ARGS)
 #error "a batch exceeds the Redis client's argument count"
 #endif
 
@@ -123,12 +136,14 @@ typedef struct {
     ngx_http_request_t             *request;
     ngx_http_taskmgr_limit_entry_t *entries;
     ngx_uint_t                      nentries;
-    ngx_http_taskmgr_limit_entry_t *strictest; /* for the headers */
-    ngx_uint_t                      status;    /* 0, 429 or 503 */
-    ngx_http_taskmgr_limit_batch_t *batch;     /* while in one */
-    ngx_uint_t                      slot;      /* its index there */
-    unsigned                        waiting : 1;
-    unsigned                        decided : 1;
+    ngx_http_taskmgr_limit_entry_t *strictest;      /* for the headers */
+    ngx_uint_t                      status;         /* 0, 429 or 503 */
+    ngx_http_taskmgr_limit_batch_t *batch;          /* while in one */
+    ngx_uint_t                      slot;           /* its index there */
+    ngx_str_t  reads[NGX_HTTP_TASKMGR_LIMIT_READS]; /* for the access phase */
+    ngx_uint_t nreads;
+    unsigned   waiting : 1;
+    unsigned   decided : 1;
 } ngx_http_taskmgr_limit_ctx_t;
 
 
@@ -142,11 +157,13 @@ struct ngx_http_taskmgr_limit_batch_s {
     ngx_queue_t                   queue; /* waiting to be sent */
     ngx_http_taskmgr_limit_ctx_t *ctx[NGX_HTTP_TASKMGR_LIMIT_BATCH];
     ngx_uint_t                    first[NGX_HTTP_TASKMGR_LIMIT_BATCH];
-    ngx_uint_t                    n;     /* requests */
-    ngx_uint_t                    nkeys; /* their limits */
-    ngx_str_t                     argv[2 * NGX_HTTP_TASKMGR_LIMIT_BATCH_KEYS
-                   + NGX_HTTP_TASKMGR_LIMIT_BATCH];
+    ngx_uint_t                    rfirst[NGX_HTTP_TASKMGR_LIMIT_BATCH];
+    ngx_uint_t                    n;      /* requests */
+    ngx_uint_t                    nkeys;  /* their limits */
+    ngx_uint_t                    nreads; /* their reads */
+    ngx_str_t                     argv[NGX_HTTP_TASKMGR_LIMIT_BATCH_ARGS];
     u_char counts[NGX_HTTP_TASKMGR_LIMIT_BATCH][NGX_INT_T_LEN];
+    u_char total[NGX_INT_T_LEN];
 };
 
 
@@ -209,71 +226,86 @@ static ngx_int_t ngx_http_taskmgr_limit_init(ngx_conf_t *cf);
 
 
 /*
- * GCRA for every limit of a batch of requests in one call.  KEYS[i] is the
- * bucket of limit i, ARGV[i] "<microseconds per request> <capacity>
- * <dry run 0|1>"; the last ARGVs give, request by request, how many of the
- * keys (in order) are that request's.  Requests are decided in order, each
- * seeing what the ones before it charged, exactly as separate calls would.
- * The clock is Redis's (TIME), so all nginx instances agree.  A bucket
- * holds its theoretical arrival time (TAT) in microseconds and expires when
- * it is full again.  A request's buckets are charged only when none of its
- * enforcing limits refuses: a refused request costs nothing.  A dry-run
- * limit is computed and charged like an enforcing one, but never refuses.
- * Each bucket is read and written at most once per call.  Returns four
- * integers per key: allowed (1|0), remaining, reset (ms until the bucket
- * is full) and retry after (ms until a request passes; 0 when allowed).
+ * GCRA for every limit of a batch of requests in one call.  ARGV[1] is the
+ * number L of limits; KEYS[i] (i <= L) is the bucket of limit i and
+ * ARGV[1 + i] its "<microseconds per request> <capacity> <dry run 0|1>"
+ * (parsed once per distinct value).  The keys after the L limits are only
+ * read, for a later phase of their request (the token revocation check).
+ * The last ARGVs give, request by request, 4 x its number of limits + its
+ * number of reads, the keys being in request order.  Requests are decided
+ * in order, each seeing what the ones before it charged, exactly as
+ * separate calls would.  The clock is Redis's (TIME), so all nginx
+ * instances agree.  A bucket holds its theoretical arrival time (TAT) in
+ * microseconds and expires when it is full again.  A request's buckets are
+ * charged only when none of its enforcing limits refuses: a refused request
+ * costs nothing.  A dry-run limit is computed and charged like an enforcing
+ * one, but never refuses.  Each bucket is read and written at most once
+ * per call.
+ *
+ * Returns Redis's time (microseconds), then for each limit the TAT its
+ * request saw (0: none), then the value of each read key (nil: none).
+ * nginx derives the answers (allowed, remaining, reset, retry) with the
+ * same arithmetic as the per-node fallback, ngx_http_taskmgr_limit_gcra():
+ * Redis does only the work that must be atomic.
  */
 static ngx_http_taskmgr_redis_script_t ngx_http_taskmgr_limit_script = {
     ngx_string(
         "if redis.replicate_commands then redis.replicate_commands() end\n"
         "local t = redis.call('TIME')\n"
         "local now = t[1] * 1000000 + t[2]\n"
-        "local known, dirty, out = {}, {}, {}\n"
-        "local first = 1\n"
-        "for g = #KEYS + 1, #ARGV do\n"
-        "  local last = first + tonumber(ARGV[g]) - 1\n"
-        "  local pass, tat = true, {}\n"
+        "local nl = tonumber(ARGV[1])\n"
+        "local known, dirty, zones, seen, out = {}, {}, {}, {}, {now}\n"
+        "local first, rfirst = 1, nl + 1\n"
+        "for g = nl + 2, #ARGV do\n"
+        "  local c = tonumber(ARGV[g])\n"
+        "  local nr = c % 4\n"
+        "  local last = first + (c - nr) / 4 - 1\n"
+        "  local pass = true\n"
         "  for i = first, last do\n"
-        "    local iv, cap, dry =\n"
-        "      string.match(ARGV[i], '^(%d+) (%d+) ([01])$')\n"
-        "    iv = tonumber(iv)\n"
-        "    cap = tonumber(cap)\n"
-        "    local cur = known[KEYS[i]]\n"
+        "    local k, a = KEYS[i], ARGV[i + 1]\n"
+        "    local z = zones[a]\n"
+        "    if z == nil then\n"
+        "      local iv, cap, dry = string.match(a, '^(%d+) (%d+) ([01])$')\n"
+        "      iv = tonumber(iv)\n"
+        "      z = {iv, iv * tonumber(cap), dry == '0'}\n"
+        "      zones[a] = z\n"
+        "    end\n"
+        "    local cur = known[k]\n"
         "    if cur == nil then\n"
-        "      cur = tonumber(redis.call('GET', KEYS[i]) or 0)\n"
-        "      known[KEYS[i]] = cur\n"
+        "      cur = tonumber(redis.call('GET', k) or 0)\n"
+        "      known[k] = cur\n"
         "    end\n"
+        "    out[i + 1] = cur\n"
         "    if cur < now then cur = now end\n"
-        "    local new = cur + iv\n"
-        "    local at = new - cap * iv\n"
-        "    local n = 4 * (i - 1)\n"
-        "    if now < at then\n"
-        "      out[n + 1] = 0\n"
-        "      out[n + 2] = 0\n"
-        "      out[n + 3] = math.ceil((cur - now) / 1000)\n"
-        "      out[n + 4] = math.ceil((at - now) / 1000)\n"
-        "      if dry == '0' then pass = false end\n"
-        "    else\n"
-        "      out[n + 1] = 1\n"
-        "      out[n + 2] = math.floor((now - at) / iv)\n"
-        "      out[n + 3] = math.ceil((new - now) / 1000)\n"
-        "      out[n + 4] = 0\n"
-        "      tat[i] = new\n"
-        "    end\n"
+        "    if z[3] and cur + z[1] - z[2] > now then pass = false end\n"
         "  end\n"
         "  if pass then\n"
         "    for i = first, last do\n"
-        "      if tat[i] then\n"
-        "        known[KEYS[i]] = tat[i]\n"
-        "        dirty[KEYS[i]] = true\n"
+        "      local k = KEYS[i]\n"
+        "      local z = zones[ARGV[i + 1]]\n"
+        "      local cur = known[k]\n"
+        "      if cur < now then cur = now end\n"
+        "      cur = cur + z[1]\n"
+        "      if cur - z[2] <= now then\n"
+        "        known[k] = cur\n"
+        "        dirty[k] = true\n"
         "      end\n"
         "    end\n"
         "  end\n"
-        "  first = last + 1\n"
+        "  for j = rfirst, rfirst + nr - 1 do\n"
+        "    local k = KEYS[j]\n"
+        "    local v = seen[k]\n"
+        "    if v == nil then\n"
+        "      v = redis.call('GET', k)\n"
+        "      seen[k] = v\n"
+        "    end\n"
+        "    out[j + 1] = v\n"
+        "  end\n"
+        "  first, rfirst = last + 1, rfirst + nr\n"
         "end\n"
         "for k in pairs(dirty) do\n"
-        "  redis.call('SET', k, string.format('%d', known[k]),\n"
-        "             'PX', math.ceil((known[k] - now) / 1000))\n"
+        "  local v = known[k]\n"
+        "  redis.call('SET', k, v, 'PX', math.ceil((v - now) / 1000))\n"
         "end\n"
         "return out\n"),
     ""
@@ -497,6 +529,9 @@ ngx_http_taskmgr_limit_start(ngx_http_request_t                *r,
         return NGX_OK;
     }
 
+    /* the token revocation keys ride along: one round trip less */
+    ctx->nreads = ngx_http_taskmgr_auth_prefetch_keys(r, ctx->reads);
+
     if (ngx_http_taskmgr_limit_enqueue(ctx) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -533,7 +568,8 @@ ngx_http_taskmgr_limit_enqueue(ngx_http_taskmgr_limit_ctx_t *ctx)
         b = ngx_queue_data(q, ngx_http_taskmgr_limit_batch_t, queue);
 
         if (b->n == NGX_HTTP_TASKMGR_LIMIT_BATCH
-            || b->nkeys + ctx->nentries > NGX_HTTP_TASKMGR_LIMIT_BATCH_KEYS)
+            || b->nkeys + ctx->nentries > NGX_HTTP_TASKMGR_LIMIT_BATCH_KEYS
+            || b->nreads + ctx->nreads > NGX_HTTP_TASKMGR_LIMIT_BATCH_READS)
         {
             b = NULL;
         }
@@ -547,6 +583,7 @@ ngx_http_taskmgr_limit_enqueue(ngx_http_taskmgr_limit_ctx_t *ctx)
 
         b->n = 0;
         b->nkeys = 0;
+        b->nreads = 0;
         ngx_http_taskmgr_redis_cmd_init(
             &b->cmd, ngx_http_taskmgr_limit_redis_handler, b);
         ngx_queue_insert_tail(&ngx_http_taskmgr_limit_batches, &b->queue);
@@ -556,6 +593,7 @@ ngx_http_taskmgr_limit_enqueue(ngx_http_taskmgr_limit_ctx_t *ctx)
     ctx->slot = b->n;
     b->ctx[b->n++] = ctx;
     b->nkeys += ctx->nentries;
+    b->nreads += ctx->nreads;
 
     if (!ev->posted) {
         ngx_post_event(ev, &ngx_posted_events);
@@ -583,6 +621,7 @@ ngx_http_taskmgr_limit_flush(ngx_event_t *ev)
 
         n = 0;
         b->nkeys = 0;
+        b->nreads = 0;
 
         for (i = 0; i < b->n; i++) {
             ctx = b->ctx[i];
@@ -594,7 +633,9 @@ ngx_http_taskmgr_limit_flush(ngx_event_t *ev)
             ctx->slot = n;
             b->ctx[n] = ctx;
             b->first[n] = b->nkeys;
+            b->rfirst[n] = b->nreads;
             b->nkeys += ctx->nentries;
+            b->nreads += ctx->nreads;
             n++;
         }
 
@@ -630,24 +671,40 @@ ngx_http_taskmgr_limit_flush(ngx_event_t *ev)
 static ngx_int_t
 ngx_http_taskmgr_limit_redis_send(ngx_http_taskmgr_limit_batch_t *b)
 {
-    ngx_uint_t i, argc;
+    ngx_str_t                    *arg;
+    ngx_uint_t                    i, j, args;
+    ngx_http_taskmgr_limit_ctx_t *ctx;
+
+    /* KEYS: the limits, then the reads; ARGV: the number of limits, one
+     * argument per limit, one per request (4 x its limits + its reads) */
+
+    args = b->nkeys + b->nreads;
+
+    arg = &b->argv[args];
+    arg->data = b->total;
+    arg->len = ngx_sprintf(b->total, "%ui", b->nkeys) - b->total;
 
     for (i = 0; i < b->n; i++) {
-        if (ngx_http_taskmgr_limit_redis_args(b, b->ctx[i], b->first[i])
-            != NGX_OK) {
+        ctx = b->ctx[i];
+
+        if (ngx_http_taskmgr_limit_redis_args(b, ctx, b->first[i]) != NGX_OK) {
             return NGX_ERROR;
         }
 
-        argc = 2 * b->nkeys + i;
-        b->argv[argc].data = b->counts[i];
-        b->argv[argc].len =
-            ngx_sprintf(b->counts[i], "%ui", b->ctx[i]->nentries)
+        for (j = 0; j < ctx->nreads; j++) {
+            b->argv[b->nkeys + b->rfirst[i] + j] = ctx->reads[j];
+        }
+
+        arg = &b->argv[args + 1 + b->nkeys + i];
+        arg->data = b->counts[i];
+        arg->len =
+            ngx_sprintf(b->counts[i], "%ui", 4 * ctx->nentries + ctx->nreads)
             - b->counts[i];
     }
 
-    return ngx_http_taskmgr_redis_eval(&b->cmd, &ngx_http_taskmgr_limit_script,
-                                       (int) b->nkeys,
-                                       (int) (2 * b->nkeys + b->n), b->argv);
+    return ngx_http_taskmgr_redis_eval(
+        &b->cmd, &ngx_http_taskmgr_limit_script, (int) args,
+        (int) (args + 1 + b->nkeys + b->n), b->argv);
 }
 
 
@@ -672,7 +729,7 @@ ngx_http_taskmgr_limit_redis_args(ngx_http_taskmgr_limit_batch_t *b,
         e = &ctx->entries[i];
         zone = e->limit->zone;
         key = &b->argv[first + i];
-        arg = &b->argv[b->nkeys + first + i];
+        arg = &b->argv[b->nkeys + b->nreads + 1 + first + i];
 
         /* "tmk:{<zone>:<hex digest>}:rl": the braces are the Cluster hash
          * tag, so one bucket lives on one shard */
@@ -726,7 +783,8 @@ ngx_http_taskmgr_limit_redis_handler(ngx_http_taskmgr_redis_cmd_t *cmd)
                                            &detail);
 
     } else if (reply->type != REDIS_REPLY_ARRAY
-               || reply->elements != 4 * b->nkeys) {
+               || reply->elements != 1 + b->nkeys + b->nreads)
+    {
         ngx_http_taskmgr_limit_redis_state(ngx_cycle->log, 0,
                                            "unexpected reply", NULL);
 
@@ -749,6 +807,12 @@ ngx_http_taskmgr_limit_redis_handler(ngx_http_taskmgr_redis_cmd_t *cmd)
         if (up
             && ngx_http_taskmgr_limit_redis_parse(ctx, reply, b->first[i])
                 == NGX_OK) {
+            if (ctx->nreads) {
+                ngx_http_taskmgr_auth_prefetched(
+                    ctx->request, &reply->element[1 + b->nkeys + b->rfirst[i]],
+                    ctx->nreads);
+            }
+
             ngx_http_taskmgr_limit_redis_state(ctx->request->connection->log, 1,
                                                NULL, NULL);
 
@@ -787,38 +851,37 @@ ngx_http_taskmgr_limit_resume(ngx_http_taskmgr_limit_ctx_t *ctx)
 }
 
 
-/* the request's answers: four integers per key, from key first on */
+/* the request's answers, from the TATs its keys saw (key first on) */
 static ngx_int_t
 ngx_http_taskmgr_limit_redis_parse(ngx_http_taskmgr_limit_ctx_t *ctx,
                                    redisReply *reply, ngx_uint_t first)
 {
-    long long                       v[4];
-    ngx_uint_t                      i, j;
+    int64_t                         now, tat;
+    ngx_uint_t                      i;
     redisReply                     *el;
     ngx_http_taskmgr_limit_entry_t *e;
 
-    if (4 * (first + ctx->nentries) > reply->elements) {
+    if (1 + first + ctx->nentries > reply->elements) {
         return NGX_ERROR;
     }
 
+    el = reply->element[0];
+
+    if (el->type != REDIS_REPLY_INTEGER || el->integer <= 0) {
+        return NGX_ERROR;
+    }
+
+    now = el->integer;
+
     for (i = 0; i < ctx->nentries; i++) {
+        el = reply->element[1 + first + i];
 
-        for (j = 0; j < 4; j++) {
-            el = reply->element[4 * (first + i) + j];
-
-            if (el->type != REDIS_REPLY_INTEGER || el->integer < 0) {
-                return NGX_ERROR;
-            }
-
-            v[j] = el->integer;
+        if (el->type != REDIS_REPLY_INTEGER || el->integer < 0) {
+            return NGX_ERROR;
         }
 
         e = &ctx->entries[i];
-        e->result = 1;
-        e->allowed = v[0] ? 1 : 0;
-        e->remaining = (ngx_uint_t) v[1];
-        e->reset = (ngx_msec_t) v[2];
-        e->retry = (ngx_msec_t) v[3];
+        ngx_http_taskmgr_limit_gcra(e, el->integer, now, &tat);
     }
 
     return NGX_OK;

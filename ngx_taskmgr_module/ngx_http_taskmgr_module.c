@@ -450,6 +450,14 @@ ngx_http_taskmgr_init_main_conf(ngx_conf_t *cf, void *conf)
         }
     }
 
+    mcf->cursor_hmac =
+        ngx_http_taskmgr_hmac_create(cf->pool, &mcf->cursor_secret);
+    if (mcf->cursor_hmac == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "taskmgr: HMAC-SHA256 is not available");
+        return NGX_CONF_ERROR;
+    }
+
     if (mcf->redis_addr.len == 0
         && (mcf->redis_password.len || mcf->redis_user.len))
     {

@@ -36,7 +36,7 @@
 
 #define TM_CURSOR_VERSION 1
 #define TM_DIGEST_LEN     16
-#define TM_MAC_LEN        32
+#define TM_MAC_LEN        NGX_HTTP_TASKMGR_HMAC_LEN
 #define TM_VALUE_NULL     0xffff
 #define TM_SQL_MAX        16384
 #define TM_GIN_MAX        1024
@@ -1016,7 +1016,8 @@ ngx_http_taskmgr_list_digest(ngx_str_t *in, u_char *out)
     u_char       md[EVP_MAX_MD_SIZE];
     unsigned int n;
 
-    if (EVP_Digest(in->data, in->len, md, &n, EVP_sha256(), NULL) != 1) {
+    if (EVP_Digest(in->data, in->len, md, &n, ngx_http_taskmgr_sha256(), NULL)
+        != 1) {
         ngx_memzero(md, sizeof(md));
     }
 
@@ -1027,26 +1028,15 @@ ngx_http_taskmgr_list_digest(ngx_str_t *in, u_char *out)
 static ngx_int_t
 ngx_http_taskmgr_list_mac(u_char *p, size_t len, u_char *mac)
 {
-    unsigned int                  n;
     ngx_http_taskmgr_main_conf_t *mcf;
 
     mcf = ngx_http_taskmgr_main_conf();
 
-    if (mcf == NULL || mcf->cursor_secret.len == 0) {
+    if (mcf == NULL || mcf->cursor_hmac == NULL) {
         return NGX_ERROR;
     }
 
-    n = TM_MAC_LEN;
-
-    if (HMAC(EVP_sha256(), mcf->cursor_secret.data,
-             (int) mcf->cursor_secret.len, p, len, mac, &n)
-            == NULL
-        || n != TM_MAC_LEN)
-    {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
+    return ngx_http_taskmgr_hmac(mcf->cursor_hmac, p, len, mac);
 }
 
 
@@ -1275,7 +1265,7 @@ ngx_http_taskmgr_list_route(ngx_http_request_t      *r,
         return NGX_ERROR;
     }
 
-    if (EVP_DigestInit_ex(md_ctx, EVP_sha256(), NULL) != 1
+    if (EVP_DigestInit_ex(md_ctx, ngx_http_taskmgr_sha256(), NULL) != 1
         || EVP_DigestUpdate(md_ctx, list->canon.data, list->canon.len) != 1
         || EVP_DigestUpdate(md_ctx, head, hlen) != 1
         || EVP_DigestUpdate(md_ctx, list->cursor.data, list->cursor.len) != 1

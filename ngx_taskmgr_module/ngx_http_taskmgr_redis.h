@@ -16,7 +16,7 @@
 #include <hiredis/async.h>
 
 
-#define NGX_HTTP_TASKMGR_REDIS_MAX_ARGS    192
+#define NGX_HTTP_TASKMGR_REDIS_MAX_ARGS    256
 #define NGX_HTTP_TASKMGR_REDIS_MAX_PENDING 1024 /* per connection */
 
 
@@ -105,6 +105,17 @@ void ngx_http_taskmgr_redis_cmd_init(ngx_http_taskmgr_redis_cmd_t     *cmd,
 ngx_http_taskmgr_redis_cmd_t *ngx_http_taskmgr_redis_cmd_create(
     ngx_http_request_t *r, ngx_http_taskmgr_redis_handler_pt handler,
     void *data);
+
+
+/*
+ * ngx_http_taskmgr_auth.c: the token revocation keys the rate limiter may
+ * fetch in its script call for the access phase (0: none), and their
+ * values once fetched.
+ */
+ngx_uint_t ngx_http_taskmgr_auth_prefetch_keys(ngx_http_request_t *r,
+                                               ngx_str_t          *keys);
+void       ngx_http_taskmgr_auth_prefetched(ngx_http_request_t *r,
+                                            redisReply **values, size_t n);
 
 
 #endif /* _NGX_HTTP_TASKMGR_REDIS_H_INCLUDED_ */

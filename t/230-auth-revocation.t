@@ -1,6 +1,7 @@
 # The revocation check of the access phase: tmk:{<uid>}:rv:<sid> revokes a
 # session, tmk:{<uid>}:rva revokes every token of the user issued before a
-# time (second); one MGET per request, kept across internal redirects;
+# time (second); one MGET per request, kept across internal redirects, or
+# none where a rate limit applies (its script reads the keys too);
 # taskmgr_auth_revocation_fallback while Redis is down; checks resume when
 # Redis is back, without a reload.
 use strict;
@@ -40,10 +41,12 @@ sub wait_until {
     return undef;
 }
 
-sub mget_calls {
+sub calls {
+    my ($cmd) = @_;
     my $info = $t->redis_cli('INFO', 'commandstats');
-    return $info =~ /cmdstat_mget:calls=(\d+)/ ? $1 : 0;
+    return $info =~ /cmdstat_$cmd:calls=(\d+)/ ? $1 : 0;
 }
+sub mget_calls { calls('mget') }
 
 my $conf = <<'EOF';
 location = /healthz { taskmgr_healthz; }
@@ -83,7 +86,16 @@ location ~ ^/v1/auth/(register|login|refresh)$ { taskmgr_api; }
 location /v1/ { taskmgr_auth_jwt on; taskmgr_api; }
 EOF
 
-$t->start(config => $conf);
+# a rate-limited location (its zone is not in the configuration blocks below)
+my $zone = 'taskmgr_limit_zone rv_user key=$jwt_sub rate=100000r/s burst=100000;';
+my $lim = <<'EOF';
+location /lim/ {
+    taskmgr_auth_jwt on;
+    taskmgr_limit zone=rv_user;
+    proxy_pass http://127.0.0.1:%%PORT%%/echo/;
+}
+EOF
+$t->start(config => $conf . $lim, http_config => $zone);
 # the worker's Redis connections are up (slow under ASan): more clients than
 # the redis-cli asking
 wait_until(10, sub { (() = $t->redis_cli('CLIENT', 'LIST') =~ /^id=/mg) >= 2 })
@@ -129,6 +141,13 @@ is_status(POST => '/r/a', $tok1, 200, 'nothing revoked');
     $before = mget_calls();
     is_status(GET => '/r/a', undef, 401, 'no token');
     is(mget_calls() - $before, 0, 'no MGET for a request without a valid token');
+
+    # a rate-limited location: the limit script reads the keys, no MGET
+    $before = mget_calls();
+    my $ev = calls('evalsha');
+    is_status(GET => '/lim/a', $tok1, 200, 'limited location');
+    is(mget_calls() - $before, 0, 'limited location: no MGET of its own');
+    is(calls('evalsha') - $ev, 1, 'limited location: one script call for the limit and the keys');
 }
 
 # a revoked session
@@ -145,6 +164,10 @@ $t->redis_cli('SET', "tmk:{$uid}:rv:$s1", '1', 'EX', '60');
     is_status(GET => '/r/a', $tok2, 200, 'another session of the user');
     is_status(GET => '/redir/x', $tok1, 401, 'session revoked, internal redirect');
     is_status(GET => '/norv/a', $tok1, 200, 'session revoked, but revocation off');
+    my $l = is_status(GET => '/lim/a', $tok1, 401, 'session revoked, read by the limit script');
+    is(($l->{json} // {})->{detail}, 'The access token has been revoked.', 'limited: revoked detail');
+    ok(defined $l->{headers}{'ratelimit'}, 'limited: the refusal still carries the RateLimit header');
+    is_status(GET => '/lim/a', $tok2, 200, 'limited: another session of the user');
     like($t->error_log, qr/taskmgr: JWT rejected: revoked/, 'the refusal is logged');
 }
 $t->redis_cli('DEL', "tmk:{$uid}:rv:$s1");
@@ -154,6 +177,8 @@ is_status(GET => '/r/a', $tok1, 200, 'revocation key gone (expired): accepted ag
 $t->redis_cli('SET', "tmk:{$uid}:rva", $now - 50, 'EX', '60');
 is_status(GET => '/r/a', $tok1, 401, 'rva newer than iat');
 is_status(GET => '/r/a', $tok2, 401, 'rva newer than iat, other session');
+is_status(GET => '/lim/a', $tok2, 401, 'rva newer than iat, limited location');
+is_status(GET => '/lim/a', $nosid, 401, 'rva newer than iat, limited location, token without sid');
 is_status(GET => '/r/a', $nosid, 401, 'rva newer than iat, token without sid');
 is_status(GET => '/r/a', $t->jwt({ sub => $uid, sid => $s1, iat => $now - 50 }), 200,
           'iat equal to rva: not revoked (a login right after logout-all; older sessions have rv keys)');
@@ -164,8 +189,11 @@ is_status(GET => '/r/a', $t->jwt({ sub => uuid4(), sid => $s1, iat => $now - 100
 $t->redis_cli('SET', "tmk:{$uid}:rva", $now - 200, 'EX', '60');
 is_status(GET => '/r/a', $tok1, 200, 'rva older than iat');
 is_status(GET => '/r/a', $nosid, 200, 'rva older than iat, token without sid');
+is_status(GET => '/lim/a', $nosid, 200, 'rva older than iat, limited location, token without sid');
+is_status(GET => '/lim/a', $tok1, 200, 'rva older than iat, limited location');
 $t->redis_cli('SET', "tmk:{$uid}:rva", 'garbage', 'EX', '60');
 is_status(GET => '/r/a', $tok1, 401, 'rva that is not a time: fail safe');
+is_status(GET => '/lim/a', $tok1, 401, 'rva that is not a time: fail safe, limited location');
 $t->redis_cli('DEL', "tmk:{$uid}:rva");
 
 # the API: identity unchanged for the handlers, and refused once revoked
@@ -209,6 +237,8 @@ $t->redis_stop;
     is_status(POST => '/accept/a', $tok1, 200, 'down, accept');
     is_status(DELETE => '/accept/a', $tok1, 200, 'down, accept');
     is_status(POST => '/norv/a', $tok1, 200, 'down, revocation off');
+    is_status(GET => '/lim/a', $tok1, 200, 'down, limited location, reads');
+    is_status(POST => '/lim/a', $tok1, 503, 'down, limited location, a write');
     is_status(POST => '/v1/workspaces', $at, 503, 'down: an API write with the default');
     is_status(GET => '/v1/workspaces', $at, 200, 'down: an API read with the default');
 
@@ -225,6 +255,8 @@ $t->redis_start;
 $t->redis_cli('SET', "tmk:{$uid}:rv:$s1", '1', 'EX', '60');
 ok(wait_until(15, sub { req(GET => '/r/a', $tok1)->{status} == 401 }),
    'back: a revoked session is refused again, no reload');
+ok(wait_until(15, sub { req(GET => '/lim/a', $tok1)->{status} == 401 }),
+   'back: ... also where the limit script reads the keys');
 is_status(POST => '/r/a', $tok2, 200, 'back: writes pass again');
 is_status(GET => '/refuse/a', $tok2, 200, 'back: refuse location passes');
 {
