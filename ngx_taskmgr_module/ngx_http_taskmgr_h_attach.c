@@ -31,7 +31,6 @@
 
 #include "ngx_http_taskmgr_handlers.h"
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/crypto.h>
 
 
@@ -42,12 +41,13 @@
 
 
 typedef struct {
-    ngx_str_t    path; /* full, no trailing slash; empty: no attachments */
-    ngx_path_t  *store;
-    ngx_str_t    url_key;
-    time_t       url_ttl;
-    off_t        max_size;
-    ngx_array_t *types; /* of ngx_str_t, lowercase */
+    ngx_str_t   path; /* full, no trailing slash; empty: no attachments */
+    ngx_path_t *store;
+    ngx_str_t   url_key;
+    ngx_http_taskmgr_hmac_t *url_hmac; /* keyed with url_key */
+    time_t                   url_ttl;
+    off_t                    max_size;
+    ngx_array_t             *types; /* of ngx_str_t, lowercase */
 } ngx_http_taskmgr_attach_main_conf_t;
 
 
@@ -273,6 +273,16 @@ ngx_http_taskmgr_attach_init_main_conf(ngx_conf_t *cf, void *conf)
 
         if (ngx_http_taskmgr_random_token(cf->pool, 32, &amcf->url_key)
             != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (amcf->path.len) {
+        amcf->url_hmac = ngx_http_taskmgr_hmac_create(cf->pool, &amcf->url_key);
+        if (amcf->url_hmac == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "taskmgr: cannot key HMAC-SHA256 for "
+                               "attachment links");
             return NGX_CONF_ERROR;
         }
     }
@@ -899,7 +909,7 @@ ngx_http_taskmgr_attach_checked(ngx_http_taskmgr_pg_query_t *q)
     cln->handler = ngx_http_taskmgr_attach_sha_cleanup;
     cln->data = actx->sha;
 
-    if (EVP_DigestInit_ex(actx->sha, EVP_sha256(), NULL) != 1) {
+    if (EVP_DigestInit_ex(actx->sha, ngx_http_taskmgr_sha256(), NULL) != 1) {
         ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -1204,11 +1214,10 @@ ngx_http_taskmgr_attach_sign(ngx_http_taskmgr_attach_main_conf_t *amcf,
                              ngx_str_t *type, ngx_str_t *name, u_char *hex,
                              ngx_log_t *log)
 {
-    u_char      *p, *msg;
-    size_t       len;
-    unsigned int mdlen;
-    u_char       md[EVP_MAX_MD_SIZE];
-    ngx_int_t    rc;
+    u_char   *p, *msg;
+    size_t    len;
+    ngx_int_t rc;
+    u_char    md[NGX_HTTP_TASKMGR_HMAC_LEN];
 
     len = id->len + sha->len + NGX_TIME_T_LEN + type->len + name->len + 4;
 
@@ -1219,17 +1228,14 @@ ngx_http_taskmgr_attach_sign(ngx_http_taskmgr_attach_main_conf_t *amcf,
 
     p = ngx_sprintf(msg, "%V\n%V\n%T\n%V\n%V", id, sha, exp, type, name);
 
-    rc = NGX_OK;
+    rc = ngx_http_taskmgr_hmac(amcf->url_hmac, msg, p - msg, md);
 
-    if (HMAC(EVP_sha256(), amcf->url_key.data, (int) amcf->url_key.len, msg,
-             p - msg, md, &mdlen)
-            == NULL
-        || mdlen != 32)
-    {
-        ngx_log_error(NGX_LOG_ERR, log, 0, "taskmgr: HMAC() failed");
-        rc = NGX_ERROR;
+    if (rc == NGX_OK) {
+        ngx_hex_dump(hex, md, NGX_HTTP_TASKMGR_HMAC_LEN);
+
     } else {
-        ngx_hex_dump(hex, md, 32);
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "taskmgr: HMAC of an attachment link failed");
     }
 
     ngx_free(msg);
