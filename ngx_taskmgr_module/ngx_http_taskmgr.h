@@ -34,6 +34,7 @@ const struct evp_md_st *ngx_http_taskmgr_sha256(void);
 extern ngx_module_t ngx_http_taskmgr_module;
 extern ngx_module_t ngx_http_taskmgr_auth_module;
 extern ngx_module_t ngx_http_taskmgr_api_module;
+extern ngx_module_t ngx_http_taskmgr_attach_module;
 
 
 typedef struct ngx_http_taskmgr_pg_pool_s ngx_http_taskmgr_pg_pool_t;
@@ -115,6 +116,9 @@ typedef struct {
 /* ngx_http_taskmgr_module.c */
 ngx_http_taskmgr_main_conf_t *ngx_http_taskmgr_main_conf(void);
 void ngx_http_taskmgr_request_id(ngx_http_request_t *r, ngx_str_t *id);
+/* reads a key file of 1..4096 bytes (trailing white space dropped) */
+char *ngx_http_taskmgr_read_secret(ngx_conf_t *cf, ngx_command_t *cmd,
+                                   ngx_str_t *out);
 
 /* ngx_http_taskmgr_purge.c: in one worker only */
 ngx_int_t ngx_http_taskmgr_purge_init(ngx_cycle_t                  *cycle,

@@ -435,6 +435,17 @@ ngx_http_taskmgr_api_handler(ngx_http_request_t *r)
         }
     }
 
+    if (ctx->route->flags & NGX_HTTP_TASKMGR_UPLOAD) {
+        /* the handler decides whether and how the body is read */
+        rc = ctx->route->handler(r, ctx);
+
+        if (rc == NGX_DONE) {
+            r->main->count++;
+        }
+
+        return rc;
+    }
+
     if (!(ctx->route->flags & NGX_HTTP_TASKMGR_BODY)) {
         if (ngx_http_discard_request_body(r) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;

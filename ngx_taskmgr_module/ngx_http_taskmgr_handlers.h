@@ -227,6 +227,16 @@ ngx_int_t ngx_http_taskmgr_h_audit_list(ngx_http_request_t         *r,
 ngx_int_t ngx_http_taskmgr_h_task_activity(ngx_http_request_t         *r,
                                            ngx_http_taskmgr_api_ctx_t *ctx);
 
+/* ngx_http_taskmgr_h_attach.c */
+ngx_int_t ngx_http_taskmgr_h_attach_upload(ngx_http_request_t         *r,
+                                           ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_attach_list(ngx_http_request_t         *r,
+                                         ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_attach_get(ngx_http_request_t         *r,
+                                        ngx_http_taskmgr_api_ctx_t *ctx);
+ngx_int_t ngx_http_taskmgr_h_attach_delete(ngx_http_request_t         *r,
+                                           ngx_http_taskmgr_api_ctx_t *ctx);
+
 /* ngx_http_taskmgr_h_health.c */
 ngx_int_t ngx_http_taskmgr_healthz_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_taskmgr_readyz_handler(ngx_http_request_t *r);

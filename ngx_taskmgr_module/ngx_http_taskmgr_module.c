@@ -39,9 +39,7 @@ static char     *ngx_http_taskmgr_redis_password_file(ngx_conf_t    *cf,
 static char     *ngx_http_taskmgr_cursor_secret_file(ngx_conf_t    *cf,
                                                      ngx_command_t *cmd,
                                                      void          *conf);
-static char *ngx_http_taskmgr_read_secret(ngx_conf_t *cf, ngx_command_t *cmd,
-                                          ngx_str_t *out);
-static char *ngx_http_taskmgr_strdup(ngx_pool_t *pool, const char *s);
+static char     *ngx_http_taskmgr_strdup(ngx_pool_t *pool, const char *s);
 
 static char *ngx_http_taskmgr_mfa_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
                                            void *conf);
@@ -726,7 +724,7 @@ ngx_http_taskmgr_mfa_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
  * configuration time, trimming trailing whitespace; the result is
  * NUL-terminated.
  */
-static char *
+char *
 ngx_http_taskmgr_read_secret(ngx_conf_t *cf, ngx_command_t *cmd, ngx_str_t *out)
 {
     u_char         *buf;

@@ -104,6 +104,16 @@ static ngx_http_taskmgr_route_t  ngx_http_taskmgr_routes[] = {
     { NGX_HTTP_DELETE, "/v1/workspaces/{ws}/tasks/{id}/comments/{cid}",
       ngx_http_taskmgr_h_comment_delete, TM_AUTH, NULL },
 
+    { NGX_HTTP_GET, "/v1/workspaces/{ws}/tasks/{id}/attachments",
+      ngx_http_taskmgr_h_attach_list, TM_AUTH, NULL },
+    { NGX_HTTP_POST, "/v1/workspaces/{ws}/tasks/{id}/attachments",
+      ngx_http_taskmgr_h_attach_upload,
+      TM_AUTH | NGX_HTTP_TASKMGR_ARGS | NGX_HTTP_TASKMGR_UPLOAD, NULL },
+    { NGX_HTTP_GET, "/v1/workspaces/{ws}/attachments/{id}",
+      ngx_http_taskmgr_h_attach_get, TM_AUTH, NULL },
+    { NGX_HTTP_DELETE, "/v1/workspaces/{ws}/attachments/{id}",
+      ngx_http_taskmgr_h_attach_delete, TM_AUTH, NULL },
+
     { NGX_HTTP_GET, "/v1/workspaces/{ws}/projects",
       ngx_http_taskmgr_h_project_list, TM_AUTH | NGX_HTTP_TASKMGR_ARGS,
       NULL },

@@ -19,10 +19,11 @@
 #define NGX_HTTP_TASKMGR_MAX_SEGMENTS 8
 
 /* route flags */
-#define NGX_HTTP_TASKMGR_AUTH 0x01 /* needs a verified caller */
-#define NGX_HTTP_TASKMGR_BODY 0x02 /* reads a JSON object body */
-#define NGX_HTTP_TASKMGR_ARGS 0x04 /* parses its own query string */
-#define NGX_HTTP_TASKMGR_IDEM 0x08 /* honours Idempotency-Key (idem.c) */
+#define NGX_HTTP_TASKMGR_AUTH   0x01 /* needs a verified caller */
+#define NGX_HTTP_TASKMGR_BODY   0x02 /* reads a JSON object body */
+#define NGX_HTTP_TASKMGR_ARGS   0x04 /* parses its own query string */
+#define NGX_HTTP_TASKMGR_IDEM   0x08 /* honours Idempotency-Key (idem.c) */
+#define NGX_HTTP_TASKMGR_UPLOAD 0x10 /* the handler reads the body itself */
 
 
 /* one row of a tm_api function: see sql/0001_init.sql */

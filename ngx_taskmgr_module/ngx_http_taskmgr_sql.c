@@ -148,6 +148,12 @@ ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[] = {
     { "tm_api_key_auth", TM_CALL("api_key_auth", "$1") },
     { "tm_audit_list", TM_CALL("audit_list", "$1, $2, $3, $4, $5, $6, $7") },
     { "tm_task_activity", TM_CALL("task_activity", "$1, $2, $3, $4, $5, $6") },
+    { "tm_attach_check", TM_CALL("attachment_check", "$1, $2, $3, $4") },
+    { "tm_attach_create",
+      TM_CALL("attachment_create", "$1, $2, $3, $4, $5, $6, $7, $8") },
+    { "tm_attach_list", TM_CALL("attachment_list", "$1, $2, $3, $4") },
+    { "tm_attach_get", TM_CALL("attachment_get", "$1, $2, $3, $4") },
+    { "tm_attach_delete", TM_CALL("attachment_delete", "$1, $2, $3, $4") },
     { NULL, NULL }
 };
 

@@ -8,6 +8,7 @@
 #     jwt.key           64 random bytes, hex (no newline), 0600
 #     cursor.key        48 random bytes, hex: HMAC key of task list cursors
 #     mfa.key           32 random bytes, hex: seals TOTP secrets, 0600
+#     attachment_url.key 48 random bytes, hex: HMAC key of attachment links
 #     pg_app_password   password of role taskmgr_app, 0600
 #   pg/               PostgreSQL cluster (initdb once), owner = pg user
 #   pg/taskmgr.conf   port, socket dir, ... (rewritten on every start)
@@ -120,7 +121,7 @@ ensure_secrets() {
         mkdir -p "$secrets"
         chmod 0700 "$secrets"
         local f
-        for f in jwt.key:64 mfa.key:32 pg_app_password:24 cursor.key:48; do
+        for f in jwt.key:64 mfa.key:32 pg_app_password:24 cursor.key:48 attachment_url.key:48; do
             local name=${f%%:*} bytes=${f##*:}
             if [ ! -s "$secrets/$name" ]; then
                 gen_hex "$bytes" > "$secrets/$name.tmp"

@@ -353,6 +353,9 @@ sub render_conf {
         [taskmgr_auth_jwt_issuer => 'taskmgr_auth_jwt_issuer taskmgr;'],
         [taskmgr_auth_jwt_audience => 'taskmgr_auth_jwt_audience taskmgr-api;'],
         [taskmgr_request_id      => 'taskmgr_request_id on;'],
+        [taskmgr_attachment_path => "taskmgr_attachment_path $d/attachments;"],
+        [taskmgr_attachment_url_key_file =>
+            "taskmgr_attachment_url_key_file $s/attachment_url.key;"],
     );
 
     my $conf = <<"EOF";

@@ -1,0 +1,1774 @@
+/*
+ * Copyright (C) taskmgr developers
+ *
+ * Task attachments.
+ *
+ * Upload: POST /v1/workspaces/{ws}/tasks/{id}/attachments?name=<file name>
+ * with the raw file as the body and its type as Content-Type.  The name,
+ * the declared type (taskmgr_attachment_types) and Content-Length
+ * (taskmgr_attachment_max_size) are checked first, then PostgreSQL says
+ * whether the caller may upload to this task (tm_api.attachment_check);
+ * only then is the body read.  nginx streams it to a temporary file under
+ * client_body_temp_path; a request body filter of this module hashes it
+ * (SHA-256), counts it (chunked bodies) and keeps its first bytes for the
+ * magic-byte check while it streams, so the file is never read again.  The
+ * file is then linked to <taskmgr_attachment_path>/ab/cd/<sha256> (a
+ * hard link: client_body_temp_path must be on the same file system; an
+ * existing file of the same content is kept) and one tm_api call records
+ * the row.
+ *
+ * Reads: GET .../tasks/{id}/attachments (the task's list) and
+ * GET /v1/workspaces/{ws}/attachments/{id}; DELETE of the latter.  Every
+ * attachment object gets a download_url signed here:
+ *   /v1/files/<id>/<sha256>?exp=<unix>&type=<type>&name=<name>&sig=<hex>
+ * sig = HMAC-SHA256(key, "<id>\n<sha256>\n<exp>\n<type>\n<name>").
+ *
+ * Download: taskmgr_attachment_files (a location of its own, no token)
+ * checks the signature and the expiry and sends the file from disk, as the
+ * static module does (sendfile where the location enables it).
+ */
+
+
+#include "ngx_http_taskmgr_handlers.h"
+#include <openssl/evp.h>
+#include <openssl/crypto.h>
+
+
+#define NGX_HTTP_TASKMGR_ATT_HEAD     1024
+#define NGX_HTTP_TASKMGR_ATT_NAME_MAX 255
+#define NGX_HTTP_TASKMGR_ATT_SHA_LEN  64
+#define NGX_HTTP_TASKMGR_GONE         410
+
+
+typedef struct {
+    ngx_str_t   path; /* full, no trailing slash; empty: no attachments */
+    ngx_path_t *store;
+    ngx_str_t   url_key;
+    ngx_http_taskmgr_hmac_t *url_hmac; /* keyed with url_key */
+    time_t                   url_ttl;
+    off_t                    max_size;
+    ngx_array_t             *types; /* of ngx_str_t, lowercase */
+} ngx_http_taskmgr_attach_main_conf_t;
+
+
+/* the state of one upload while its body streams */
+typedef struct {
+    EVP_MD_CTX *sha;
+    off_t       size;
+    off_t       max;
+    size_t      head_len;
+    u_char      head[NGX_HTTP_TASKMGR_ATT_HEAD];
+    ngx_str_t   type;
+    ngx_str_t   name;
+    ngx_str_t   hex;
+    unsigned    active : 1;
+    unsigned    too_large : 1;
+} ngx_http_taskmgr_attach_ctx_t;
+
+
+typedef ngx_int_t (*ngx_http_taskmgr_sniff_pt)(u_char *p, size_t n, off_t size);
+
+typedef struct {
+    const char               *type;
+    ngx_http_taskmgr_sniff_pt sniff;
+} ngx_http_taskmgr_magic_t;
+
+
+static ngx_int_t ngx_http_taskmgr_attach_init(ngx_conf_t *cf);
+static void     *ngx_http_taskmgr_attach_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_taskmgr_attach_init_main_conf(ngx_conf_t *cf, void *conf);
+static char *ngx_http_taskmgr_attachment_path(ngx_conf_t    *cf,
+                                              ngx_command_t *cmd, void *conf);
+static char *ngx_http_taskmgr_attachment_key(ngx_conf_t *cf, ngx_command_t *cmd,
+                                             void *conf);
+static char *ngx_http_taskmgr_attachment_types(ngx_conf_t    *cf,
+                                               ngx_command_t *cmd, void *conf);
+static char *ngx_http_taskmgr_attachment_files(ngx_conf_t    *cf,
+                                               ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_taskmgr_attach_body_filter(ngx_http_request_t *r,
+                                                     ngx_chain_t        *in);
+static void ngx_http_taskmgr_attach_checked(ngx_http_taskmgr_pg_query_t *q);
+static void ngx_http_taskmgr_attach_body_handler(ngx_http_request_t *r);
+static void ngx_http_taskmgr_attach_answer(ngx_http_taskmgr_pg_query_t *q);
+static ngx_int_t ngx_http_taskmgr_files_handler(ngx_http_request_t *r);
+
+static ngx_int_t ngx_http_taskmgr_sniff_png(u_char *p, size_t n, off_t size);
+static ngx_int_t ngx_http_taskmgr_sniff_jpeg(u_char *p, size_t n, off_t size);
+static ngx_int_t ngx_http_taskmgr_sniff_gif(u_char *p, size_t n, off_t size);
+static ngx_int_t ngx_http_taskmgr_sniff_webp(u_char *p, size_t n, off_t size);
+static ngx_int_t ngx_http_taskmgr_sniff_pdf(u_char *p, size_t n, off_t size);
+static ngx_int_t ngx_http_taskmgr_sniff_zip(u_char *p, size_t n, off_t size);
+static ngx_int_t ngx_http_taskmgr_sniff_text(u_char *p, size_t n, off_t size);
+
+
+static ngx_http_request_body_filter_pt ngx_http_next_request_body_filter;
+
+
+/* clang-format off */
+static ngx_http_taskmgr_magic_t  ngx_http_taskmgr_magic[] = {
+    { "image/png", ngx_http_taskmgr_sniff_png },
+    { "image/jpeg", ngx_http_taskmgr_sniff_jpeg },
+    { "image/gif", ngx_http_taskmgr_sniff_gif },
+    { "image/webp", ngx_http_taskmgr_sniff_webp },
+    { "application/pdf", ngx_http_taskmgr_sniff_pdf },
+    { "application/zip", ngx_http_taskmgr_sniff_zip },
+    { "text/plain", ngx_http_taskmgr_sniff_text },
+    { NULL, NULL }
+};
+
+
+static ngx_command_t  ngx_http_taskmgr_attach_commands[] = {
+
+    { ngx_string("taskmgr_attachment_path"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_taskmgr_attachment_path,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("taskmgr_attachment_url_key_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_taskmgr_attachment_key,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("taskmgr_attachment_url_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_attach_main_conf_t, url_ttl),
+      NULL },
+
+    { ngx_string("taskmgr_attachment_max_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_off_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_attach_main_conf_t, max_size),
+      NULL },
+
+    { ngx_string("taskmgr_attachment_types"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_taskmgr_attachment_types,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("taskmgr_attachment_files"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_taskmgr_attachment_files,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_taskmgr_attach_module_ctx = {
+    NULL,                                     /* preconfiguration */
+    ngx_http_taskmgr_attach_init,             /* postconfiguration */
+
+    ngx_http_taskmgr_attach_create_main_conf, /* create main configuration */
+    ngx_http_taskmgr_attach_init_main_conf,   /* init main configuration */
+
+    NULL,                                     /* create server configuration */
+    NULL,                                     /* merge server configuration */
+
+    NULL,                                     /* create location configuration */
+    NULL                                      /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_taskmgr_attach_module = {
+    NGX_MODULE_V1,
+    &ngx_http_taskmgr_attach_module_ctx,   /* module context */
+    ngx_http_taskmgr_attach_commands,      /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+/* clang-format on */
+
+
+/* ------------------------------------------------------------ config ---- */
+
+
+static void *
+ngx_http_taskmgr_attach_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_taskmgr_attach_main_conf_t *amcf;
+
+    amcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_taskmgr_attach_main_conf_t));
+    if (amcf == NULL) {
+        return NULL;
+    }
+
+    amcf->url_ttl = NGX_CONF_UNSET;
+    amcf->max_size = NGX_CONF_UNSET;
+    amcf->types = NGX_CONF_UNSET_PTR;
+
+    return amcf;
+}
+
+
+static char *
+ngx_http_taskmgr_attach_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_taskmgr_attach_main_conf_t *amcf = conf;
+
+    ngx_uint_t i;
+    ngx_str_t *t;
+
+    static const char *defaults[] = {
+        "image/png",       "image/jpeg", "image/gif", "image/webp",
+        "application/pdf", "text/plain", NULL
+    };
+
+    ngx_conf_init_value(amcf->url_ttl, 300);
+    ngx_conf_init_value(amcf->max_size, 10 * 1024 * 1024);
+
+    if (amcf->url_ttl < 1 || amcf->url_ttl > 7 * 24 * 3600) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "taskmgr_attachment_url_ttl must be between "
+                           "1s and 7d");
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->max_size < 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "taskmgr_attachment_max_size must be positive");
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->types == NGX_CONF_UNSET_PTR) {
+        amcf->types = ngx_array_create(cf->pool, 8, sizeof(ngx_str_t));
+        if (amcf->types == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        for (i = 0; defaults[i]; i++) {
+            t = ngx_array_push(amcf->types);
+            if (t == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            t->data = (u_char *) defaults[i];
+            t->len = ngx_strlen(defaults[i]);
+        }
+    }
+
+    if (amcf->path.len && amcf->url_key.len == 0) {
+        /* links then die with a reload and differ between instances */
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "taskmgr_attachment_url_key_file is not set: "
+                           "download links are signed with a random key "
+                           "of this configuration");
+
+        if (ngx_http_taskmgr_random_token(cf->pool, 32, &amcf->url_key)
+            != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (amcf->path.len) {
+        amcf->url_hmac = ngx_http_taskmgr_hmac_create(cf->pool, &amcf->url_key);
+        if (amcf->url_hmac == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "taskmgr: cannot key HMAC-SHA256 for "
+                               "attachment links");
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_taskmgr_attachment_path(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_taskmgr_attach_main_conf_t *amcf = conf;
+
+    ngx_str_t  *value;
+    ngx_path_t *path;
+
+    if (amcf->path.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    amcf->path = value[1];
+
+    while (amcf->path.len > 1 && amcf->path.data[amcf->path.len - 1] == '/') {
+        amcf->path.len--;
+    }
+
+    /* relative to the prefix, as client_body_temp_path */
+    if (ngx_conf_full_name(cf->cycle, &amcf->path, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->path.len > NGX_MAX_PATH - 16 - NGX_HTTP_TASKMGR_ATT_SHA_LEN) {
+        return "is too long";
+    }
+
+    /* nginx creates it at start, owned by the worker user */
+    path = ngx_pcalloc(cf->pool, sizeof(ngx_path_t));
+    if (path == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    path->name = amcf->path;
+    path->conf_file = cf->conf_file->file.name.data;
+    path->line = cf->conf_file->line;
+
+    amcf->store = path;
+
+    if (ngx_add_path(cf, &amcf->store) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_taskmgr_attachment_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_taskmgr_attach_main_conf_t *amcf = conf;
+
+    char *rv;
+
+    if (amcf->url_key.data) {
+        return "is duplicate";
+    }
+
+    rv = ngx_http_taskmgr_read_secret(cf, cmd, &amcf->url_key);
+
+    if (rv == NGX_CONF_OK && amcf->url_key.len < 32) {
+        return "must hold at least 32 bytes";
+    }
+
+    return rv;
+}
+
+
+static ngx_http_taskmgr_magic_t *
+ngx_http_taskmgr_magic_find(ngx_str_t *type)
+{
+    ngx_uint_t i;
+
+    for (i = 0; ngx_http_taskmgr_magic[i].type; i++) {
+        if (type->len == ngx_strlen(ngx_http_taskmgr_magic[i].type)
+            && ngx_strncmp(type->data, ngx_http_taskmgr_magic[i].type,
+                           type->len)
+                == 0)
+        {
+            return &ngx_http_taskmgr_magic[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static char *
+ngx_http_taskmgr_attachment_types(ngx_conf_t *cf, ngx_command_t *cmd,
+                                  void *conf)
+{
+    ngx_http_taskmgr_attach_main_conf_t *amcf = conf;
+
+    ngx_uint_t i;
+    ngx_str_t *value, *t;
+
+    if (amcf->types != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    amcf->types =
+        ngx_array_create(cf->pool, cf->args->nelts, sizeof(ngx_str_t));
+    if (amcf->types == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        ngx_strlow(value[i].data, value[i].data, value[i].len);
+
+        if (ngx_http_taskmgr_magic_find(&value[i]) == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "taskmgr_attachment_types: \"%V\" is not a "
+                               "type whose content can be checked (image/png, "
+                               "image/jpeg, image/gif, image/webp, "
+                               "application/pdf, application/zip, "
+                               "text/plain)",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        t = ngx_array_push(amcf->types);
+        if (t == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *t = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_taskmgr_attachment_files(ngx_conf_t *cf, ngx_command_t *cmd,
+                                  void *conf)
+{
+    ngx_http_core_loc_conf_t *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler) {
+        return "is duplicate or conflicts with another content handler";
+    }
+
+    clcf->handler = ngx_http_taskmgr_files_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_taskmgr_attach_init(ngx_conf_t *cf)
+{
+    ngx_http_next_request_body_filter = ngx_http_top_request_body_filter;
+    ngx_http_top_request_body_filter = ngx_http_taskmgr_attach_body_filter;
+
+    return NGX_OK;
+}
+
+
+/* ----------------------------------------------------- magic bytes ---- */
+
+
+static ngx_int_t
+ngx_http_taskmgr_sniff_png(u_char *p, size_t n, off_t size)
+{
+    return n >= 8 && ngx_memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0;
+}
+
+
+static ngx_int_t
+ngx_http_taskmgr_sniff_jpeg(u_char *p, size_t n, off_t size)
+{
+    return n >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff;
+}
+
+
+static ngx_int_t
+ngx_http_taskmgr_sniff_gif(u_char *p, size_t n, off_t size)
+{
+    return n >= 6
+        && (ngx_memcmp(p, "GIF87a", 6) == 0 || ngx_memcmp(p, "GIF89a", 6) == 0);
+}
+
+
+static ngx_int_t
+ngx_http_taskmgr_sniff_webp(u_char *p, size_t n, off_t size)
+{
+    return n >= 12 && ngx_memcmp(p, "RIFF", 4) == 0
+        && ngx_memcmp(p + 8, "WEBP", 4) == 0;
+}
+
+
+static ngx_int_t
+ngx_http_taskmgr_sniff_pdf(u_char *p, size_t n, off_t size)
+{
+    return n >= 5 && ngx_memcmp(p, "%PDF-", 5) == 0;
+}
+
+
+static ngx_int_t
+ngx_http_taskmgr_sniff_zip(u_char *p, size_t n, off_t size)
+{
+    return n >= 4
+        && (ngx_memcmp(p, "PK\x03\x04", 4) == 0
+            || ngx_memcmp(p, "PK\x05\x06", 4) == 0);
+}
+
+
+/*
+ * The code point at *p, strictly decoded (no overlong forms, surrogates or
+ * stray continuation bytes); *p moves past it.  0xffffffff: invalid;
+ * 0xfffffffe: cut short by end.
+ */
+static uint32_t
+ngx_http_taskmgr_utf8_next(u_char **p, u_char *end)
+{
+    u_char  *s;
+    size_t   i, len;
+    uint32_t c, min;
+
+    s = *p;
+    c = *s;
+
+    if (c < 0x80) {
+        *p = s + 1;
+        return c;
+    }
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 1;
+        c &= 0x1f;
+        min = 0x80;
+
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 2;
+        c &= 0x0f;
+        min = 0x800;
+
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 3;
+        c &= 0x07;
+        min = 0x10000;
+
+    } else {
+        return 0xffffffff;
+    }
+
+    for (i = 1; i <= len; i++) {
+        if (s + i >= end) {
+            return 0xfffffffe;
+        }
+
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0xffffffff;
+        }
+
+        c = (c << 6) | (s[i] & 0x3f);
+    }
+
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
+        return 0xffffffff;
+    }
+
+    *p = s + len + 1;
+
+    return c;
+}
+
+
+/*
+ * Text: the first bytes (up to 1 KiB) are valid UTF-8 without NUL or other
+ * control characters than tab, line feed, form feed and carriage return.  A
+ * character cut by the end of the window counts as valid when the file goes
+ * on.
+ */
+static ngx_int_t
+ngx_http_taskmgr_sniff_text(u_char *p, size_t n, off_t size)
+{
+    u_char  *s, *end;
+    uint32_t c;
+
+    s = p;
+    end = p + n;
+
+    while (s < end) {
+        if (*s < 0x80) {
+            if (*s < 0x20 && *s != '\t' && *s != '\n' && *s != '\r'
+                && *s != '\f') {
+                return 0;
+            }
+
+            if (*s == 0x7f) {
+                return 0;
+            }
+
+            s++;
+            continue;
+        }
+
+        c = ngx_http_taskmgr_utf8_next(&s, end);
+
+        if (c == 0xfffffffe && (off_t) n < size) {
+            /* cut by the window */
+            return 1;
+        }
+
+        if (c > 0x10ffff) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* ------------------------------------------------------------ upload ---- */
+
+
+static ngx_int_t
+ngx_http_taskmgr_attach_refuse(ngx_http_request_t *r, ngx_uint_t status,
+                               const char *code, const char *detail)
+{
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_taskmgr_send_problem(r, status, code, detail);
+}
+
+
+static void
+ngx_http_taskmgr_attach_sha_cleanup(void *data)
+{
+    EVP_MD_CTX_free(data);
+}
+
+
+/*
+ * The file name of ?name=: 1..255 characters of UTF-8, no "/", "\" or
+ * control characters, not "." or "..".
+ */
+static ngx_int_t
+ngx_http_taskmgr_attach_name(ngx_http_request_t *r, ngx_str_t *name)
+{
+    u_char    *p, *dst, *s, *end;
+    uint32_t   c;
+    ngx_str_t  raw;
+    ngx_uint_t n;
+
+    if (ngx_http_arg(r, (u_char *) "name", 4, &raw) != NGX_OK || raw.len == 0
+        || raw.len > NGX_HTTP_TASKMGR_ATT_NAME_MAX * 4 * 3)
+    {
+        return NGX_DECLINED;
+    }
+
+    p = ngx_pnalloc(r->pool, raw.len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    dst = p;
+    s = raw.data;
+    ngx_unescape_uri(&dst, &s, raw.len, 0);
+
+    name->data = p;
+    name->len = dst - p;
+
+    if (name->len == 0 || name->len > NGX_HTTP_TASKMGR_ATT_NAME_MAX * 4
+        || (name->len == 1 && p[0] == '.')
+        || (name->len == 2 && p[0] == '.' && p[1] == '.'))
+    {
+        return NGX_DECLINED;
+    }
+
+    s = name->data;
+    end = name->data + name->len;
+    n = 0;
+
+    while (s < end) {
+        if (*s < 0x80) {
+            if (*s < 0x20 || *s == 0x7f || *s == '/' || *s == '\\') {
+                return NGX_DECLINED;
+            }
+
+            s++;
+
+        } else {
+            c = ngx_http_taskmgr_utf8_next(&s, end);
+
+            if (c > 0x10ffff || (c >= 0x80 && c < 0xa0)) {
+                return NGX_DECLINED;
+            }
+        }
+
+        if (++n > NGX_HTTP_TASKMGR_ATT_NAME_MAX) {
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* the media type of Content-Type, lowercase, when it is an allowed one */
+static ngx_int_t
+ngx_http_taskmgr_attach_type(ngx_http_request_t                  *r,
+                             ngx_http_taskmgr_attach_main_conf_t *amcf,
+                             ngx_str_t                           *type)
+{
+    size_t     len;
+    u_char    *p;
+    ngx_str_t *ct, *t;
+    ngx_uint_t i;
+
+    if (r->headers_in.content_type == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ct = &r->headers_in.content_type->value;
+
+    for (len = 0; len < ct->len && ct->data[len] != ';' && ct->data[len] != ' ';
+         len++)
+    {
+        /* void */
+    }
+
+    if (len == 0 || len > 127) {
+        return NGX_DECLINED;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_strlow(p, ct->data, len);
+
+    t = amcf->types->elts;
+
+    for (i = 0; i < amcf->types->nelts; i++) {
+        if (t[i].len == len && ngx_strncmp(t[i].data, p, len) == 0) {
+            *type = t[i];
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_http_taskmgr_h_attach_upload(ngx_http_request_t         *r,
+                                 ngx_http_taskmgr_api_ctx_t *ctx)
+{
+    u_char                              *p;
+    ngx_int_t                            rc;
+    ngx_str_t                            key;
+    ngx_http_taskmgr_pg_query_t         *q;
+    ngx_http_taskmgr_attach_ctx_t       *actx;
+    ngx_http_taskmgr_attach_main_conf_t *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_taskmgr_attach_module);
+
+    if (amcf->path.len == 0) {
+        return ngx_http_taskmgr_attach_refuse(
+            r, NGX_HTTP_NOT_FOUND, "not_found", "attachments are not enabled");
+    }
+
+    if (ngx_http_taskmgr_is_uuid(&ctx->params[0]) != NGX_OK) {
+        return ngx_http_taskmgr_attach_refuse(
+            r, NGX_HTTP_NOT_FOUND, "not_found", "workspace not found");
+    }
+
+    if (ngx_http_taskmgr_is_uuid(&ctx->params[1]) != NGX_OK) {
+        return ngx_http_taskmgr_attach_refuse(r, NGX_HTTP_NOT_FOUND,
+                                              "not_found", "task not found");
+    }
+
+    /* the only query parameter is name */
+    for (p = r->args.data; p < r->args.data + r->args.len; p++) {
+        key.data = p;
+
+        while (p < r->args.data + r->args.len && *p != '=' && *p != '&') {
+            p++;
+        }
+
+        key.len = p - key.data;
+
+        if (key.len != 4 || ngx_strncmp(key.data, "name", 4) != 0) {
+            if (ngx_http_discard_request_body(r) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            return ngx_http_taskmgr_api_bad_arg(r, &key, "unknown parameter");
+        }
+
+        while (p < r->args.data + r->args.len && *p != '&') {
+            p++;
+        }
+    }
+
+    actx = ngx_pcalloc(r->pool, sizeof(ngx_http_taskmgr_attach_ctx_t));
+    if (actx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_taskmgr_attach_name(r, &actx->name);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != NGX_OK) {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_str_set(&key, "name");
+
+        return ngx_http_taskmgr_api_bad_arg(r, &key,
+                                            "the file name must be 1 to 255 "
+                                            "characters of UTF-8 without "
+                                            "slashes or control characters");
+    }
+
+    rc = ngx_http_taskmgr_attach_type(r, amcf, &actx->type);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != NGX_OK) {
+        return ngx_http_taskmgr_attach_refuse(
+            r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+            "this type of file cannot be attached");
+    }
+
+    if (r->headers_in.content_length_n > amcf->max_size) {
+        return ngx_http_taskmgr_attach_refuse(
+            r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "payload_too_large",
+            "the file is larger than attachments may be");
+    }
+
+    if (r->headers_in.content_length_n <= 0 && !r->headers_in.chunked) {
+        return ngx_http_taskmgr_attach_refuse(r, NGX_HTTP_BAD_REQUEST,
+                                              "validation_failed",
+                                              "the body must be the file");
+    }
+
+    actx->max = amcf->max_size;
+    ngx_http_set_ctx(r, actx, ngx_http_taskmgr_attach_module);
+
+    /* may this caller upload to this task?  Asked before the body is read,
+     * so that refused uploads never reach the disk */
+    q = ngx_http_taskmgr_api_query(r, ctx, NGX_HTTP_TASKMGR_SQL_ATTACH_CHECK,
+                                   ngx_http_taskmgr_attach_checked);
+    if (q != NULL) {
+        ngx_http_taskmgr_pg_param(q, &ctx->params[0]);
+        ngx_http_taskmgr_pg_param(q, &ctx->params[1]);
+    }
+
+    rc = ngx_http_taskmgr_api_submit(r, q);
+
+    if (rc != NGX_DONE) {
+        (void) ngx_http_discard_request_body(r);
+    }
+
+    return rc;
+}
+
+
+static void
+ngx_http_taskmgr_attach_checked(ngx_http_taskmgr_pg_query_t *q)
+{
+    ngx_int_t                      rc;
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_request_t            *r;
+    ngx_http_taskmgr_result_t      res;
+    ngx_http_taskmgr_attach_ctx_t *actx;
+
+    r = q->request;
+    actx = ngx_http_get_module_ctx(r, ngx_http_taskmgr_attach_module);
+
+    if (ngx_http_taskmgr_api_result(q, &res, &rc) != NGX_OK) {
+        (void) ngx_http_discard_request_body(r);
+        ngx_http_taskmgr_api_finish(r, rc);
+        return;
+    }
+
+    if (res.status != NGX_HTTP_OK) {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_api_respond(r, &res));
+        return;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    actx->sha = EVP_MD_CTX_new();
+    if (actx->sha == NULL) {
+        ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    cln->handler = ngx_http_taskmgr_attach_sha_cleanup;
+    cln->data = actx->sha;
+
+    if (EVP_DigestInit_ex(actx->sha, ngx_http_taskmgr_sha256(), NULL) != 1) {
+        ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    actx->active = 1;
+
+    /* streamed to a temporary file that keeps its name (so that it can be
+     * linked into the store) and is deleted with the request */
+    r->request_body_in_file_only = 1;
+    r->request_body_in_persistent_file = 1;
+    r->request_body_in_clean_file = 1;
+    r->request_body_file_log_level = 0;
+
+    rc = ngx_http_read_client_request_body(
+        r, ngx_http_taskmgr_attach_body_handler);
+
+    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        /* the rest of the body is never read: the connection cannot stay */
+        r->keepalive = 0;
+        r->lingering_close = 1;
+
+        ngx_http_taskmgr_api_finish(
+            r,
+            ngx_http_taskmgr_send_problem(
+                r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "payload_too_large",
+                "the file is larger than attachments may be"));
+        return;
+    }
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        ngx_http_taskmgr_api_finish(r, rc);
+        return;
+    }
+
+    /* the body reader holds the request now: drop the query's hold */
+    ngx_http_taskmgr_api_finish(r, NGX_DONE);
+}
+
+
+/* hashes, counts and keeps the head of an upload's body as it streams */
+static ngx_int_t
+ngx_http_taskmgr_attach_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    size_t                         n, take;
+    ngx_buf_t                     *b;
+    ngx_chain_t                   *cl;
+    ngx_http_taskmgr_attach_ctx_t *actx;
+
+    actx = (r == r->main)
+        ? ngx_http_get_module_ctx(r, ngx_http_taskmgr_attach_module)
+        : NULL;
+
+    if (actx == NULL || !actx->active) {
+        return ngx_http_next_request_body_filter(r, in);
+    }
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (ngx_buf_special(b) || !ngx_buf_in_memory(b)) {
+            continue;
+        }
+
+        n = b->last - b->pos;
+
+        if (n == 0) {
+            continue;
+        }
+
+        actx->size += n;
+
+        if (actx->size > actx->max) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "taskmgr: attachment body over %O bytes refused",
+                          actx->max);
+            actx->too_large = 1;
+            actx->active = 0;
+            r->keepalive = 0;
+            r->lingering_close = 1;
+            return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+        }
+
+        if (actx->head_len < NGX_HTTP_TASKMGR_ATT_HEAD) {
+            take = ngx_min(n, NGX_HTTP_TASKMGR_ATT_HEAD - actx->head_len);
+            ngx_memcpy(actx->head + actx->head_len, b->pos, take);
+            actx->head_len += take;
+        }
+
+        if (EVP_DigestUpdate(actx->sha, b->pos, n) != 1) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    return ngx_http_next_request_body_filter(r, in);
+}
+
+
+/* creates one directory level; one that exists is fine */
+static ngx_int_t
+ngx_http_taskmgr_attach_mkdir(ngx_http_request_t *r, u_char *dir)
+{
+    ngx_err_t err;
+
+    if (ngx_create_dir(dir, 0700) == NGX_FILE_ERROR) {
+        err = ngx_errno;
+
+        if (err != NGX_EEXIST) {
+            ngx_log_error(NGX_LOG_CRIT, r->connection->log, err,
+                          ngx_create_dir_n " \"%s\" failed", dir);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* <path>/ab/cd/<sha256 hex>, NUL-terminated */
+static u_char *
+ngx_http_taskmgr_attach_file(ngx_pool_t *pool, ngx_str_t *dir, u_char *hex,
+                             size_t *len)
+{
+    u_char *p, *file;
+
+    file = ngx_pnalloc(pool, dir->len + 7 + NGX_HTTP_TASKMGR_ATT_SHA_LEN + 1);
+    if (file == NULL) {
+        return NULL;
+    }
+
+    p = ngx_sprintf(file, "%V/%*s/%*s/%*s", dir, (size_t) 2, hex, (size_t) 2,
+                    hex + 2, (size_t) NGX_HTTP_TASKMGR_ATT_SHA_LEN, hex);
+    *p = '\0';
+    *len = p - file;
+
+    return file;
+}
+
+
+/* links the temporary file to its content address; NGX_OK when it is there */
+static ngx_int_t
+ngx_http_taskmgr_attach_store(ngx_http_request_t                  *r,
+                              ngx_http_taskmgr_attach_main_conf_t *amcf,
+                              ngx_http_taskmgr_attach_ctx_t       *actx)
+{
+    u_char          *file, save;
+    size_t           len;
+    ngx_err_t        err;
+    ngx_temp_file_t *tf;
+    ngx_file_info_t  fi;
+
+    tf = r->request_body->temp_file;
+
+    file = ngx_http_taskmgr_attach_file(r->pool, &amcf->path, actx->hex.data,
+                                        &len);
+    if (file == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_file_info(file, &fi) != NGX_FILE_ERROR) {
+        /* the same content is stored already */
+        return NGX_OK;
+    }
+
+    /* <path>/ab, then <path>/ab/cd */
+    save = file[amcf->path.len + 3];
+    file[amcf->path.len + 3] = '\0';
+    if (ngx_http_taskmgr_attach_mkdir(r, file) != NGX_OK) {
+        return NGX_ERROR;
+    }
+    file[amcf->path.len + 3] = save;
+
+    save = file[amcf->path.len + 6];
+    file[amcf->path.len + 6] = '\0';
+    if (ngx_http_taskmgr_attach_mkdir(r, file) != NGX_OK) {
+        return NGX_ERROR;
+    }
+    file[amcf->path.len + 6] = save;
+
+    if (link((char *) tf->file.name.data, (char *) file) == -1) {
+        err = ngx_errno;
+
+        if (err == NGX_EEXIST) {
+            return NGX_OK;
+        }
+
+        ngx_log_error(NGX_LOG_CRIT, r->connection->log, err,
+                      "link(\"%V\", \"%s\") failed (client_body_temp_path "
+                      "and taskmgr_attachment_path must be on one file "
+                      "system)",
+                      &tf->file.name, file);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_taskmgr_attach_body_handler(ngx_http_request_t *r)
+{
+    u_char                              *p;
+    unsigned int                         mdlen;
+    ngx_str_t                            size;
+    u_char                               md[EVP_MAX_MD_SIZE];
+    ngx_http_taskmgr_magic_t            *magic;
+    ngx_http_taskmgr_pg_query_t         *q;
+    ngx_http_taskmgr_api_ctx_t          *ctx;
+    ngx_http_taskmgr_attach_ctx_t       *actx;
+    ngx_http_taskmgr_attach_main_conf_t *amcf;
+
+    ctx = ngx_http_taskmgr_api_ctx(r);
+    actx = ngx_http_get_module_ctx(r, ngx_http_taskmgr_attach_module);
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_taskmgr_attach_module);
+
+    actx->active = 0;
+
+    if (actx->size == 0 || r->request_body == NULL
+        || r->request_body->temp_file == NULL)
+    {
+        ngx_http_taskmgr_api_finish(
+            r,
+            ngx_http_taskmgr_send_problem(r, NGX_HTTP_BAD_REQUEST,
+                                          "validation_failed",
+                                          "the body must be the file"));
+        return;
+    }
+
+    if (r->request_body->temp_file->file.offset != actx->size) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "taskmgr: attachment temp file has %O bytes, %O seen",
+                      r->request_body->temp_file->file.offset, actx->size);
+        ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    magic = ngx_http_taskmgr_magic_find(&actx->type);
+
+    if (magic == NULL || !magic->sniff(actx->head, actx->head_len, actx->size))
+    {
+        ngx_http_taskmgr_api_finish(
+            r,
+            ngx_http_taskmgr_send_problem(
+                r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                "the content of the file is not of its declared type"));
+        return;
+    }
+
+    if (EVP_DigestFinal_ex(actx->sha, md, &mdlen) != 1 || mdlen != 32) {
+        ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    actx->hex.data = ngx_pnalloc(r->pool, NGX_HTTP_TASKMGR_ATT_SHA_LEN);
+    p = ngx_pnalloc(r->pool, NGX_OFF_T_LEN);
+    if (actx->hex.data == NULL || p == NULL) {
+        ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    actx->hex.len = ngx_hex_dump(actx->hex.data, md, 32) - actx->hex.data;
+    size.data = p;
+    size.len = ngx_sprintf(p, "%O", actx->size) - p;
+
+    if (ngx_http_taskmgr_attach_store(r, amcf, actx) != NGX_OK) {
+        ngx_http_taskmgr_api_finish(
+            r,
+            ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                          "internal",
+                                          "the file could not be stored"));
+        return;
+    }
+
+    q = ngx_http_taskmgr_api_query(r, ctx, NGX_HTTP_TASKMGR_SQL_ATTACH_CREATE,
+                                   ngx_http_taskmgr_attach_answer);
+    if (q != NULL) {
+        ngx_http_taskmgr_pg_param(q, &ctx->params[0]);
+        ngx_http_taskmgr_pg_param(q, &ctx->params[1]);
+        ngx_http_taskmgr_pg_param(q, &actx->hex);
+        ngx_http_taskmgr_pg_param(q, &size);
+        ngx_http_taskmgr_pg_param(q, &actx->type);
+        ngx_http_taskmgr_pg_param(q, &actx->name);
+    }
+
+    if (ngx_http_taskmgr_api_submit(r, q) != NGX_DONE) {
+        /* the stored file stays: content-addressed, harmless */
+        ngx_http_taskmgr_api_finish(
+            r,
+            ngx_http_taskmgr_send_problem(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                          "dependency_unavailable",
+                                          "the database is busy or "
+                                          "unreachable, retry shortly"));
+    }
+}
+
+
+/* ------------------------------------------------------------- reads ---- */
+
+
+static ngx_int_t
+ngx_http_taskmgr_attach_sign(ngx_http_taskmgr_attach_main_conf_t *amcf,
+                             ngx_str_t *id, ngx_str_t *sha, time_t exp,
+                             ngx_str_t *type, ngx_str_t *name, u_char *hex,
+                             ngx_log_t *log)
+{
+    u_char   *p, *msg;
+    size_t    len;
+    ngx_int_t rc;
+    u_char    md[NGX_HTTP_TASKMGR_HMAC_LEN];
+
+    len = id->len + sha->len + NGX_TIME_T_LEN + type->len + name->len + 4;
+
+    msg = ngx_alloc(len, log);
+    if (msg == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(msg, "%V\n%V\n%T\n%V\n%V", id, sha, exp, type, name);
+
+    rc = ngx_http_taskmgr_hmac(amcf->url_hmac, msg, p - msg, md);
+
+    if (rc == NGX_OK) {
+        ngx_hex_dump(hex, md, NGX_HTTP_TASKMGR_HMAC_LEN);
+
+    } else {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "taskmgr: HMAC of an attachment link failed");
+    }
+
+    ngx_free(msg);
+
+    return rc;
+}
+
+
+/* adds download_url and download_expires_at to one attachment object */
+static ngx_int_t
+ngx_http_taskmgr_attach_link(ngx_http_request_t                  *r,
+                             ngx_http_taskmgr_attach_main_conf_t *amcf,
+                             json_t *obj, time_t exp)
+{
+    u_char   *p, *url;
+    size_t    len;
+    uintptr_t etype, ename;
+    ngx_tm_t  tm;
+    ngx_str_t id, sha, type, name, at;
+    u_char    sig[64];
+
+    if (ngx_http_taskmgr_json_string(obj, "id", &id) != NGX_OK
+        || ngx_http_taskmgr_json_string(obj, "sha256", &sha) != NGX_OK
+        || ngx_http_taskmgr_json_string(obj, "content_type", &type) != NGX_OK
+        || ngx_http_taskmgr_json_string(obj, "name", &name) != NGX_OK
+        || id.data == NULL || sha.data == NULL || type.data == NULL
+        || name.data == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_taskmgr_attach_sign(amcf, &id, &sha, exp, &type, &name, sig,
+                                     r->connection->log)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    etype = ngx_escape_uri(NULL, type.data, type.len, NGX_ESCAPE_ARGS);
+    ename = ngx_escape_uri(NULL, name.data, name.len, NGX_ESCAPE_ARGS);
+
+    len = sizeof("/v1/files//?exp=&type=&name=&sig=") + id.len + sha.len
+        + NGX_TIME_T_LEN + type.len + 2 * etype + name.len + 2 * ename + 64;
+
+    url = ngx_pnalloc(r->pool, len);
+    if (url == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(url, "/v1/files/%V/%V?exp=%T&type=", &id, &sha, exp);
+    p = (u_char *) ngx_escape_uri(p, type.data, type.len, NGX_ESCAPE_ARGS);
+    p = ngx_cpymem(p, "&name=", 6);
+    p = (u_char *) ngx_escape_uri(p, name.data, name.len, NGX_ESCAPE_ARGS);
+    p = ngx_cpymem(p, "&sig=", 5);
+    p = ngx_cpymem(p, sig, 64);
+
+    at.data = ngx_pnalloc(r->pool, sizeof("1970-01-01T00:00:00Z"));
+    if (at.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_gmtime(exp, &tm);
+    at.len = ngx_sprintf(at.data, "%4d-%02d-%02dT%02d:%02d:%02dZ",
+                         tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                         tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec)
+        - at.data;
+
+    if (json_object_set_new(obj, "download_url",
+                            json_stringn((char *) url, p - url))
+            != 0
+        || json_object_set_new(obj, "download_expires_at",
+                               json_stringn((char *) at.data, at.len))
+            != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the answer of create, get and list: the objects get their links */
+static void
+ngx_http_taskmgr_attach_answer(ngx_http_taskmgr_pg_query_t *q)
+{
+    u_char                              *p;
+    size_t                               i;
+    time_t                               exp;
+    json_t                              *j, *data;
+    ngx_int_t                            rc;
+    ngx_str_t                            body, loc, cc;
+    ngx_http_request_t                  *r;
+    ngx_http_taskmgr_result_t            res;
+    ngx_http_taskmgr_api_ctx_t          *ctx;
+    ngx_http_taskmgr_attach_main_conf_t *amcf;
+
+    r = q->request;
+    ctx = ngx_http_taskmgr_api_ctx(r);
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_taskmgr_attach_module);
+
+    if (ngx_http_taskmgr_api_result(q, &res, &rc) != NGX_OK) {
+        ngx_http_taskmgr_api_finish(r, rc);
+        return;
+    }
+
+    if (res.status >= NGX_HTTP_BAD_REQUEST || res.body.data == NULL) {
+        ngx_http_taskmgr_api_finish(r, ngx_http_taskmgr_api_respond(r, &res));
+        return;
+    }
+
+    j = ngx_http_taskmgr_json_parse(r, res.body.data, res.body.len);
+    if (j == NULL) {
+        ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    exp = ngx_time() + amcf->url_ttl;
+    data = json_object_get(j, "data");
+
+    if (json_is_array(data)) {
+        for (i = 0; i < json_array_size(data); i++) {
+            if (ngx_http_taskmgr_attach_link(r, amcf, json_array_get(data, i),
+                                             exp)
+                != NGX_OK)
+            {
+                ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                return;
+            }
+        }
+
+    } else if (ngx_http_taskmgr_attach_link(r, amcf, j, exp) != NGX_OK) {
+        ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ngx_http_taskmgr_json_dump(r, j, &body) != NGX_OK) {
+        ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /* the links expire: nobody keeps a copy */
+    ngx_str_set(&cc, "private, no-store");
+    if (ngx_http_taskmgr_add_header(r, "Cache-Control", &cc) != NGX_OK) {
+        ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (res.status == NGX_HTTP_CREATED && res.meta.len) {
+        p = ngx_pnalloc(r->pool,
+                        sizeof("/v1/workspaces//attachments/")
+                            + ctx->params[0].len + res.meta.len);
+        if (p == NULL) {
+            ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        loc.data = p;
+        loc.len = ngx_sprintf(p, "/v1/workspaces/%V/attachments/%V",
+                              &ctx->params[0], &res.meta)
+            - p;
+
+        if (ngx_http_taskmgr_add_header(r, "Location", &loc) != NGX_OK) {
+            ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+    }
+
+    ngx_http_taskmgr_api_finish(
+        r, ngx_http_taskmgr_send_json(r, res.status, &body));
+}
+
+
+static ngx_int_t
+ngx_http_taskmgr_attach_ids(ngx_http_request_t         *r,
+                            ngx_http_taskmgr_api_ctx_t *ctx, const char *what,
+                            ngx_int_t *rc)
+{
+    if (ngx_http_taskmgr_api_uuid_param(r, ctx, 0, "workspace not found", rc)
+            != NGX_OK
+        || ngx_http_taskmgr_api_uuid_param(r, ctx, 1, what, rc) != NGX_OK)
+    {
+        return NGX_DONE;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_taskmgr_attach_read(ngx_http_request_t         *r,
+                             ngx_http_taskmgr_api_ctx_t *ctx, ngx_uint_t stmt,
+                             const char *what, ngx_http_taskmgr_pg_handler_pt h)
+{
+    ngx_int_t                            rc;
+    ngx_http_taskmgr_pg_query_t         *q;
+    ngx_http_taskmgr_attach_main_conf_t *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_taskmgr_attach_module);
+
+    if (amcf->path.len == 0) {
+        return ngx_http_taskmgr_send_problem(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                             "attachments are not enabled");
+    }
+
+    if (ngx_http_taskmgr_attach_ids(r, ctx, what, &rc) != NGX_OK) {
+        return rc;
+    }
+
+    q = ngx_http_taskmgr_api_query(r, ctx, stmt, h);
+    if (q != NULL) {
+        ngx_http_taskmgr_pg_param(q, &ctx->params[0]);
+        ngx_http_taskmgr_pg_param(q, &ctx->params[1]);
+    }
+
+    return ngx_http_taskmgr_api_submit(r, q);
+}
+
+
+ngx_int_t
+ngx_http_taskmgr_h_attach_list(ngx_http_request_t         *r,
+                               ngx_http_taskmgr_api_ctx_t *ctx)
+{
+    return ngx_http_taskmgr_attach_read(
+        r, ctx, NGX_HTTP_TASKMGR_SQL_ATTACH_LIST, "task not found",
+        ngx_http_taskmgr_attach_answer);
+}
+
+
+ngx_int_t
+ngx_http_taskmgr_h_attach_get(ngx_http_request_t         *r,
+                              ngx_http_taskmgr_api_ctx_t *ctx)
+{
+    return ngx_http_taskmgr_attach_read(r, ctx, NGX_HTTP_TASKMGR_SQL_ATTACH_GET,
+                                        "attachment not found",
+                                        ngx_http_taskmgr_attach_answer);
+}
+
+
+ngx_int_t
+ngx_http_taskmgr_h_attach_delete(ngx_http_request_t         *r,
+                                 ngx_http_taskmgr_api_ctx_t *ctx)
+{
+    return ngx_http_taskmgr_attach_read(
+        r, ctx, NGX_HTTP_TASKMGR_SQL_ATTACH_DELETE, "attachment not found",
+        ngx_http_taskmgr_api_done);
+}
+
+
+/* --------------------------------------------------------- download ---- */
+
+
+static ngx_int_t
+ngx_http_taskmgr_files_arg(ngx_http_request_t *r, const char *name,
+                           ngx_str_t *out, size_t max)
+{
+    u_char   *dst, *src;
+    ngx_str_t raw;
+
+    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &raw) != NGX_OK
+        || raw.len == 0 || raw.len > max)
+    {
+        return NGX_DECLINED;
+    }
+
+    out->data = ngx_pnalloc(r->pool, raw.len);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    dst = out->data;
+    src = raw.data;
+    ngx_unescape_uri(&dst, &src, raw.len, 0);
+    out->len = dst - out->data;
+
+    return NGX_OK;
+}
+
+
+/* Content-Disposition: attachment; filename="<ASCII>"; filename*=UTF-8''.. */
+static ngx_int_t
+ngx_http_taskmgr_files_disposition(ngx_http_request_t *r, ngx_str_t *name)
+{
+    u_char   *p, *q, c;
+    size_t    i;
+    ngx_str_t v;
+
+    static const char hex[] = "0123456789ABCDEF";
+
+    v.data = ngx_pnalloc(r->pool,
+                         sizeof("attachment; filename=\"\"; "
+                                "filename*=UTF-8''")
+                             + name->len * 4);
+    if (v.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(v.data, "attachment; filename=\"", 22);
+
+    for (i = 0; i < name->len; i++) {
+        c = name->data[i];
+        *p++ = (c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '%')
+            ? c
+            : '_';
+    }
+
+    p = ngx_cpymem(p, "\"; filename*=UTF-8''", 20);
+
+    for (i = 0; i < name->len; i++) {
+        c = name->data[i];
+        q = (u_char *) ngx_strchr("!#$&+-.^_`|~", c);
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || (c >= '0' && c <= '9') || (c != '\0' && q != NULL))
+        {
+            *p++ = c;
+        } else {
+            *p++ = '%';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 0xf];
+        }
+    }
+
+    v.len = p - v.data;
+
+    return ngx_http_taskmgr_add_header(r, "Content-Disposition", &v);
+}
+
+
+static ngx_int_t
+ngx_http_taskmgr_files_refuse(ngx_http_request_t *r, ngx_uint_t status,
+                              const char *code, const char *detail)
+{
+    ngx_str_t cc = ngx_string("no-store");
+
+    if (ngx_http_taskmgr_add_header(r, "Cache-Control", &cc) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_taskmgr_send_problem(r, status, code, detail);
+}
+
+
+static ngx_int_t
+ngx_http_taskmgr_files_handler(ngx_http_request_t *r)
+{
+    u_char                              *file, *end, *seg;
+    size_t                               len;
+    time_t                               exp, now;
+    ngx_int_t                            rc;
+    ngx_buf_t                           *b;
+    ngx_str_t                            id, sha, sexp, type, name, sig, v;
+    ngx_chain_t                          out;
+    ngx_open_file_info_t                 of;
+    ngx_http_core_loc_conf_t            *clcf;
+    ngx_http_taskmgr_attach_main_conf_t *amcf;
+    u_char                               mine[64];
+
+    if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_taskmgr_attach_module);
+
+    if (amcf->path.len == 0) {
+        return ngx_http_taskmgr_files_refuse(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                             "attachments are not enabled");
+    }
+
+    /* .../<id>/<sha256>: the last two segments of the path */
+    end = r->uri.data + r->uri.len;
+
+    if (r->uri.len
+        < NGX_HTTP_TASKMGR_UUID_LEN + NGX_HTTP_TASKMGR_ATT_SHA_LEN + 2) {
+        goto not_found;
+    }
+
+    seg = end - NGX_HTTP_TASKMGR_ATT_SHA_LEN;
+    sha.data = seg;
+    sha.len = NGX_HTTP_TASKMGR_ATT_SHA_LEN;
+    id.data = seg - 1 - NGX_HTTP_TASKMGR_UUID_LEN;
+    id.len = NGX_HTTP_TASKMGR_UUID_LEN;
+
+    if (seg[-1] != '/' || id.data[-1] != '/'
+        || ngx_http_taskmgr_is_uuid(&id) != NGX_OK)
+    {
+        goto not_found;
+    }
+
+    for (len = 0; len < sha.len; len++) {
+        if (!((sha.data[len] >= '0' && sha.data[len] <= '9')
+              || (sha.data[len] >= 'a' && sha.data[len] <= 'f')))
+        {
+            goto not_found;
+        }
+    }
+
+    if (ngx_http_taskmgr_files_arg(r, "exp", &sexp, NGX_TIME_T_LEN) != NGX_OK
+        || ngx_http_taskmgr_files_arg(r, "type", &type, 127 * 3) != NGX_OK
+        || ngx_http_taskmgr_files_arg(r, "name", &name,
+                                      NGX_HTTP_TASKMGR_ATT_NAME_MAX * 4 * 3)
+            != NGX_OK
+        || ngx_http_taskmgr_files_arg(r, "sig", &sig, 64) != NGX_OK
+        || sig.len != 64)
+    {
+        return ngx_http_taskmgr_files_refuse(r, NGX_HTTP_FORBIDDEN, "forbidden",
+                                             "the link is not valid");
+    }
+
+    exp = ngx_atotm(sexp.data, sexp.len);
+
+    if (exp == NGX_ERROR
+        || ngx_http_taskmgr_attach_sign(amcf, &id, &sha, exp, &type, &name,
+                                        mine, r->connection->log)
+            != NGX_OK)
+    {
+        return ngx_http_taskmgr_files_refuse(r, NGX_HTTP_FORBIDDEN, "forbidden",
+                                             "the link is not valid");
+    }
+
+    ngx_strlow(sig.data, sig.data, sig.len);
+
+    if (CRYPTO_memcmp(mine, sig.data, 64) != 0) {
+        return ngx_http_taskmgr_files_refuse(r, NGX_HTTP_FORBIDDEN, "forbidden",
+                                             "the link is not valid");
+    }
+
+    now = ngx_time();
+
+    if (exp < now) {
+        return ngx_http_taskmgr_files_refuse(r, NGX_HTTP_TASKMGR_GONE,
+                                             "link_expired",
+                                             "the link has expired, ask for "
+                                             "a new one");
+    }
+
+    file = ngx_http_taskmgr_attach_file(r->pool, &amcf->path, sha.data, &len);
+    if (file == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    ngx_memzero(&of, sizeof(ngx_open_file_info_t));
+
+    of.read_ahead = clcf->read_ahead;
+    of.directio = clcf->directio;
+    of.valid = clcf->open_file_cache_valid;
+    of.min_uses = clcf->open_file_cache_min_uses;
+    of.errors = clcf->open_file_cache_errors;
+    of.events = clcf->open_file_cache_events;
+
+    v.data = file;
+    v.len = len;
+
+    if (ngx_open_cached_file(clcf->open_file_cache, &v, &of, r->pool) != NGX_OK)
+    {
+        if (of.err == NGX_ENOENT || of.err == NGX_ENOTDIR) {
+            goto not_found;
+        }
+
+        ngx_log_error(NGX_LOG_CRIT, r->connection->log, of.err,
+                      "%s \"%s\" failed", of.failed, file);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!of.is_file) {
+        goto not_found;
+    }
+
+    r->root_tested = !r->error_page;
+    r->allow_ranges = 1;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = of.size;
+    r->headers_out.last_modified_time = of.mtime;
+
+    r->headers_out.content_type = type;
+    r->headers_out.content_type_len = type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    ngx_str_set(&v, "nosniff");
+    if (ngx_http_taskmgr_add_header(r, "X-Content-Type-Options", &v) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_str_set(&v, "private");
+    if (ngx_http_taskmgr_add_header(r, "Cache-Control", &v) != NGX_OK
+        || ngx_http_taskmgr_files_disposition(r, &name) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->file = ngx_pcalloc(r->pool, sizeof(ngx_file_t));
+    if (b->file == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b->file_pos = 0;
+    b->file_last = of.size;
+    b->in_file = b->file_last ? 1 : 0;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    b->file->fd = of.fd;
+    b->file->name.data = file;
+    b->file->name.len = len;
+    b->file->log = r->connection->log;
+    b->file->directio = of.is_directio;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+
+not_found:
+
+    return ngx_http_taskmgr_files_refuse(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                         "no such file");
+}
