@@ -217,3 +217,183 @@ BEGIN
           cardinality(v_ids)::text)::tm_api.result;
 END
 $$;
+
+-- ---------------------------------------------------------------------------
+-- tm_api.task_find, second form: the slow pages of a large tenant
+-- ---------------------------------------------------------------------------
+
+-- As the first form (0003), with the keyset condition apart (p_after) and
+-- three changes, each for a page that read a large part of a 1,000,000-task
+-- tenant (bench/README.md "One million tasks", docs/indexes.md):
+--
+-- * p_split: a sort that starts with status and/or priority (4 and 5
+--   values) has no index of its own, and an incremental sort of the largest
+--   group took 200 ms.  nginx then sends one condition per combination of
+--   those leading values, in the order of the sort (from the cursor's on,
+--   the cursor's own with the keyset condition of the other keys, values
+--   the filters exclude left out), and p_split_order, the rest of the order.
+--   The branches run in turn, each ordered by the rest (which an index
+--   serves: created_at, updated_at, due_at, title, or the primary key for
+--   id), until the page is full.  Offset pages skip whole branches by a
+--   count bounded by the offset.
+-- * p_ranked: a ranked search ranks the 500 newest matches (created_at,
+--   then id), not every match: ranking 77,000 matches of two common words
+--   read 53,000 heap pages (200 ms to 1 s).  A search with up to 500
+--   matches is ranked exactly; with more, the pages list the best of the 500
+--   newest, and a sort lists every match (docs/openapi.yaml says so).
+-- * p_count: X-Total-Count counts at most p_offset + 10,000 matches; the
+--   count row's detail then ends in '+' (nginx sends the number and
+--   X-Total-Count-Capped: true).  Counting 390,000 rows took 55-100 ms.
+--
+-- The probe of p_gin (0003) reads the sort's first 5000 rows; with a split
+-- or a rank it reads the newest 5000 (tasks_list_idx) instead, and for the
+-- candidates of a rank it asks for 2% (110 of 5000; below, the GIN index
+-- reads fewer rows than the ordered scan would).
+CREATE FUNCTION tm_api.task_find(p_uid uuid, p_sid uuid, p_ws uuid,
+                                 p_where text, p_after text, p_order text,
+                                 p_limit int, p_offset int, p_count boolean,
+                                 p_q text, p_ranked boolean, p_gin text,
+                                 p_args text[], p_split text[],
+                                 p_split_order text)
+RETURNS SETOF tm_api.task_row
+LANGUAGE plpgsql AS $$
+DECLARE
+  c_rank_max  constant int := 500;
+  c_count_max constant int := 10000;
+  c_cols constant text :=
+    ', t.id, t.workspace_id, t.project_id, t.parent_id, t.title,'
+    ' t.description, t.status, t.priority, t.due_at, t.assignee_id,'
+    ' array_to_json(t.labels)::text, t.created_by, t.created_at,'
+    ' t.updated_at, t.completed_at, t.deleted_at, t.version';
+  v_role   text;
+  v_total  bigint;
+  v_found  bigint;
+  v_need   bigint;
+  v_skip   bigint := p_offset;
+  v_cap    bigint := p_offset + c_count_max;
+  v_n      bigint;
+  v_where  text := p_where || coalesce(' AND ' || p_gin, '');
+  v_from   text;
+  v_branch text;
+BEGIN
+  IF p_limit < 1 OR p_limit > 200 OR p_offset < 0 OR p_offset > 100000
+     OR coalesce(cardinality(p_args), 0) > 512
+     OR coalesce(cardinality(p_split), 0) > 20
+     OR (p_split IS NOT NULL AND (p_ranked OR p_split_order IS NULL))
+  THEN
+    RAISE EXCEPTION 'task_find: bounds' USING ERRCODE = '22023';
+  END IF;
+
+  v_role := tm.enter(p_uid, p_sid, p_ws);
+  IF v_role IS NULL THEN
+    RETURN NEXT tm.task_err(401, 'session has ended');
+    RETURN;
+  ELSIF v_role = '' THEN
+    RETURN NEXT tm.task_err(404, 'workspace not found');
+    RETURN;
+  END IF;
+
+  IF p_gin IS NOT NULL THEN
+    IF p_split IS NULL AND NOT p_ranked THEN
+      EXECUTE 'SELECT count(*) FROM (SELECT 1 FROM (SELECT t.labels, t.search'
+              ' FROM tm.tasks t WHERE t.workspace_id = $1 AND ' || p_where
+              || coalesce(' AND ' || p_after, '')
+              || ' ORDER BY ' || p_order || ' LIMIT 5000) t WHERE ' || p_gin
+              || ' LIMIT ' || (p_offset + p_limit + 1) || ') s'
+         INTO v_found
+        USING p_ws, p_args, p_q;
+      v_n := p_offset + p_limit;
+    ELSE
+      v_n := CASE WHEN p_ranked THEN 109 ELSE p_limit END;
+      EXECUTE 'SELECT count(*) FROM (SELECT 1 FROM (SELECT t.labels, t.search'
+              ' FROM tm.tasks t WHERE t.workspace_id = $1 AND ' || p_where
+              || ' ORDER BY t.created_at DESC, t.id DESC LIMIT 5000) t'
+                 ' WHERE ' || p_gin || ' LIMIT ' || (v_n + 1) || ') s'
+         INTO v_found
+        USING p_ws, p_args, p_q;
+    END IF;
+    IF v_found <= v_n THEN
+      PERFORM set_config('enable_indexscan', 'off', true),
+              set_config('enable_seqscan', 'off', true);
+    END IF;
+  END IF;
+
+  v_from := 'FROM tm.tasks t WHERE t.workspace_id = $1 AND ' || v_where;
+  IF p_ranked THEN
+    -- the candidates: the newest matches
+    v_from := 'FROM (SELECT t.* ' || v_from
+              || ' ORDER BY t.created_at DESC, t.id DESC LIMIT '
+              || c_rank_max || ') t WHERE true';
+    v_cap := c_rank_max;
+  END IF;
+
+  IF p_count THEN
+    EXECUTE 'SELECT count(*) FROM (SELECT 1 ' || v_from || ' LIMIT '
+            || (v_cap + 1) || ') s'
+       INTO v_total
+      USING p_ws, p_args, p_q;
+    RETURN NEXT tm.task_err(200, CASE WHEN v_total > v_cap
+                                      THEN v_cap::text || '+'
+                                      ELSE v_total::text END);
+  END IF;
+
+  IF p_split IS NULL THEN
+    RETURN QUERY EXECUTE
+      'SELECT 200, '
+      || CASE WHEN p_ranked
+              THEN 'ts_rank(t.search, websearch_to_tsquery(''english'', $3))'
+                   '::text'
+              ELSE 'NULL::text' END
+      || c_cols || ' ' || v_from || coalesce(' AND ' || p_after, '')
+      || ' ORDER BY ' || p_order
+      || ' LIMIT ' || (p_limit + 1) || ' OFFSET ' || p_offset
+      USING p_ws, p_args, p_q;
+    RETURN;
+  END IF;
+
+  -- one branch per leading value, in the sort's order, until the page is
+  -- full
+  v_need := p_limit + 1;
+  FOREACH v_branch IN ARRAY p_split LOOP
+    IF v_skip > 0 THEN
+      EXECUTE 'SELECT count(*) FROM (SELECT 1 ' || v_from || ' AND '
+              || v_branch || ' LIMIT ' || v_skip || ') s'
+         INTO v_n
+        USING p_ws, p_args, p_q;
+      IF v_n < v_skip THEN
+        v_skip := v_skip - v_n;
+        CONTINUE;
+      END IF;
+    END IF;
+    RETURN QUERY EXECUTE
+      'SELECT 200, NULL::text' || c_cols || ' ' || v_from || ' AND '
+      || v_branch || ' ORDER BY ' || p_split_order
+      || ' LIMIT ' || v_need || ' OFFSET ' || v_skip
+      USING p_ws, p_args, p_q;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    v_skip := 0;
+    v_need := v_need - v_n;
+    EXIT WHEN v_need <= 0;
+  END LOOP;
+END
+$$;
+
+GRANT EXECUTE ON FUNCTION tm_api.task_find(uuid, uuid, uuid, text, text, text,
+                                           int, int, boolean, text, boolean,
+                                           text, text[], text[], text)
+  TO taskmgr_app;
+
+-- The first form stays for nginx workers started before this migration
+-- (tm_task_find of 12 parameters) until they are reloaded.
+
+-- ---------------------------------------------------------------------------
+-- an index that serves no query
+-- ---------------------------------------------------------------------------
+
+-- tasks_assignee_idx (assignee_id) of 0001 crosses tenants: no API query
+-- reads tasks by assignee without the workspace (tasks_assignee_list_idx
+-- serves filter[assignee_id]).  It would only serve the foreign key check
+-- of a DELETE FROM tm.users, which no API call makes (users are never
+-- deleted; an operator who does it pays a scan of tm.tasks).  Every task
+-- write maintained it.
+DROP INDEX tm.tasks_assignee_idx;
