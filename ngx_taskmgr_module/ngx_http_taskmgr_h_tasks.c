@@ -303,8 +303,6 @@ ngx_http_taskmgr_task_list_db(ngx_http_request_t         *r,
     ngx_http_taskmgr_pg_param(q, sql.gin.data ? &sql.gin : NULL);
     ngx_http_taskmgr_pg_param(q, &sql.args);
     ngx_http_taskmgr_pg_param(q, sql.split.data ? &sql.split : NULL);
-    ngx_http_taskmgr_pg_param(q,
-                              sql.split_order.data ? &sql.split_order : NULL);
 
     return ngx_http_taskmgr_api_submit(r, q);
 }

@@ -31,6 +31,7 @@
 #define TM_OP_IS  8
 
 #define TM_KEY_CREATED_AT 0
+#define TM_KEY_DUE_AT     2
 #define TM_KEY_PRIORITY   3
 #define TM_KEY_STATUS     5
 #define TM_KEY_RANK       6
@@ -38,7 +39,7 @@
 
 #define TM_FIELD_STATUS   0
 #define TM_FIELD_PRIORITY 1
-#define TM_SPLIT_MAX      20 /* 4 statuses x 5 priorities */
+#define TM_SPLIT_MAX      40 /* 4 statuses x 5 priorities x NULL or not */
 
 #define TM_CURSOR_VERSION 1
 #define TM_DIGEST_LEN     16
@@ -180,8 +181,8 @@ static ngx_uint_t ngx_http_taskmgr_list_has(ngx_str_t *l, ngx_str_t *v);
 static ngx_int_t  ngx_http_taskmgr_list_split(ngx_http_request_t      *r,
                                               ngx_http_taskmgr_list_t *list,
                                               ngx_uint_t               nsplit,
-                                              ngx_uint_t               first,
-                                              ngx_str_t               *split);
+                                              ngx_uint_t nulls, ngx_uint_t first,
+                                              ngx_str_t *split);
 
 
 static ngx_int_t
@@ -1442,7 +1443,7 @@ ngx_http_taskmgr_list_sql(ngx_http_request_t *r, ngx_http_taskmgr_list_t *list,
     u_char                          *buf;
     ngx_str_t                        vals[TM_ARGS_MAX];
     u_char                          *gbuf;
-    ngx_uint_t                       f, o, n, i, first, probe, nsplit;
+    ngx_uint_t                       f, o, n, i, first, probe, nsplit, nulls;
     ngx_http_taskmgr_buf_t           b, g, *dst;
     ngx_http_taskmgr_filter_field_t *ff;
 
@@ -1602,7 +1603,10 @@ ngx_http_taskmgr_list_sql(ngx_http_request_t *r, ngx_http_taskmgr_list_t *list,
         return NGX_ERROR;
     }
 
-    /* a sort that starts with status or priority: one branch per value */
+    /*
+     * a sort that starts with status or priority: one branch per value;
+     * due_at next and more keys after it: its NULLs apart
+     */
 
     nsplit = 0;
 
@@ -1613,13 +1617,17 @@ ngx_http_taskmgr_list_sql(ngx_http_request_t *r, ngx_http_taskmgr_list_t *list,
         nsplit++;
     }
 
+    nulls = !list->ranked && nsplit + 2 < list->nkeys
+        && list->keys[nsplit].key == TM_KEY_DUE_AT;
+
     ngx_str_null(&sql->after);
     ngx_str_null(&sql->split);
-    ngx_str_null(&sql->split_order);
 
-    if (nsplit) {
-        if (ngx_http_taskmgr_list_split(r, list, nsplit, first, &sql->split)
-            != NGX_OK) {
+    if (nsplit || nulls) {
+        if (ngx_http_taskmgr_list_split(r, list, nsplit, nulls, first,
+                                        &sql->split)
+            != NGX_OK)
+        {
             return NGX_ERROR;
         }
 
@@ -1629,17 +1637,9 @@ ngx_http_taskmgr_list_sql(ngx_http_request_t *r, ngx_http_taskmgr_list_t *list,
         sql->after.len = b.p - sql->after.data;
     }
 
-    /* the order, and the order after the split keys */
-
     sql->order.data = b.p;
     ngx_http_taskmgr_list_order(&b, list, 0);
     sql->order.len = b.p - sql->order.data;
-
-    if (nsplit) {
-        sql->split_order.data = b.p;
-        ngx_http_taskmgr_list_order(&b, list, nsplit);
-        sql->split_order.len = b.p - sql->split_order.data;
-    }
 
     if (b.p == b.last) {
         return NGX_ERROR;
@@ -1820,20 +1820,27 @@ ngx_http_taskmgr_list_has(ngx_str_t *l, ngx_str_t *v)
 
 
 /*
- * p_split: the leading nsplit keys (status, priority) have a handful of
- * values; one condition per combination of them, in the order of the
- * sort, from the cursor's combination on (which also gets the keyset
- * condition of the other keys), without the values the filters exclude.
- * The values are the fixed ones of this file, written as literals.
+ * p_split: pairs of a condition and an order, one pair a branch, in the
+ * order of the sort.  The leading nsplit keys (status, priority) have a
+ * handful of values: one branch per combination of them, without the
+ * values the filters exclude, each ordered by the keys after them.  With
+ * "nulls" (due_at follows them, and more keys after it) each combination
+ * has two branches: due_at IS NOT NULL ordered by due_at and the rest, and
+ * due_at IS NULL ordered by the rest only (NULLs first when descending).
+ * Branches before the cursor's are left out; the cursor's own gets the
+ * keyset condition of the keys it is ordered by.  The values are the fixed
+ * ones of this file, written as literals.
  */
 static ngx_int_t
 ngx_http_taskmgr_list_split(ngx_http_request_t      *r,
                             ngx_http_taskmgr_list_t *list, ngx_uint_t nsplit,
-                            ngx_uint_t first, ngx_str_t *split)
+                            ngx_uint_t nulls, ngx_uint_t first,
+                            ngx_str_t *split)
 {
     u_char                *buf, *start;
-    ngx_str_t              conds[TM_SPLIT_MAX], v[2];
-    ngx_uint_t             c, j, k, n[2], total, ncond, started, key, f;
+    ngx_str_t              pairs[2 * TM_SPLIT_MAX], v[2];
+    ngx_uint_t             c, j, k, n[2], total, npairs, started, key, f;
+    ngx_uint_t             part, nparts, null, from;
     ngx_http_taskmgr_buf_t b;
 
     buf = ngx_pnalloc(r->pool, TM_SQL_MAX);
@@ -1852,7 +1859,8 @@ ngx_http_taskmgr_list_split(ngx_http_request_t      *r,
         total *= n[j];
     }
 
-    ncond = 0;
+    nparts = nulls ? 2 : 1;
+    npairs = 0;
     started = !list->has_cursor;
 
     for (c = 0; c < total; c++) {
@@ -1884,40 +1892,61 @@ ngx_http_taskmgr_list_split(ngx_http_request_t      *r,
             continue;
         }
 
-        if (!started) {
-            /* the branches before the cursor's are done */
-            for (j = 0; j < nsplit; j++) {
-                if (list->after[j].data == NULL
-                    || !ngx_http_taskmgr_list_same(&list->after[j], &v[j]))
-                {
-                    break;
+        for (part = 0; part < nparts; part++) {
+
+            /* NULL sorts above every value: first descending */
+            null = nulls && (part == 0) == list->keys[nsplit].desc;
+
+            if (!started) {
+                /* the branches before the cursor's are done */
+                for (j = 0; j < nsplit; j++) {
+                    if (list->after[j].data == NULL
+                        || !ngx_http_taskmgr_list_same(&list->after[j], &v[j]))
+                    {
+                        break;
+                    }
+                }
+
+                if (j < nsplit
+                    || (nulls && (list->after[nsplit].data == NULL) != null)) {
+                    continue;
                 }
             }
 
-            if (j < nsplit) {
-                continue;
+            from = nsplit + (null ? 1 : 0);
+
+            start = b.p;
+
+            for (j = 0; j < nsplit; j++) {
+                key = list->keys[j].key;
+                ngx_http_taskmgr_put(
+                    &b, key == TM_KEY_STATUS ? "%s%s = '%V'" : "%s%s = %V",
+                    j ? " AND " : "", ngx_http_taskmgr_sort_fields[key].expr,
+                    &v[j]);
             }
+
+            if (nulls) {
+                ngx_http_taskmgr_put(&b, "%st.due_at IS %s",
+                                     nsplit ? " AND " : "",
+                                     null ? "NULL" : "NOT NULL");
+            }
+
+            if (!started) {
+                ngx_http_taskmgr_put(&b, " AND ");
+                ngx_http_taskmgr_list_after(&b, list, from, first);
+                started = 1;
+            }
+
+            pairs[npairs].data = start;
+            pairs[npairs].len = b.p - start;
+            npairs++;
+
+            start = b.p;
+            ngx_http_taskmgr_list_order(&b, list, from);
+            pairs[npairs].data = start;
+            pairs[npairs].len = b.p - start;
+            npairs++;
         }
-
-        start = b.p;
-
-        for (j = 0; j < nsplit; j++) {
-            key = list->keys[j].key;
-            ngx_http_taskmgr_put(
-                &b, key == TM_KEY_STATUS ? "%s%s = '%V'" : "%s%s = %V",
-                j ? " AND " : "", ngx_http_taskmgr_sort_fields[key].expr,
-                &v[j]);
-        }
-
-        if (!started) {
-            ngx_http_taskmgr_put(&b, " AND ");
-            ngx_http_taskmgr_list_after(&b, list, nsplit, first);
-            started = 1;
-        }
-
-        conds[ncond].data = start;
-        conds[ncond].len = b.p - start;
-        ncond++;
     }
 
     if (b.p == b.last) {
@@ -1925,11 +1954,11 @@ ngx_http_taskmgr_list_split(ngx_http_request_t      *r,
     }
 
     /* no combination left: an empty page (and a count of 0) */
-    if (ncond == 0) {
-        conds[0].data = (u_char *) "false";
-        conds[0].len = 5;
-        ncond = 1;
+    if (npairs == 0) {
+        ngx_str_set(&pairs[0], "false");
+        ngx_str_set(&pairs[1], "t.id");
+        npairs = 2;
     }
 
-    return ngx_http_taskmgr_list_array(r, conds, ncond, split);
+    return ngx_http_taskmgr_list_array(r, pairs, npairs, split);
 }

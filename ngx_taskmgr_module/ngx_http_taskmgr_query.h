@@ -83,13 +83,12 @@ ngx_int_t ngx_http_taskmgr_list_route(ngx_http_request_t      *r,
 
 /* the text parameters of tm_api.task_find; data NULL: none (SQL NULL) */
 typedef struct {
-    ngx_str_t where;       /* p_where: the filters */
-    ngx_str_t after;       /* p_after: the keyset condition of a cursor */
-    ngx_str_t gin;         /* p_gin: the tests the probe weighs */
-    ngx_str_t order;       /* p_order */
-    ngx_str_t split;       /* p_split: array literal of the branches */
-    ngx_str_t split_order; /* p_split_order: the order within a branch */
-    ngx_str_t args;        /* p_args: array literal of the values */
+    ngx_str_t where; /* p_where: the filters */
+    ngx_str_t after; /* p_after: the keyset condition of a cursor */
+    ngx_str_t gin;   /* p_gin: the tests the probe weighs */
+    ngx_str_t order; /* p_order */
+    ngx_str_t split; /* p_split: the branches, (condition, order) pairs */
+    ngx_str_t args;  /* p_args: array literal of the values */
 } ngx_http_taskmgr_list_sql_t;
 
 

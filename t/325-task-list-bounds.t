@@ -48,6 +48,12 @@ SELECT $1::uuid,
        CASE WHEN i % 25 = 0 THEN '2026-04-01 00:00:00+00'::timestamptz END
   FROM generate_series(1, 10100) i}, $ws, $u->{user_id});
 
+# due dates on 60% of them, many tasks on the same one
+$t->psql(q{UPDATE tm.tasks SET due_at = '2026-06-01 00:00:00+00'::timestamptz + (x % 37) * interval '1 hour'
+             FROM generate_series(1, 10100) x
+            WHERE workspace_id = $1 AND x % 5 < 3
+              AND id = ('00000000-0000-7000-8000-' || lpad(to_hex(x), 12, '0'))::uuid}, $ws);
+
 sub get {
     my ($q) = @_;
     return $t->request(GET => "/v1/workspaces/$ws/tasks?$q", token => $u->{token});
@@ -107,6 +113,40 @@ for my $c (
     my $next = get("$q&limit=100&cursor=$r->{json}{next_cursor}");
     is_deeply([ map { $_->{id} } @{ $next->{json}{data} } ], [ @$want[200 .. 299] ],
               "$q: the next 100 from the cursor");
+}
+
+# due_at followed by more keys: its NULLs are a branch of their own
+for my $c (
+    [ 'sort=-due_at,created_at', $LIVE, 't.due_at DESC NULLS FIRST, t.created_at ASC, t.id ASC' ],
+    [ 'sort=due_at,-title', $LIVE, 't.due_at ASC NULLS LAST, t.title DESC, t.id DESC' ],
+    [ 'sort=status,-due_at,title&filter[status][ne]=done', "$LIVE AND t.status <> 'done'",
+      't.status ASC, t.due_at DESC NULLS FIRST, t.title ASC, t.id ASC' ],
+    [ 'sort=-priority,due_at,-updated_at&filter[due_at][is]=notnull', "$LIVE AND t.due_at IS NOT NULL",
+      't.priority DESC, t.due_at ASC NULLS LAST, t.updated_at DESC, t.id DESC' ],
+) {
+    my ($q, $where, $order) = @$c;
+    my $want = list_oracle($where, $order);
+    is_deeply(walk("$q&limit=200"), $want, "$q: every page in order (" . scalar(@$want) . ' rows)');
+}
+{
+    my $want = list_oracle($LIVE, 't.due_at ASC NULLS LAST, t.title DESC, t.id DESC');
+    my $dated = $t->psql(q{SELECT count(*) FROM tm.tasks WHERE workspace_id = $1
+                           AND deleted_at IS NULL AND due_at IS NOT NULL}, $ws);
+    my $r = get('sort=due_at,-title&offset=' . ($dated - 2) . '&limit=5');
+    is_deeply([ map { $_->{id} } @{ $r->{json}{data} } ], [ @$want[$dated - 2 .. $dated + 2] ],
+              'sort=due_at,-title: the offset page across the last due date and the first NULL');
+    # pages that end on the second to last due date
+    my ($seen, $cursor) = (0, undef);
+    while ($seen < $dated - 1) {
+        my $lim = $dated - 1 - $seen > 200 ? 200 : $dated - 1 - $seen;
+        $r = get("sort=due_at,-title&limit=$lim" . (defined $cursor ? "&cursor=$cursor" : ''));
+        $seen += @{ $r->{json}{data} };
+        $cursor = $r->{json}{next_cursor};
+        last unless defined $cursor;
+    }
+    my $next = get("sort=due_at,-title&limit=3&cursor=$cursor");
+    is_deeply([ map { $_->{id} } @{ $next->{json}{data} } ], [ @$want[$dated - 1 .. $dated + 1] ],
+              'sort=due_at,-title: the cursor page across the last due date and the first NULL');
 }
 
 # whole walks, with filters that leave out some values of the split keys and
