@@ -277,8 +277,6 @@ DECLARE
   v_where  text := p_where || coalesce(' AND ' || p_gin, '');
   v_from   text;
   v_i      int;
-  v_scans  boolean := true;
-  v_bitmap boolean;
 BEGIN
   IF p_limit < 1 OR p_limit > 200 OR p_offset < 0 OR p_offset > 100000
      OR coalesce(cardinality(p_args), 0) > 512
@@ -320,7 +318,6 @@ BEGIN
     IF v_found <= v_n THEN
       PERFORM set_config('enable_indexscan', 'off', true),
               set_config('enable_seqscan', 'off', true);
-      v_scans := false;
     END IF;
   END IF;
 
@@ -361,25 +358,6 @@ BEGIN
   -- full
   v_need := p_limit + 1;
   FOR v_i IN 1 .. cardinality(p_split) / 2 LOOP
-    -- A branch ordered by id alone (the split keys were the whole sort)
-    -- walks the primary key and filters: 1/selectivity rows a row, the
-    -- whole tenant for a combination no task has.  So its first 3000 rows
-    -- are probed: under 51 matches (1.7%), the branch is read through
-    -- bitmaps of the indexes of its conditions (status, priority, ...)
-    -- and sorted, which reads only the rows of the combination.
-    v_bitmap := false;
-    IF v_scans AND p_split[2 * v_i] LIKE 't.id %' THEN
-      EXECUTE 'SELECT count(*) FROM (SELECT 1 FROM (SELECT t.* ' || v_from
-              || ' ORDER BY ' || p_split[2 * v_i] || ' LIMIT 3000) t WHERE '
-              || p_split[2 * v_i - 1] || ' LIMIT 51) s'
-         INTO v_n
-        USING p_ws, p_args, p_q;
-      IF v_n <= 50 THEN
-        v_bitmap := true;
-        PERFORM set_config('enable_indexscan', 'off', true),
-                set_config('enable_seqscan', 'off', true);
-      END IF;
-    END IF;
     IF v_skip > 0 THEN
       EXECUTE 'SELECT count(*) FROM (SELECT 1 ' || v_from || ' AND '
               || p_split[2 * v_i - 1] || ' LIMIT ' || v_skip || ') s'
@@ -387,10 +365,6 @@ BEGIN
         USING p_ws, p_args, p_q;
       IF v_n < v_skip THEN
         v_skip := v_skip - v_n;
-        IF v_bitmap THEN
-          PERFORM set_config('enable_indexscan', 'on', true),
-                  set_config('enable_seqscan', 'on', true);
-        END IF;
         CONTINUE;
       END IF;
     END IF;
@@ -400,10 +374,6 @@ BEGIN
       || ' LIMIT ' || v_need || ' OFFSET ' || v_skip
       USING p_ws, p_args, p_q;
     GET DIAGNOSTICS v_n = ROW_COUNT;
-    IF v_bitmap THEN
-      PERFORM set_config('enable_indexscan', 'on', true),
-              set_config('enable_seqscan', 'on', true);
-    END IF;
     v_skip := 0;
     v_need := v_need - v_n;
     EXIT WHEN v_need <= 0;
