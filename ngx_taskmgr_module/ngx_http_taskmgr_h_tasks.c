@@ -240,8 +240,9 @@ ngx_http_taskmgr_task_list_db(ngx_http_request_t         *r,
                               ngx_http_taskmgr_api_ctx_t *ctx)
 {
     ngx_int_t                    rc;
-    ngx_str_t                    lim, off, where, gin, order, args, yes, no;
+    ngx_str_t                    lim, off, yes, no;
     ngx_http_taskmgr_list_t     *list;
+    ngx_http_taskmgr_list_sql_t  sql;
     ngx_http_taskmgr_pg_query_t *q;
 
     list = ctx->data;
@@ -274,8 +275,7 @@ ngx_http_taskmgr_task_list_db(ngx_http_request_t         *r,
         return ngx_http_taskmgr_api_submit(r, q);
     }
 
-    if (ngx_http_taskmgr_list_sql(r, list, &where, &gin, &order, &args)
-        != NGX_OK) {
+    if (ngx_http_taskmgr_list_sql(r, list, &sql) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "taskmgr: list query does not fit");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -292,15 +292,17 @@ ngx_http_taskmgr_task_list_db(ngx_http_request_t         *r,
     ngx_str_set(&yes, "t");
     ngx_str_set(&no, "f");
 
-    ngx_http_taskmgr_pg_param(q, &where);
-    ngx_http_taskmgr_pg_param(q, &order);
+    ngx_http_taskmgr_pg_param(q, &sql.where);
+    ngx_http_taskmgr_pg_param(q, sql.after.data ? &sql.after : NULL);
+    ngx_http_taskmgr_pg_param(q, &sql.order);
     ngx_http_taskmgr_pg_param(q, &lim);
     ngx_http_taskmgr_pg_param(q, &off);
     ngx_http_taskmgr_pg_param(q, list->offset_mode ? &yes : &no);
     ngx_http_taskmgr_pg_param(q, list->q.data ? &list->q : NULL);
     ngx_http_taskmgr_pg_param(q, list->ranked ? &yes : &no);
-    ngx_http_taskmgr_pg_param(q, gin.data ? &gin : NULL);
-    ngx_http_taskmgr_pg_param(q, &args);
+    ngx_http_taskmgr_pg_param(q, sql.gin.data ? &sql.gin : NULL);
+    ngx_http_taskmgr_pg_param(q, &sql.args);
+    ngx_http_taskmgr_pg_param(q, sql.split.data ? &sql.split : NULL);
 
     return ngx_http_taskmgr_api_submit(r, q);
 }
@@ -318,7 +320,7 @@ ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q)
     u_char                     *p;
     ngx_int_t                   rc;
     ngx_str_t                   link, cursor, body, total, v;
-    ngx_uint_t                  more;
+    ngx_uint_t                  more, capped;
     ngx_http_request_t         *r;
     ngx_http_taskmgr_list_t    *list;
     ngx_http_taskmgr_api_ctx_t *ctx;
@@ -348,7 +350,20 @@ ngx_http_taskmgr_task_listed(ngx_http_taskmgr_pg_query_t *q)
         total.data = (u_char *) PQgetvalue(q->res, 0, TM_COL_DETAIL);
         total.len = PQgetlength(q->res, 0, TM_COL_DETAIL);
 
-        if (ngx_http_taskmgr_add_header(r, "X-Total-Count", &total) != NGX_OK) {
+        /* "10000+": the count stopped there, a lower bound */
+        capped = (total.len > 1 && total.data[total.len - 1] == '+');
+
+        if (capped) {
+            total.len--;
+        }
+
+        ngx_str_set(&v, "true");
+
+        if (ngx_http_taskmgr_add_header(r, "X-Total-Count", &total) != NGX_OK
+            || (capped
+                && ngx_http_taskmgr_add_header(r, "X-Total-Count-Capped", &v)
+                    != NGX_OK))
+        {
             ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
         }

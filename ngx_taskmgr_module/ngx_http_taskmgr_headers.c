@@ -528,8 +528,8 @@ ngx_http_taskmgr_headers_merge_loc_conf(ngx_conf_t *cf, void *parent,
                              "Authorization, Content-Type, Idempotency-Key, "
                              "If-Match, If-None-Match, X-Request-Id");
     ngx_conf_merge_str_value(conf->cors_expose, prev->cors_expose,
-                             "ETag, Link, Location, Retry-After, "
-                             "X-Request-Id, X-Total-Count, RateLimit, "
+                             "ETag, Link, Location, Retry-After, X-Request-Id, "
+                             "X-Total-Count, X-Total-Count-Capped, RateLimit, "
                              "RateLimit-Policy");
     ngx_conf_merge_sec_value(conf->cors_max_age, prev->cors_max_age, 600);
 

@@ -13,7 +13,7 @@
 #include <libpq-fe.h>
 
 
-#define NGX_HTTP_TASKMGR_PG_MAX_PARAMS 12
+#define NGX_HTTP_TASKMGR_PG_MAX_PARAMS 16
 
 
 typedef struct ngx_http_taskmgr_pg_query_s ngx_http_taskmgr_pg_query_t;

@@ -31,8 +31,15 @@
 #define TM_OP_IS  8
 
 #define TM_KEY_CREATED_AT 0
+#define TM_KEY_DUE_AT     2
+#define TM_KEY_PRIORITY   3
+#define TM_KEY_STATUS     5
 #define TM_KEY_RANK       6
 #define TM_KEY_ID         7
+
+#define TM_FIELD_STATUS   0
+#define TM_FIELD_PRIORITY 1
+#define TM_SPLIT_MAX      40 /* 4 statuses x 5 priorities x NULL or not */
 
 #define TM_CURSOR_VERSION 1
 #define TM_DIGEST_LEN     16
@@ -124,6 +131,13 @@ static const char *ngx_http_taskmgr_list_statuses[] = { "todo", "in_progress",
                                                         "done", "archived",
                                                         NULL };
 
+/* the values of a split sort key, ascending (as PostgreSQL orders them) */
+static const char *ngx_http_taskmgr_split_statuses[] = { "archived", "done",
+                                                         "in_progress",
+                                                         "todo" };
+static const char *ngx_http_taskmgr_split_priorities[] = { "0", "1", "2", "3",
+                                                           "4" };
+
 
 static ngx_int_t ngx_http_taskmgr_list_bad(ngx_http_taskmgr_list_t *list,
                                            ngx_str_t               *name,
@@ -154,6 +168,21 @@ static void ngx_http_taskmgr_put_key(ngx_http_taskmgr_buf_t      *b,
                                      ngx_http_taskmgr_list_key_t *k,
                                      ngx_uint_t arg, ngx_uint_t null,
                                      ngx_uint_t eq);
+static void ngx_http_taskmgr_list_order(ngx_http_taskmgr_buf_t  *b,
+                                        ngx_http_taskmgr_list_t *list,
+                                        ngx_uint_t               from);
+static void ngx_http_taskmgr_list_after(ngx_http_taskmgr_buf_t  *b,
+                                        ngx_http_taskmgr_list_t *list,
+                                        ngx_uint_t from, ngx_uint_t first);
+static ngx_uint_t ngx_http_taskmgr_list_allows(ngx_http_taskmgr_list_t *list,
+                                               ngx_uint_t f, ngx_str_t *v);
+static ngx_uint_t ngx_http_taskmgr_list_same(ngx_str_t *a, ngx_str_t *b);
+static ngx_uint_t ngx_http_taskmgr_list_has(ngx_str_t *l, ngx_str_t *v);
+static ngx_int_t  ngx_http_taskmgr_list_split(ngx_http_request_t      *r,
+                                              ngx_http_taskmgr_list_t *list,
+                                              ngx_uint_t               nsplit,
+                                              ngx_uint_t nulls, ngx_uint_t first,
+                                              ngx_str_t *split);
 
 
 static ngx_int_t
@@ -1226,10 +1255,7 @@ ngx_http_taskmgr_list_probe(ngx_http_taskmgr_list_t *list)
 {
     ngx_uint_t f;
 
-    if (list->ranked) {
-        /* ordered by rank: only the GIN index can serve it anyway */
-        return 0;
-    }
+    /* a ranked search too: its candidates are the newest matches */
 
     if (list->q.data) {
         return 1;
@@ -1402,15 +1428,13 @@ ngx_http_taskmgr_list_array(ngx_http_request_t *r, ngx_str_t *vals,
 
 ngx_int_t
 ngx_http_taskmgr_list_sql(ngx_http_request_t *r, ngx_http_taskmgr_list_t *list,
-                          ngx_str_t *where, ngx_str_t *gin, ngx_str_t *order,
-                          ngx_str_t *args)
+                          ngx_http_taskmgr_list_sql_t *sql)
 {
     u_char                          *buf;
     ngx_str_t                        vals[TM_ARGS_MAX];
     u_char                          *gbuf;
-    ngx_uint_t                       f, o, n, i, same, first, null, probe;
+    ngx_uint_t                       f, o, n, i, first, probe, nsplit, nulls;
     ngx_http_taskmgr_buf_t           b, g, *dst;
-    ngx_http_taskmgr_sort_field_t   *sf;
     ngx_http_taskmgr_filter_field_t *ff;
 
     buf = ngx_pnalloc(r->pool, TM_SQL_MAX);
@@ -1551,112 +1575,380 @@ ngx_http_taskmgr_list_sql(ngx_http_request_t *r, ngx_http_taskmgr_list_t *list,
                              "websearch_to_tsquery('english', $3)");
     }
 
-    if (list->has_cursor) {
-        first = n + 1;
+    first = n + 1;
 
+    if (list->has_cursor) {
         for (i = 0; i < list->nkeys; i++) {
             vals[n++] = list->after[i];
         }
-
-        same = 1;
-
-        for (i = 0; i < list->nkeys; i++) {
-            sf = &ngx_http_taskmgr_sort_fields[list->keys[i].key];
-
-            if (sf->nullable || list->keys[i].desc != list->keys[0].desc) {
-                same = 0;
-            }
-        }
-
-        ngx_http_taskmgr_put(&b, " AND ");
-
-        if (same) {
-            /* one direction, no NULLs: a row comparison an index serves */
-            ngx_http_taskmgr_put(&b, "(");
-
-            for (i = 0; i < list->nkeys; i++) {
-                ngx_http_taskmgr_put(
-                    &b, "%s%s", i ? ", " : "",
-                    ngx_http_taskmgr_sort_fields[list->keys[i].key].expr);
-            }
-
-            ngx_http_taskmgr_put(&b, ") %s (", list->keys[0].desc ? "<" : ">");
-
-            for (i = 0; i < list->nkeys; i++) {
-                ngx_http_taskmgr_put(
-                    &b, "%s($2[%ui])::%s", i ? ", " : "", first + i,
-                    ngx_http_taskmgr_sort_fields[list->keys[i].key].type);
-            }
-
-            ngx_http_taskmgr_put(&b, ")");
-
-        } else {
-            /* a bound on the first key an index can use, then the exact
-             * condition: after(k0) OR (tie(k0) AND (after(k1) OR ...)) */
-            sf = &ngx_http_taskmgr_sort_fields[list->keys[0].key];
-            null = (list->after[0].data == NULL);
-
-            if (!sf->nullable) {
-                ngx_http_taskmgr_put(&b, "%s %s ($2[%ui])::%s AND ", sf->expr,
-                                     list->keys[0].desc ? "<=" : ">=", first,
-                                     sf->type);
-
-            } else if (!null && list->keys[0].desc) {
-                ngx_http_taskmgr_put(&b, "%s <= ($2[%ui])::%s AND ", sf->expr,
-                                     first, sf->type);
-
-            } else if (null && !list->keys[0].desc) {
-                ngx_http_taskmgr_put(&b, "%s IS NULL AND ", sf->expr);
-            }
-
-            for (i = 0; i + 1 < list->nkeys; i++) {
-                null = (list->after[i].data == NULL);
-                ngx_http_taskmgr_put(&b, "(");
-                ngx_http_taskmgr_put_key(&b, &list->keys[i], first + i, null,
-                                         0);
-                ngx_http_taskmgr_put(&b, " OR (");
-                ngx_http_taskmgr_put_key(&b, &list->keys[i], first + i, null,
-                                         1);
-                ngx_http_taskmgr_put(&b, " AND ");
-            }
-
-            ngx_http_taskmgr_put_key(&b, &list->keys[i], first + i, 0, 0);
-
-            for (i = 0; i + 1 < list->nkeys; i++) {
-                ngx_http_taskmgr_put(&b, "))");
-            }
-        }
     }
 
-    where->data = buf;
-    where->len = b.p - buf;
+    sql->where.data = buf;
+    sql->where.len = b.p - buf;
 
-    gin->data = (g.p == gbuf) ? NULL : gbuf;
-    gin->len = g.p - gbuf;
+    sql->gin.data = (g.p == gbuf) ? NULL : gbuf;
+    sql->gin.len = g.p - gbuf;
 
-    if (b.p == b.last || g.p == g.last) {
+    if (g.p == g.last) {
         return NGX_ERROR;
     }
 
-    /* the order */
+    /*
+     * a sort that starts with status or priority: one branch per value;
+     * due_at next and more keys after it: its NULLs apart
+     */
 
-    order->data = b.p;
+    nsplit = 0;
 
-    for (i = 0; i < list->nkeys; i++) {
-        sf = &ngx_http_taskmgr_sort_fields[list->keys[i].key];
-
-        ngx_http_taskmgr_put(
-            &b, "%s%s %s%s", i ? ", " : "", sf->expr,
-            list->keys[i].desc ? "DESC" : "ASC",
-            sf->nullable ? (list->keys[i].desc ? " NULLS FIRST" : " NULLS LAST")
-                         : "");
+    while (!list->ranked && nsplit + 1 < list->nkeys
+           && (list->keys[nsplit].key == TM_KEY_STATUS
+               || list->keys[nsplit].key == TM_KEY_PRIORITY))
+    {
+        nsplit++;
     }
 
-    order->len = b.p - order->data;
+    nulls = !list->ranked && nsplit + 2 < list->nkeys
+        && list->keys[nsplit].key == TM_KEY_DUE_AT;
+
+    ngx_str_null(&sql->after);
+    ngx_str_null(&sql->split);
+
+    if (nsplit || nulls) {
+        if (ngx_http_taskmgr_list_split(r, list, nsplit, nulls, first,
+                                        &sql->split)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else if (list->has_cursor) {
+        sql->after.data = b.p;
+        ngx_http_taskmgr_list_after(&b, list, 0, first);
+        sql->after.len = b.p - sql->after.data;
+    }
+
+    sql->order.data = b.p;
+    ngx_http_taskmgr_list_order(&b, list, 0);
+    sql->order.len = b.p - sql->order.data;
 
     if (b.p == b.last) {
         return NGX_ERROR;
     }
 
-    return ngx_http_taskmgr_list_array(r, vals, n, args);
+    return ngx_http_taskmgr_list_array(r, vals, n, &sql->args);
+}
+
+
+/* ORDER BY of the keys from "from" on */
+static void
+ngx_http_taskmgr_list_order(ngx_http_taskmgr_buf_t  *b,
+                            ngx_http_taskmgr_list_t *list, ngx_uint_t from)
+{
+    ngx_uint_t                     i;
+    ngx_http_taskmgr_sort_field_t *sf;
+
+    for (i = from; i < list->nkeys; i++) {
+        sf = &ngx_http_taskmgr_sort_fields[list->keys[i].key];
+
+        ngx_http_taskmgr_put(
+            b, "%s%s %s%s", i > from ? ", " : "", sf->expr,
+            list->keys[i].desc ? "DESC" : "ASC",
+            sf->nullable ? (list->keys[i].desc ? " NULLS FIRST" : " NULLS LAST")
+                         : "");
+    }
+}
+
+
+/*
+ * The keyset condition on the keys from "from" on: the row comes after the
+ * cursor row in their order.  The cursor value of key i is $2[first + i].
+ */
+static void
+ngx_http_taskmgr_list_after(ngx_http_taskmgr_buf_t  *b,
+                            ngx_http_taskmgr_list_t *list, ngx_uint_t from,
+                            ngx_uint_t first)
+{
+    ngx_uint_t                     i, same, null;
+    ngx_http_taskmgr_sort_field_t *sf;
+
+    same = 1;
+
+    for (i = from; i < list->nkeys; i++) {
+        sf = &ngx_http_taskmgr_sort_fields[list->keys[i].key];
+
+        if (sf->nullable || list->keys[i].desc != list->keys[from].desc) {
+            same = 0;
+        }
+    }
+
+    if (same) {
+        /* one direction, no NULLs: a row comparison an index serves */
+        ngx_http_taskmgr_put(b, "(");
+
+        for (i = from; i < list->nkeys; i++) {
+            ngx_http_taskmgr_put(
+                b, "%s%s", i > from ? ", " : "",
+                ngx_http_taskmgr_sort_fields[list->keys[i].key].expr);
+        }
+
+        ngx_http_taskmgr_put(b, ") %s (", list->keys[from].desc ? "<" : ">");
+
+        for (i = from; i < list->nkeys; i++) {
+            ngx_http_taskmgr_put(
+                b, "%s($2[%ui])::%s", i > from ? ", " : "", first + i,
+                ngx_http_taskmgr_sort_fields[list->keys[i].key].type);
+        }
+
+        ngx_http_taskmgr_put(b, ")");
+        return;
+    }
+
+    /* a bound on the first key an index can use, then the exact
+     * condition: after(k0) OR (tie(k0) AND (after(k1) OR ...)) */
+    sf = &ngx_http_taskmgr_sort_fields[list->keys[from].key];
+    null = (list->after[from].data == NULL);
+
+    if (!sf->nullable) {
+        ngx_http_taskmgr_put(b, "%s %s ($2[%ui])::%s AND ", sf->expr,
+                             list->keys[from].desc ? "<=" : ">=", first + from,
+                             sf->type);
+
+    } else if (!null && list->keys[from].desc) {
+        ngx_http_taskmgr_put(b, "%s <= ($2[%ui])::%s AND ", sf->expr,
+                             first + from, sf->type);
+
+    } else if (null && !list->keys[from].desc) {
+        ngx_http_taskmgr_put(b, "%s IS NULL AND ", sf->expr);
+    }
+
+    for (i = from; i + 1 < list->nkeys; i++) {
+        null = (list->after[i].data == NULL);
+        ngx_http_taskmgr_put(b, "(");
+        ngx_http_taskmgr_put_key(b, &list->keys[i], first + i, null, 0);
+        ngx_http_taskmgr_put(b, " OR (");
+        ngx_http_taskmgr_put_key(b, &list->keys[i], first + i, null, 1);
+        ngx_http_taskmgr_put(b, " AND ");
+    }
+
+    ngx_http_taskmgr_put_key(b, &list->keys[i], first + i, 0, 0);
+
+    for (i = from; i + 1 < list->nkeys; i++) {
+        ngx_http_taskmgr_put(b, "))");
+    }
+}
+
+
+/* value v (of a split key's field f) passes the filters of f */
+static ngx_uint_t
+ngx_http_taskmgr_list_allows(ngx_http_taskmgr_list_t *list, ngx_uint_t f,
+                             ngx_str_t *v)
+{
+    ngx_str_t *fl;
+
+    fl = list->filters[f];
+
+    /* status and priority are never NULL */
+    if (fl[TM_OP_IS].data && fl[TM_OP_IS].len == 4) {
+        return 0;
+    }
+
+    if ((fl[TM_OP_EQ].data && !ngx_http_taskmgr_list_same(&fl[TM_OP_EQ], v))
+        || (fl[TM_OP_NE].data && ngx_http_taskmgr_list_same(&fl[TM_OP_NE], v))
+        || (fl[TM_OP_IN].data && !ngx_http_taskmgr_list_has(&fl[TM_OP_IN], v))
+        || (fl[TM_OP_NIN].data && ngx_http_taskmgr_list_has(&fl[TM_OP_NIN], v)))
+    {
+        return 0;
+    }
+
+    /* priority: one digit each, validated */
+    if ((fl[TM_OP_LT].data && !(v->data[0] < fl[TM_OP_LT].data[0]))
+        || (fl[TM_OP_LTE].data && !(v->data[0] <= fl[TM_OP_LTE].data[0]))
+        || (fl[TM_OP_GT].data && !(v->data[0] > fl[TM_OP_GT].data[0]))
+        || (fl[TM_OP_GTE].data && !(v->data[0] >= fl[TM_OP_GTE].data[0])))
+    {
+        return 0;
+    }
+
+    return 1;
+}
+
+
+static ngx_uint_t
+ngx_http_taskmgr_list_same(ngx_str_t *a, ngx_str_t *b)
+{
+    return a->len == b->len && ngx_strncmp(a->data, b->data, a->len) == 0;
+}
+
+
+/* v is an item of the comma list l */
+static ngx_uint_t
+ngx_http_taskmgr_list_has(ngx_str_t *l, ngx_str_t *v)
+{
+    u_char   *p, *end, *comma;
+    ngx_str_t item;
+
+    p = l->data;
+    end = p + l->len;
+
+    while (p <= end) {
+        comma = ngx_strlchr(p, end, ',');
+        if (comma == NULL) {
+            comma = end;
+        }
+
+        item.data = p;
+        item.len = comma - p;
+        p = comma + 1;
+
+        if (ngx_http_taskmgr_list_same(&item, v)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * p_split: pairs of a condition and an order, one pair a branch, in the
+ * order of the sort.  The leading nsplit keys (status, priority) have a
+ * handful of values: one branch per combination of them, without the
+ * values the filters exclude, each ordered by the keys after them.  With
+ * "nulls" (due_at follows them, and more keys after it) each combination
+ * has two branches: due_at IS NOT NULL ordered by due_at and the rest, and
+ * due_at IS NULL ordered by the rest only (NULLs first when descending).
+ * Branches before the cursor's are left out; the cursor's own gets the
+ * keyset condition of the keys it is ordered by.  The values are the fixed
+ * ones of this file, written as literals.
+ */
+static ngx_int_t
+ngx_http_taskmgr_list_split(ngx_http_request_t      *r,
+                            ngx_http_taskmgr_list_t *list, ngx_uint_t nsplit,
+                            ngx_uint_t nulls, ngx_uint_t first,
+                            ngx_str_t *split)
+{
+    u_char                *buf, *start;
+    ngx_str_t              pairs[2 * TM_SPLIT_MAX], v[2];
+    ngx_uint_t             c, j, k, n[2], total, npairs, started, key, f;
+    ngx_uint_t             part, nparts, null, from;
+    ngx_http_taskmgr_buf_t b;
+
+    buf = ngx_pnalloc(r->pool, TM_SQL_MAX);
+    if (buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    b.p = buf;
+    b.last = buf + TM_SQL_MAX;
+
+    n[0] = n[1] = 1;
+    total = 1;
+
+    for (j = 0; j < nsplit; j++) {
+        n[j] = (list->keys[j].key == TM_KEY_STATUS) ? 4 : 5;
+        total *= n[j];
+    }
+
+    nparts = nulls ? 2 : 1;
+    npairs = 0;
+    started = !list->has_cursor;
+
+    for (c = 0; c < total; c++) {
+
+        /* the values of this combination, the first key varying slowest */
+        for (j = 0; j < nsplit; j++) {
+            k = (j == 0 && nsplit == 2) ? c / n[1] : c % n[j];
+
+            if (list->keys[j].desc) {
+                k = n[j] - 1 - k;
+            }
+
+            key = list->keys[j].key;
+            v[j].data = (u_char *) (key == TM_KEY_STATUS
+                                        ? ngx_http_taskmgr_split_statuses[k]
+                                        : ngx_http_taskmgr_split_priorities[k]);
+            v[j].len = ngx_strlen(v[j].data);
+        }
+
+        for (j = 0; j < nsplit; j++) {
+            f = (list->keys[j].key == TM_KEY_STATUS) ? TM_FIELD_STATUS
+                                                     : TM_FIELD_PRIORITY;
+            if (!ngx_http_taskmgr_list_allows(list, f, &v[j])) {
+                break;
+            }
+        }
+
+        if (j < nsplit) {
+            continue;
+        }
+
+        for (part = 0; part < nparts; part++) {
+
+            /* NULL sorts above every value: first descending */
+            null = nulls && (part == 0) == list->keys[nsplit].desc;
+
+            if (!started) {
+                /* the branches before the cursor's are done */
+                for (j = 0; j < nsplit; j++) {
+                    if (list->after[j].data == NULL
+                        || !ngx_http_taskmgr_list_same(&list->after[j], &v[j]))
+                    {
+                        break;
+                    }
+                }
+
+                if (j < nsplit
+                    || (nulls && (list->after[nsplit].data == NULL) != null)) {
+                    continue;
+                }
+            }
+
+            from = nsplit + (null ? 1 : 0);
+
+            start = b.p;
+
+            for (j = 0; j < nsplit; j++) {
+                key = list->keys[j].key;
+                ngx_http_taskmgr_put(
+                    &b, key == TM_KEY_STATUS ? "%s%s = '%V'" : "%s%s = %V",
+                    j ? " AND " : "", ngx_http_taskmgr_sort_fields[key].expr,
+                    &v[j]);
+            }
+
+            if (nulls) {
+                ngx_http_taskmgr_put(&b, "%st.due_at IS %s",
+                                     nsplit ? " AND " : "",
+                                     null ? "NULL" : "NOT NULL");
+            }
+
+            if (!started) {
+                ngx_http_taskmgr_put(&b, " AND ");
+                ngx_http_taskmgr_list_after(&b, list, from, first);
+                started = 1;
+            }
+
+            pairs[npairs].data = start;
+            pairs[npairs].len = b.p - start;
+            npairs++;
+
+            start = b.p;
+            ngx_http_taskmgr_list_order(&b, list, from);
+            pairs[npairs].data = start;
+            pairs[npairs].len = b.p - start;
+            npairs++;
+        }
+    }
+
+    if (b.p == b.last) {
+        return NGX_ERROR;
+    }
+
+    /* no combination left: an empty page (and a count of 0) */
+    if (npairs == 0) {
+        ngx_str_set(&pairs[0], "false");
+        ngx_str_set(&pairs[1], "t.id");
+        npairs = 2;
+    }
+
+    return ngx_http_taskmgr_list_array(r, pairs, npairs, split);
 }

@@ -81,12 +81,20 @@ ngx_int_t ngx_http_taskmgr_list_route(ngx_http_request_t      *r,
                                       ngx_http_taskmgr_list_t *list,
                                       ngx_str_t               *route);
 
-/* p_where, p_gin (data NULL: none), p_order and the p_args array literal
- * of tm_api.task_find */
-ngx_int_t ngx_http_taskmgr_list_sql(ngx_http_request_t      *r,
-                                    ngx_http_taskmgr_list_t *list,
-                                    ngx_str_t *where, ngx_str_t *gin,
-                                    ngx_str_t *order, ngx_str_t *args);
+/* the text parameters of tm_api.task_find; data NULL: none (SQL NULL) */
+typedef struct {
+    ngx_str_t where; /* p_where: the filters */
+    ngx_str_t after; /* p_after: the keyset condition of a cursor */
+    ngx_str_t gin;   /* p_gin: the tests the probe weighs */
+    ngx_str_t order; /* p_order */
+    ngx_str_t split; /* p_split: the branches, (condition, order) pairs */
+    ngx_str_t args;  /* p_args: array literal of the values */
+} ngx_http_taskmgr_list_sql_t;
+
+
+ngx_int_t ngx_http_taskmgr_list_sql(ngx_http_request_t          *r,
+                                    ngx_http_taskmgr_list_t     *list,
+                                    ngx_http_taskmgr_list_sql_t *sql);
 
 /* a test a GIN index serves (label eq/in, q) under a btree order: see
  * p_gin of tm_api.task_find */

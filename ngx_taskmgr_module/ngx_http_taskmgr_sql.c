@@ -61,7 +61,7 @@ ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[] = {
     { "tm_task_list_after", TM_ROWS("task_list", "$1, $2, $3, $4, $5, $6") },
     { "tm_task_find",
       TM_ROWS("task_find",
-              "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12") },
+              "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14") },
     { "tm_task_get", TM_ROWS("task_get", "$1, $2, $3, $4") },
     { "tm_task_create",
       TM_ROWS("task_create", TM_AUDIT("$5", "$6") ", $2, $3, $4") },

@@ -150,7 +150,7 @@ Origin: https://app.example.com
 --- response_headers
 Access-Control-Allow-Origin: https://app.example.com
 Access-Control-Allow-Credentials: true
-Access-Control-Expose-Headers: ETag, Link, Location, Retry-After, X-Request-Id, X-Total-Count, RateLimit, RateLimit-Policy
+Access-Control-Expose-Headers: ETag, Link, Location, Retry-After, X-Request-Id, X-Total-Count, X-Total-Count-Capped, RateLimit, RateLimit-Policy
 Vary: Origin
 !Access-Control-Allow-Methods
 

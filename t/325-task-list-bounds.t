@@ -1,0 +1,273 @@
+# The list pages of a large tenant (issue #5, sql/0009): sorts that start
+# with status or priority run one branch per value (filters that exclude
+# values, cursors inside a branch, offset pages across branches); a ranked
+# search ranks the 500 newest matches; X-Total-Count stops at offset +
+# 10,000 and then says so with X-Total-Count-Capped: true.
+#
+# Every list is compared with an SQL oracle written here (psql), row for
+# row, walking keyset pages or offset pages.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use Test::More;
+use Taskmgr::Test;
+use Taskmgr::Load qw(setup_user);
+
+my $t = Taskmgr::Test->new(name => 'list_bounds');
+$t->start;
+
+my $u  = setup_user($t);
+my $ws = $u->{ws};
+
+# 10,100 tasks: status and priority spread unevenly (no archived task of
+# priority 4, no done task of priority 0); the word "needle" in the titles
+# of rows 1..620 and the description of every third row; rows 1..100 are
+# the oldest and have two or three needles in their titles (they rank
+# first among all matches, but are not among the newest 500); every 25th
+# row is soft-deleted.
+$t->psql(q{
+INSERT INTO tm.tasks (workspace_id, id, title, description, status, priority,
+                      created_by, created_at, deleted_at)
+SELECT $1::uuid,
+       ('00000000-0000-7000-8000-' || lpad(to_hex(i), 12, '0'))::uuid,
+       CASE WHEN i <= 20 THEN 'needle needle needle ' || i
+            WHEN i <= 100 THEN 'needle needle ' || i
+            WHEN i <= 620 THEN 'needle hay ' || (i % 7)
+            ELSE 'hay ' || (i % 13) END,
+       CASE WHEN i % 3 = 0 THEN 'a needle in the description' ELSE 'plain' END,
+       CASE WHEN i % 10 < 4 THEN 'todo' WHEN i % 10 < 6 THEN 'in_progress'
+            WHEN i % 10 < 9 THEN 'done' ELSE 'archived' END,
+       CASE WHEN i % 10 = 9 THEN least(i % 4, 3)        -- archived: never 4
+            WHEN i % 10 BETWEEN 6 AND 8 THEN 1 + i % 4  -- done: never 0
+            ELSE i % 5 END,
+       $2::uuid,
+       CASE WHEN i <= 100 THEN '2025-01-01 00:00:00+00'::timestamptz + i * interval '1 second'
+            ELSE '2026-01-01 00:00:00+00'::timestamptz - i * interval '1 second' END,
+       CASE WHEN i % 25 = 0 THEN '2026-04-01 00:00:00+00'::timestamptz END
+  FROM generate_series(1, 10100) i}, $ws, $u->{user_id});
+
+# due dates on 60% of them, many tasks on the same one
+$t->psql(q{UPDATE tm.tasks SET due_at = '2026-06-01 00:00:00+00'::timestamptz + (x % 37) * interval '1 hour'
+             FROM generate_series(1, 10100) x
+            WHERE workspace_id = $1 AND x % 5 < 3
+              AND id = ('00000000-0000-7000-8000-' || lpad(to_hex(x), 12, '0'))::uuid}, $ws);
+
+sub get {
+    my ($q) = @_;
+    return $t->request(GET => "/v1/workspaces/$ws/tasks?$q", token => $u->{token});
+}
+
+sub oracle {
+    my ($sql) = @_;
+    my $out = $t->psql($sql, $ws);
+    return [ grep { length } split /\n/, $out ];
+}
+
+sub list_oracle {
+    my ($where, $order, $limit) = @_;
+    return oracle("SELECT id FROM tm.tasks t WHERE t.workspace_id = \$1 AND ($where) ORDER BY $order"
+                  . (defined $limit ? " LIMIT $limit" : ''));
+}
+
+# every page of the list, following next_cursor
+sub walk {
+    my ($q, $max) = @_;
+    my (@ids, $cursor, $r);
+    for my $page (1 .. ($max // 200)) {
+        $r = get($q . (defined $cursor ? "&cursor=$cursor" : ''));
+        if ($r->{status} != 200) {
+            diag "$q: $r->{status} $r->{body}";
+            return undef;
+        }
+        push @ids, map { $_->{id} } @{ $r->{json}{data} };
+        $cursor = $r->{json}{next_cursor};
+        last unless defined $cursor;
+    }
+    return \@ids;
+}
+
+my $LIVE = 't.deleted_at IS NULL';
+
+is($t->psql('SELECT count(*) FROM tm.tasks WHERE workspace_id = $1', $ws), 10100, '10,100 tasks');
+
+###########################################################################
+# sorts that start with status or priority: the first pages and full walks
+
+for my $c (
+    [ 'sort=status', $LIVE, 't.status ASC, t.id ASC' ],
+    [ 'sort=-priority', $LIVE, 't.priority DESC, t.id DESC' ],
+    [ 'sort=status,-priority', $LIVE, 't.status ASC, t.priority DESC, t.id DESC' ],
+    [ 'sort=-priority,status,title', $LIVE,
+      't.priority DESC, t.status ASC, t.title ASC, t.id ASC' ],
+    [ 'sort=-status,created_at', $LIVE, 't.status DESC, t.created_at ASC, t.id ASC' ],
+    [ 'sort=priority,-due_at', $LIVE, 't.priority ASC, t.due_at DESC NULLS FIRST, t.id DESC' ],
+) {
+    my ($q, $where, $order) = @$c;
+    my $want = list_oracle($where, $order, 300);
+    my $r = get("$q&limit=200");
+    is($r->{status}, 200, "$q: 200");
+    is_deeply([ map { $_->{id} } @{ $r->{json}{data} } ], [ @$want[0 .. 199] ],
+              "$q: the first 200 rows in order");
+    my $next = get("$q&limit=100&cursor=$r->{json}{next_cursor}");
+    is_deeply([ map { $_->{id} } @{ $next->{json}{data} } ], [ @$want[200 .. 299] ],
+              "$q: the next 100 from the cursor");
+}
+
+# due_at followed by more keys: its NULLs are a branch of their own
+for my $c (
+    [ 'sort=-due_at,created_at', $LIVE, 't.due_at DESC NULLS FIRST, t.created_at ASC, t.id ASC' ],
+    [ 'sort=due_at,-title', $LIVE, 't.due_at ASC NULLS LAST, t.title DESC, t.id DESC' ],
+    [ 'sort=status,-due_at,title&filter[status][ne]=done', "$LIVE AND t.status <> 'done'",
+      't.status ASC, t.due_at DESC NULLS FIRST, t.title ASC, t.id ASC' ],
+    [ 'sort=-priority,due_at,-updated_at&filter[due_at][is]=notnull', "$LIVE AND t.due_at IS NOT NULL",
+      't.priority DESC, t.due_at ASC NULLS LAST, t.updated_at DESC, t.id DESC' ],
+) {
+    my ($q, $where, $order) = @$c;
+    my $want = list_oracle($where, $order);
+    is_deeply(walk("$q&limit=200"), $want, "$q: every page in order (" . scalar(@$want) . ' rows)');
+}
+{
+    my $want = list_oracle($LIVE, 't.due_at ASC NULLS LAST, t.title DESC, t.id DESC');
+    my $dated = $t->psql(q{SELECT count(*) FROM tm.tasks WHERE workspace_id = $1
+                           AND deleted_at IS NULL AND due_at IS NOT NULL}, $ws);
+    my $r = get('sort=due_at,-title&offset=' . ($dated - 2) . '&limit=5');
+    is_deeply([ map { $_->{id} } @{ $r->{json}{data} } ], [ @$want[$dated - 2 .. $dated + 2] ],
+              'sort=due_at,-title: the offset page across the last due date and the first NULL');
+    # pages that end on the second to last due date
+    my ($seen, $cursor) = (0, undef);
+    while ($seen < $dated - 1) {
+        my $lim = $dated - 1 - $seen > 200 ? 200 : $dated - 1 - $seen;
+        $r = get("sort=due_at,-title&limit=$lim" . (defined $cursor ? "&cursor=$cursor" : ''));
+        $seen += @{ $r->{json}{data} };
+        $cursor = $r->{json}{next_cursor};
+        last unless defined $cursor;
+    }
+    my $next = get("sort=due_at,-title&limit=3&cursor=$cursor");
+    is_deeply([ map { $_->{id} } @{ $next->{json}{data} } ], [ @$want[$dated - 1 .. $dated + 1] ],
+              'sort=due_at,-title: the cursor page across the last due date and the first NULL');
+}
+
+# whole walks, with filters that leave out some values of the split keys and
+# branches that are empty (archived tasks of priority 4, done of priority 0)
+for my $c (
+    [ 'sort=status,-priority&filter[status][in]=archived,done&filter[priority][gte]=3',
+      "$LIVE AND t.status IN ('archived', 'done') AND t.priority >= 3",
+      't.status ASC, t.priority DESC, t.id DESC' ],
+    [ 'sort=-status,priority&filter[status][nin]=todo,in_progress&filter[priority][lt]=2',
+      "$LIVE AND t.status NOT IN ('todo', 'in_progress') AND t.priority < 2",
+      't.status DESC, t.priority ASC, t.id ASC' ],
+    [ 'sort=priority,status&filter[priority][ne]=2&filter[status]=archived',
+      "$LIVE AND t.priority <> 2 AND t.status = 'archived'",
+      't.priority ASC, t.status ASC, t.id ASC' ],
+    [ 'sort=-priority&filter[priority][lte]=1&filter[priority][gt]=0&q=needle',
+      "$LIVE AND t.priority = 1 AND t.search @@ websearch_to_tsquery('english', 'needle')",
+      't.priority DESC, t.id DESC' ],
+    [ 'sort=status&deleted=only', 't.deleted_at IS NOT NULL', 't.status ASC, t.id ASC' ],
+) {
+    my ($q, $where, $order) = @$c;
+    my $want = list_oracle($where, $order);
+    ok(@$want > 20, "$q: the oracle has rows (" . scalar(@$want) . ')');
+    is_deeply(walk("$q&limit=200"), $want, "$q: every page in order");
+}
+
+for my $q ('sort=status&filter[status]=todo&filter[status][ne]=todo',
+           'sort=-priority&filter[priority][is]=null',
+           'sort=status,priority&filter[status]=archived&filter[priority]=4') {
+    my $r = get($q);
+    is($r->{status}, 200, "$q: 200");
+    is_deeply($r->{json}{data}, [], "$q: empty");
+    is($r->{json}{next_cursor}, undef, "$q: no next page");
+}
+
+# offset pages across branches: the page that straddles two of them
+{
+    my $want = list_oracle($LIVE, 't.status ASC, t.priority DESC, t.id DESC');
+    my $archived = $t->psql(q{SELECT count(*) FROM tm.tasks WHERE workspace_id = $1
+                              AND deleted_at IS NULL AND status = 'archived'}, $ws);
+    for my $off ($archived - 3, 0, 4000, $#$want - 2) {
+        my $r = get("sort=status,-priority&offset=$off&limit=7");
+        is($r->{status}, 200, "offset $off: 200");
+        my $end = $off + 6 > $#$want ? $#$want : $off + 6;
+        is_deeply([ map { $_->{id} } @{ $r->{json}{data} } ], [ @$want[$off .. $end] ],
+                  "offset $off: the rows of the oracle");
+        is($r->{headers}{'x-total-count'}, scalar @$want, "offset $off: X-Total-Count exact");
+        ok(!exists $r->{headers}{'x-total-count-capped'}, "offset $off: not capped");
+    }
+}
+
+###########################################################################
+# a ranked search ranks the 500 newest matches
+
+{
+    my $match = "$LIVE AND t.search @@ websearch_to_tsquery('english', 'needle')";
+    my $n = $t->psql("SELECT count(*) FROM tm.tasks t WHERE t.workspace_id = \$1 AND $match", $ws);
+    cmp_ok($n, '>', 500, "more than 500 matches ($n)");
+    my $want = oracle(qq{SELECT id FROM (SELECT * FROM tm.tasks t WHERE t.workspace_id = \$1 AND $match
+                                         ORDER BY t.created_at DESC, t.id DESC LIMIT 500) t
+                          ORDER BY ts_rank(t.search, websearch_to_tsquery('english', 'needle')) DESC,
+                                   t.id DESC});
+    is(scalar @$want, 500, 'the oracle ranks 500');
+    my $got = walk('q=needle&limit=200');
+    is_deeply($got, $want, 'q=needle: the 500 newest matches, best first, every page');
+    my $oldest = list_oracle("$match AND t.created_at < '2025-06-01'", 't.id');
+    ok(@$oldest > 50, 'the oldest matches rank higher (more needles)...');
+    my %in = map { $_ => 1 } @$got;
+    is(scalar(grep { $in{$_} } @$oldest), 0, '... but are not among the 500 newest');
+
+    # with a sort, every match
+    is(scalar @{ walk('q=needle&sort=-created_at&limit=200') }, $n, 'q=needle&sort=-created_at: every match');
+
+    # a filter applies before the 500 are taken
+    my $fw = "$match AND t.status = 'archived'";
+    my $fwant = oracle(qq{SELECT id FROM (SELECT * FROM tm.tasks t WHERE t.workspace_id = \$1 AND $fw
+                                          ORDER BY t.created_at DESC, t.id DESC LIMIT 500) t
+                           ORDER BY ts_rank(t.search, websearch_to_tsquery('english', 'needle')) DESC,
+                                    t.id DESC});
+    is_deeply(walk('q=needle&filter[status]=archived&limit=50'), $fwant,
+              'q=needle&filter[status]=archived: every archived match (under 500), ranked');
+
+    my $r = get('q=needle&page=2&per_page=200');
+    is_deeply([ map { $_->{id} } @{ $r->{json}{data} } ], [ @$want[200 .. 399] ], 'ranked page 2 of 200');
+    is($r->{headers}{'x-total-count'}, 500, 'ranked: X-Total-Count is the 500 ranked');
+    ok(!exists $r->{headers}{'x-total-count-capped'}, '... not capped');
+    $r = get('q=needle&page=3&per_page=200');
+    is(scalar @{ $r->{json}{data} }, 100, 'ranked page 3: the last 100');
+    ok(!$r->{headers}{link}, '... and no next page');
+}
+
+###########################################################################
+# X-Total-Count stops at offset + 10,000
+
+{
+    my $live = $t->psql("SELECT count(*) FROM tm.tasks t WHERE t.workspace_id = \$1 AND $LIVE", $ws);
+    cmp_ok($live, '>', 9000, "$live live tasks");
+    my $all = $t->psql('SELECT count(*) FROM tm.tasks WHERE workspace_id = $1', $ws);
+
+    my $r = get('page=1&per_page=10&deleted=include');
+    is($r->{status}, 200, 'page 1 of every task: 200');
+    is($r->{headers}{'x-total-count'}, 10000, '... X-Total-Count: 10000 (10,100 match)');
+    is($r->{headers}{'x-total-count-capped'}, 'true', '... X-Total-Count-Capped: true');
+    is(scalar @{ $r->{json}{data} }, 10, '... the page is whole');
+
+    $r = get('page=3&per_page=50&deleted=include');
+    is($r->{headers}{'x-total-count'}, $all, 'from offset 100 the count reaches all 10,100');
+    ok(!exists $r->{headers}{'x-total-count-capped'}, '... exact, not capped');
+
+    $r = get('page=1&per_page=10');
+    is($r->{headers}{'x-total-count'}, $live, "live tasks only: exact ($live)");
+    ok(!exists $r->{headers}{'x-total-count-capped'}, '... not capped');
+
+    $r = get('offset=50&limit=10&deleted=include&sort=status');
+    is($r->{headers}{'x-total-count'}, 10050, 'offset 50: counts to 10,050');
+    is($r->{headers}{'x-total-count-capped'}, 'true', '... capped');
+
+    $r = get('limit=10&deleted=include');
+    ok(!exists $r->{headers}{'x-total-count'}, 'keyset pages: no count');
+    ok(!exists $r->{headers}{'x-total-count-capped'}, '... and no cap header');
+}
+
+unlike($t->error_log, qr/\[(?:alert|emerg|crit)\]/, 'no alerts in the error log');
+
+done_testing;
