@@ -404,3 +404,17 @@ GRANT EXECUTE ON FUNCTION tm_api.task_find(uuid, uuid, uuid, text, text, text,
 -- deleted; an operator who does it pays a scan of tm.tasks).  Every task
 -- write maintained it.
 DROP INDEX tm.tasks_assignee_idx;
+
+-- ---------------------------------------------------------------------------
+-- sorts led by status and priority together
+-- ---------------------------------------------------------------------------
+
+-- sort=status,-priority (and -priority,status, either direction) is read
+-- one (status, priority) combination at a time (tm_api.task_find); each
+-- branch is an equality on both, ordered by id: this index answers a branch
+-- of 0.25% of a tenant in under a millisecond instead of reading the
+-- status's rows (47 ms on the 1M-task bench for the rarest one).  It takes
+-- the write cost of tasks_assignee_idx, dropped above.
+CREATE INDEX tasks_status_priority_idx
+  ON tm.tasks (workspace_id, status, priority, id)
+  WHERE deleted_at IS NULL;
