@@ -246,6 +246,7 @@ gen_conf() {
     subst 'taskmgr_cursor_secret_file [^;]*;' "taskmgr_cursor_secret_file $secrets/cursor.key;"
     subst 'taskmgr_mfa_key_file [^;]*;' "taskmgr_mfa_key_file $secrets/mfa.key;"
     subst 'taskmgr_password_blocklist [^;]*;' "taskmgr_password_blocklist $repo/data/password-blocklist.txt;"
+    subst 'taskmgr_attachment_url_key_file [^;]*;' "taskmgr_attachment_url_key_file $secrets/attachment_url.key;"
     if ((access_log == 0)); then
         subst '^( *)access_log logs/access\.log taskmgr;' '\1access_log off;   # bench/run.sh: no access log while measuring'
     fi
