@@ -41,9 +41,8 @@ ngx_http_taskmgr_audit_args(ngx_http_request_t         *r,
                             ngx_http_taskmgr_api_ctx_t *ctx, ngx_uint_t filters,
                             ngx_str_t *cursor, ngx_int_t *rc)
 {
-    u_char    *p, *end, *amp, *eq;
+    u_char    *p;
     off_t      n;
-    ngx_int_t  lim;
     ngx_str_t  name, value;
     ngx_uint_t seen_limit;
 
@@ -54,39 +53,17 @@ ngx_http_taskmgr_audit_args(ngx_http_request_t         *r,
     ngx_str_null(cursor);
 
     p = r->args.data;
-    end = p + r->args.len;
 
-    while (p < end) {
-        amp = ngx_strlchr(p, end, '&');
-        if (amp == NULL) {
-            amp = end;
-        }
-
-        eq = ngx_strlchr(p, amp, '=');
-
-        name.data = p;
-        name.len = (eq ? eq : amp) - p;
-        value.data = eq ? eq + 1 : amp;
-        value.len = amp - value.data;
-
-        p = amp + 1;
-
-        if (name.len == 0 && value.len == 0) {
-            continue;
-        }
-
+    while (
+        ngx_http_taskmgr_arg_next(&p, r->args.data + r->args.len, &name, &value)
+        == NGX_OK)
+    {
         if (name.len == 5 && ngx_strncmp(name.data, "limit", 5) == 0) {
             if (seen_limit++) {
                 goto twice;
             }
 
-            lim = (value.len >= 1 && value.len <= 3)
-                ? ngx_atoi(value.data, value.len)
-                : NGX_ERROR;
-
-            if (lim < 1 || lim > 200) {
-                *rc = ngx_http_taskmgr_api_bad_arg(
-                    r, &name, "must be an integer from 1 to 200");
+            if (ngx_http_taskmgr_arg_limit(r, &name, &value, rc) != NGX_OK) {
                 return NGX_DONE;
             }
 

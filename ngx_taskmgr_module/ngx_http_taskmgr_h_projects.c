@@ -37,6 +37,65 @@ static void ngx_http_taskmgr_object_written(ngx_http_request_t *r,
 
 
 /*
+ * The next name=value pair of a query string, from *pos on (empty pairs
+ * are skipped): NGX_OK, or NGX_DECLINED at its end.
+ */
+ngx_int_t
+ngx_http_taskmgr_arg_next(u_char **pos, u_char *end, ngx_str_t *name,
+                          ngx_str_t *value)
+{
+    u_char *p, *amp, *eq;
+
+    for (p = *pos; p < end; /* void */) {
+        amp = ngx_strlchr(p, end, '&');
+        if (amp == NULL) {
+            amp = end;
+        }
+
+        eq = ngx_strlchr(p, amp, '=');
+
+        name->data = p;
+        name->len = (eq ? eq : amp) - p;
+        value->data = eq ? eq + 1 : amp;
+        value->len = amp - value->data;
+
+        p = amp + 1;
+
+        if (name->len || value->len) {
+            *pos = p;
+            return NGX_OK;
+        }
+    }
+
+    *pos = end;
+    return NGX_DECLINED;
+}
+
+
+/*
+ * A page's limit=1..200: NGX_OK, or NGX_DONE with *rc the finalize code of
+ * the 400 sent.
+ */
+ngx_int_t
+ngx_http_taskmgr_arg_limit(ngx_http_request_t *r, ngx_str_t *name,
+                           ngx_str_t *value, ngx_int_t *rc)
+{
+    ngx_int_t n;
+
+    n = (value->len >= 1 && value->len <= 3) ? ngx_atoi(value->data, value->len)
+                                             : NGX_ERROR;
+
+    if (n < 1 || n > 200) {
+        *rc = ngx_http_taskmgr_api_bad_arg(r, name,
+                                           "must be an integer from 1 to 200");
+        return NGX_DONE;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
  * The page parameters: limit (1..200, default 50) and cursor (the
  * next_cursor of the page before: an id).  Anything else is 400 naming
  * the parameter.  NGX_OK with limit and cursor set (cursor NULL when
@@ -46,8 +105,7 @@ ngx_int_t
 ngx_http_taskmgr_page_args(ngx_http_request_t *r, ngx_str_t *limit,
                            ngx_str_t *cursor, ngx_int_t *rc)
 {
-    u_char    *p, *end, *amp, *eq;
-    ngx_int_t  n;
+    u_char    *p;
     ngx_str_t  name, value;
     ngx_uint_t seen_limit;
 
@@ -56,39 +114,17 @@ ngx_http_taskmgr_page_args(ngx_http_request_t *r, ngx_str_t *limit,
     ngx_str_null(cursor);
 
     p = r->args.data;
-    end = p + r->args.len;
 
-    while (p < end) {
-        amp = ngx_strlchr(p, end, '&');
-        if (amp == NULL) {
-            amp = end;
-        }
-
-        eq = ngx_strlchr(p, amp, '=');
-
-        name.data = p;
-        name.len = (eq ? eq : amp) - p;
-        value.data = eq ? eq + 1 : amp;
-        value.len = amp - value.data;
-
-        p = amp + 1;
-
-        if (name.len == 0 && value.len == 0) {
-            continue;
-        }
-
+    while (
+        ngx_http_taskmgr_arg_next(&p, r->args.data + r->args.len, &name, &value)
+        == NGX_OK)
+    {
         if (name.len == 5 && ngx_strncmp(name.data, "limit", 5) == 0) {
             if (seen_limit++) {
                 goto twice;
             }
 
-            n = (value.len >= 1 && value.len <= 3)
-                ? ngx_atoi(value.data, value.len)
-                : NGX_ERROR;
-
-            if (n < 1 || n > 200) {
-                *rc = ngx_http_taskmgr_api_bad_arg(
-                    r, &name, "must be an integer from 1 to 200");
+            if (ngx_http_taskmgr_arg_limit(r, &name, &value, rc) != NGX_OK) {
                 return NGX_DONE;
             }
 

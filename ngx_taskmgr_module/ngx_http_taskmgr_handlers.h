@@ -188,6 +188,10 @@ ngx_int_t ngx_http_taskmgr_h_task_bulk(ngx_http_request_t         *r,
 extern ngx_http_taskmgr_field_t ngx_http_taskmgr_project_create_fields[];
 extern ngx_http_taskmgr_field_t ngx_http_taskmgr_project_patch_fields[];
 
+ngx_int_t ngx_http_taskmgr_arg_next(u_char **pos, u_char *end, ngx_str_t *name,
+                                    ngx_str_t *value);
+ngx_int_t ngx_http_taskmgr_arg_limit(ngx_http_request_t *r, ngx_str_t *name,
+                                     ngx_str_t *value, ngx_int_t *rc);
 ngx_int_t ngx_http_taskmgr_page_args(ngx_http_request_t *r, ngx_str_t *limit,
                                      ngx_str_t *cursor, ngx_int_t *rc);
 ngx_int_t ngx_http_taskmgr_if_match_version(ngx_http_request_t *r,
