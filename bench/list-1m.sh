@@ -128,6 +128,7 @@ queries=(
     "q=qwertyuiop (no match) by created_at|q=qwertyuiop&sort=-created_at&limit=50"
     "q=invoice payment (ranked)|q=invoice+payment&limit=50"
     "q=invoice payment login (ranked, 2.5%)|q=invoice+payment+login&limit=50"
+    "q=invoice payment login report (ranked, 0.9%)|q=invoice+payment+login+report&limit=50"
     "q=invoice payment (ranked), page 2 (cursor)|q=invoice+payment&limit=50&cursor=$(page2 'q=invoice+payment&limit=50')"
     "offset page 3, status=todo, X-Total-Count|filter[status]=todo&page=3&per_page=50"
     "offset page 1, every task, X-Total-Count|page=1&per_page=50"

@@ -239,19 +239,22 @@ $$;
 --   by the index of its first order key (created_at, updated_at, due_at,
 --   title, or the primary key for id), until the page is full.  Offset
 --   pages skip whole branches by a count bounded by the offset.
--- * p_ranked: a ranked search ranks the 500 newest matches (created_at,
+-- * p_ranked: a ranked search ranks the 200 newest matches (created_at,
 --   then id), not every match: ranking 77,000 matches of two common words
---   read 53,000 heap pages (200 ms to 1 s).  A search with up to 500
---   matches is ranked exactly; with more, the pages list the best of the 500
---   newest, and a sort lists every match (docs/openapi.yaml says so).
+--   read 53,000 heap pages (200 ms to 1 s), and finding the 500 newest of
+--   words in 2.5% of the tasks read 20,000 rows (36 ms p50, 190 ms p99 on
+--   the 1M bench; 200: 12 / 26 ms).  A search with up to 200 matches is
+--   ranked exactly; with more, the pages list the best of the 200 newest,
+--   and a sort lists every match (docs/openapi.yaml says so).
 -- * p_count: X-Total-Count counts at most p_offset + 10,000 matches; the
 --   count row's detail then ends in '+' (nginx sends the number and
 --   X-Total-Count-Capped: true).  Counting 390,000 rows took 55-100 ms.
 --
 -- The probe of p_gin (0003) reads the sort's first 5000 rows; with a split
 -- it reads the newest 5000 (tasks_list_idx) instead, and for the
--- candidates of a rank the newest 1000, asking for 2% (22 of them; below,
--- the GIN index reads fewer rows than the ordered scan would).
+-- candidates of a rank the newest 1000, asking for 0.6% (6 of them;
+-- below, the GIN index's bitmap of the matches is cheaper than the ordered
+-- scan: at 0.9% the ordered scan took 44 ms p50, the bitmap 79 ms).
 CREATE FUNCTION tm_api.task_find(p_uid uuid, p_sid uuid, p_ws uuid,
                                  p_where text, p_after text, p_order text,
                                  p_limit int, p_offset int, p_count boolean,
@@ -260,7 +263,7 @@ CREATE FUNCTION tm_api.task_find(p_uid uuid, p_sid uuid, p_ws uuid,
 RETURNS SETOF tm_api.task_row
 LANGUAGE plpgsql AS $$
 DECLARE
-  c_rank_max  constant int := 500;
+  c_rank_max  constant int := 200;
   c_count_max constant int := 10000;
   c_cols constant text :=
     ', t.id, t.workspace_id, t.project_id, t.parent_id, t.title,'
@@ -307,10 +310,10 @@ BEGIN
         USING p_ws, p_args, p_q;
       v_n := p_offset + p_limit;
     ELSE
-      -- a rank: 2% of the newest 1000 (the ordered scan then reads at
-      -- most 25,000 rows for its 500 candidates); a split: a page among
+      -- a rank: 0.6% of the newest 1000 (the ordered scan then reads at
+      -- most ~33,000 rows for its 200 candidates); a split: a page among
       -- the newest 5000
-      v_n := CASE WHEN p_ranked THEN 21 ELSE p_limit END;
+      v_n := CASE WHEN p_ranked THEN 5 ELSE p_limit END;
       EXECUTE 'SELECT count(*) FROM (SELECT 1 FROM (SELECT t.labels, t.search'
               ' FROM tm.tasks t WHERE t.workspace_id = $1 AND ' || p_where
               || ' ORDER BY t.created_at DESC, t.id DESC LIMIT '

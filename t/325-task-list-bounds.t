@@ -1,7 +1,7 @@
 # The list pages of a large tenant (issue #5, sql/0009): sorts that start
 # with status or priority run one branch per value (filters that exclude
 # values, cursors inside a branch, offset pages across branches); a ranked
-# search ranks the 500 newest matches; X-Total-Count stops at offset +
+# search ranks the 200 newest matches; X-Total-Count stops at offset +
 # 10,000 and then says so with X-Total-Count-Capped: true.
 #
 # Every list is compared with an SQL oracle written here (psql), row for
@@ -25,7 +25,7 @@ my $ws = $u->{ws};
 # priority 4, no done task of priority 0); the word "needle" in the titles
 # of rows 1..620 and the description of every third row; rows 1..100 are
 # the oldest and have two or three needles in their titles (they rank
-# first among all matches, but are not among the newest 500); every 25th
+# first among all matches, but are not among the newest 200); every 25th
 # row is soft-deleted.
 $t->psql(q{
 INSERT INTO tm.tasks (workspace_id, id, title, description, status, priority,
@@ -198,42 +198,42 @@ for my $q ('sort=status&filter[status]=todo&filter[status][ne]=todo',
 }
 
 ###########################################################################
-# a ranked search ranks the 500 newest matches
+# a ranked search ranks the 200 newest matches
 
 {
     my $match = "$LIVE AND t.search @@ websearch_to_tsquery('english', 'needle')";
     my $n = $t->psql("SELECT count(*) FROM tm.tasks t WHERE t.workspace_id = \$1 AND $match", $ws);
-    cmp_ok($n, '>', 500, "more than 500 matches ($n)");
+    cmp_ok($n, '>', 200, "more than 200 matches ($n)");
     my $want = oracle(qq{SELECT id FROM (SELECT * FROM tm.tasks t WHERE t.workspace_id = \$1 AND $match
-                                         ORDER BY t.created_at DESC, t.id DESC LIMIT 500) t
+                                         ORDER BY t.created_at DESC, t.id DESC LIMIT 200) t
                           ORDER BY ts_rank(t.search, websearch_to_tsquery('english', 'needle')) DESC,
                                    t.id DESC});
-    is(scalar @$want, 500, 'the oracle ranks 500');
-    my $got = walk('q=needle&limit=200');
-    is_deeply($got, $want, 'q=needle: the 500 newest matches, best first, every page');
+    is(scalar @$want, 200, 'the oracle ranks 200');
+    my $got = walk('q=needle&limit=50');
+    is_deeply($got, $want, 'q=needle: the 200 newest matches, best first, every page');
     my $oldest = list_oracle("$match AND t.created_at < '2025-06-01'", 't.id');
     ok(@$oldest > 50, 'the oldest matches rank higher (more needles)...');
     my %in = map { $_ => 1 } @$got;
-    is(scalar(grep { $in{$_} } @$oldest), 0, '... but are not among the 500 newest');
+    is(scalar(grep { $in{$_} } @$oldest), 0, '... but are not among the 200 newest');
 
     # with a sort, every match
     is(scalar @{ walk('q=needle&sort=-created_at&limit=200') }, $n, 'q=needle&sort=-created_at: every match');
 
-    # a filter applies before the 500 are taken
+    # a filter applies before the 200 are taken
     my $fw = "$match AND t.status = 'archived'";
     my $fwant = oracle(qq{SELECT id FROM (SELECT * FROM tm.tasks t WHERE t.workspace_id = \$1 AND $fw
-                                          ORDER BY t.created_at DESC, t.id DESC LIMIT 500) t
+                                          ORDER BY t.created_at DESC, t.id DESC LIMIT 200) t
                            ORDER BY ts_rank(t.search, websearch_to_tsquery('english', 'needle')) DESC,
                                     t.id DESC});
     is_deeply(walk('q=needle&filter[status]=archived&limit=50'), $fwant,
-              'q=needle&filter[status]=archived: every archived match (under 500), ranked');
+              'q=needle&filter[status]=archived: the 200 newest archived matches, ranked');
 
-    my $r = get('q=needle&page=2&per_page=200');
-    is_deeply([ map { $_->{id} } @{ $r->{json}{data} } ], [ @$want[200 .. 399] ], 'ranked page 2 of 200');
-    is($r->{headers}{'x-total-count'}, 500, 'ranked: X-Total-Count is the 500 ranked');
+    my $r = get('q=needle&page=2&per_page=80');
+    is_deeply([ map { $_->{id} } @{ $r->{json}{data} } ], [ @$want[80 .. 159] ], 'ranked page 2 of 80');
+    is($r->{headers}{'x-total-count'}, 200, 'ranked: X-Total-Count is the 200 ranked');
     ok(!exists $r->{headers}{'x-total-count-capped'}, '... not capped');
-    $r = get('q=needle&page=3&per_page=200');
-    is(scalar @{ $r->{json}{data} }, 100, 'ranked page 3: the last 100');
+    $r = get('q=needle&page=3&per_page=80');
+    is_deeply([ map { $_->{id} } @{ $r->{json}{data} } ], [ @$want[160 .. 199] ], 'ranked page 3: the last 40');
     ok(!$r->{headers}{link}, '... and no next page');
 }
 
