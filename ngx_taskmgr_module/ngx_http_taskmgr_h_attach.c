@@ -751,7 +751,7 @@ ngx_http_taskmgr_h_attach_upload(ngx_http_request_t         *r,
 {
     u_char                              *p;
     ngx_int_t                            rc;
-    ngx_str_t                            key;
+    ngx_str_t                            key, value;
     ngx_http_taskmgr_pg_query_t         *q;
     ngx_http_taskmgr_attach_ctx_t       *actx;
     ngx_http_taskmgr_attach_main_conf_t *amcf;
@@ -774,25 +774,18 @@ ngx_http_taskmgr_h_attach_upload(ngx_http_request_t         *r,
     }
 
     /* the only query parameter is name */
-    for (p = r->args.data; p < r->args.data + r->args.len; p++) {
-        key.data = p;
+    p = r->args.data;
 
-        while (p < r->args.data + r->args.len && *p != '=' && *p != '&') {
-            p++;
-        }
-
-        key.len = p - key.data;
-
+    while (
+        ngx_http_taskmgr_arg_next(&p, r->args.data + r->args.len, &key, &value)
+        == NGX_OK)
+    {
         if (key.len != 4 || ngx_strncmp(key.data, "name", 4) != 0) {
             if (ngx_http_discard_request_body(r) != NGX_OK) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
             return ngx_http_taskmgr_api_bad_arg(r, &key, "unknown parameter");
-        }
-
-        while (p < r->args.data + r->args.len && *p != '&') {
-            p++;
         }
     }
 
