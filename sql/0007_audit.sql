@@ -392,14 +392,28 @@ LANGUAGE sql STABLE AS $$
                          tm.ts(a.created_at))::tm.audit_out)
 $$;
 
--- {"data": [...], "next_cursor": "<last id>" | null}; meta the cursor
-CREATE FUNCTION tm.audit_page(p_items text[], p_next bigint)
+-- A page of entries read newest first, up to p_limit + 1 of them (the
+-- extra one says another page follows): {"data": [...], "next_cursor":
+-- "<last id>" | null}; meta the cursor.
+CREATE FUNCTION tm.audit_page(p_rows tm.audit_log[], p_limit int)
 RETURNS tm_api.result
-LANGUAGE sql IMMUTABLE AS $$
-  SELECT (200,
-          '{"data":[' || array_to_string(p_items, ',') || '],"next_cursor":'
-            || coalesce('"' || p_next || '"', 'null') || '}',
-          p_next::text)::tm_api.result
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  v_items text[] := '{}';
+  v_next bigint;
+  i int;
+BEGIN
+  FOR i IN 1 .. least(coalesce(cardinality(p_rows), 0), p_limit) LOOP
+    v_items := v_items || tm.audit_json(p_rows[i])::text;
+  END LOOP;
+  IF cardinality(p_rows) > p_limit THEN
+    v_next := p_rows[p_limit].id;
+  END IF;
+  RETURN (200,
+          '{"data":[' || array_to_string(v_items, ',') || '],"next_cursor":'
+            || coalesce('"' || v_next || '"', 'null') || '}',
+          v_next::text)::tm_api.result;
+END
 $$;
 
 -- The workspace's log, newest first (owner and admin).  p_limit 1..200
@@ -412,9 +426,6 @@ RETURNS tm_api.result
 LANGUAGE plpgsql AS $$
 DECLARE
   e record;
-  a tm.audit_log;
-  v_items text[] := '{}';
-  v_last bigint;
   v_limit int := least(greatest(coalesce(p_limit, 50), 1), 200);
 BEGIN
   SELECT * INTO e FROM tm.enter_checked(p_uid, p_sid, p_ws);
@@ -425,19 +436,13 @@ BEGIN
     RETURN tm_api.err(403, 'forbidden',
                       'only an admin or owner can read the audit log');
   END IF;
-  FOR a IN SELECT * FROM tm.audit_log l
+  RETURN tm.audit_page(ARRAY(
+           SELECT l FROM tm.audit_log l
             WHERE l.workspace_id = p_ws
               AND l.id < coalesce(p_before, 9223372036854775807)
               AND (p_type IS NULL OR l.entity_type = p_type)
               AND (p_actor IS NULL OR l.actor_id = p_actor)
-            ORDER BY l.id DESC LIMIT v_limit + 1 LOOP
-    IF cardinality(v_items) = v_limit THEN
-      RETURN tm.audit_page(v_items, v_last);
-    END IF;
-    v_items := v_items || tm.audit_json(a)::text;
-    v_last := a.id;
-  END LOOP;
-  RETURN tm.audit_page(v_items, NULL);
+            ORDER BY l.id DESC LIMIT v_limit + 1), v_limit);
 END
 $$;
 
@@ -451,9 +456,6 @@ RETURNS tm_api.result
 LANGUAGE plpgsql AS $$
 DECLARE
   e record;
-  a tm.audit_log;
-  v_items text[] := '{}';
-  v_last bigint;
   v_limit int := least(greatest(coalesce(p_limit, 50), 1), 200);
 BEGIN
   SELECT * INTO e FROM tm.enter_checked(p_uid, p_sid, p_ws);
@@ -464,17 +466,11 @@ BEGIN
   IF NOT FOUND THEN
     RETURN tm_api.err(404, 'not_found', 'task not found');
   END IF;
-  FOR a IN SELECT * FROM tm.audit_log l
+  RETURN tm.audit_page(ARRAY(
+           SELECT l FROM tm.audit_log l
             WHERE l.workspace_id = p_ws AND l.task_id = p_task
               AND l.id < coalesce(p_before, 9223372036854775807)
-            ORDER BY l.id DESC LIMIT v_limit + 1 LOOP
-    IF cardinality(v_items) = v_limit THEN
-      RETURN tm.audit_page(v_items, v_last);
-    END IF;
-    v_items := v_items || tm.audit_json(a)::text;
-    v_last := a.id;
-  END LOOP;
-  RETURN tm.audit_page(v_items, NULL);
+            ORDER BY l.id DESC LIMIT v_limit + 1), v_limit);
 END
 $$;
 
