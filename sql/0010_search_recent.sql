@@ -1,0 +1,216 @@
+-- Ranked search from an index in time order (bench/README.md "One million
+-- tasks", session 4; docs/indexes.md).
+--
+-- A ranked search (q= without sort) ranks the 200 newest matches (0009).
+-- For words in 0.1-1% of a 1,000,000-task tenant both ways 0009 had of
+-- finding them read a lot: the newest-first scan of tasks_list_idx fetched
+-- every task from the heap to test its words (~24,000 rows for 0.9%: 31 ms
+-- p50, 43 ms p99 warm; ~50,000 for 0.4%: 56 / 71 ms), and the GIN bitmap
+-- intersects the posting lists of every word (each of the bench's words is
+-- in a quarter of the tasks: 47-55 ms whatever the number of matches).
+--
+-- tasks_search_recent_idx is a GiST index of (workspace_id, created_at,
+-- lexemes): read in created_at order (btree_gist's <-> distance to a
+-- constant far in the future), it tests each task's words inside the index
+-- and skips subtrees without a rare word, so the heap is read only for the
+-- matches: 0.9% 4 ms, 0.4% 8 ms, 0.1% 32 ms, a single rare word 2 ms.
+-- strip() keeps the lexemes without positions; it cannot answer a phrase
+-- (a <-> b is false on a stripped vector), so a query with a phrase keeps
+-- 0009's ways, as do deleted=include|only (the index holds live tasks).
+-- The exact test t.search @@ q stays in the conditions.
+--
+-- The probe of 0009 now reads the newest 2000 tasks (1000 before) for a
+-- ranked search that can use this index, and sends it here when one or
+-- more match (0.05%); with none, the GIN bitmap: rare words take ~1 ms,
+-- and a conjunction of common words with few matches the cost of
+-- intersecting their lists (seven or more of the bench's words, each in a
+-- quarter of the tasks: 60-75 ms, where this index would read 70-160 ms).
+--
+-- The index is built under a SHARE lock: task writes wait for it (about
+-- 20 s for 1,000,000 tasks, 240 MB).  Needs a superuser, as every migration
+-- here (scripts/migrate.sh): btree_gist and the LEAKPROOF mark.
+
+SET client_min_messages = warning;
+
+CREATE EXTENSION IF NOT EXISTS btree_gist;
+
+-- strip() only copies the lexemes of its argument and raises no error that
+-- depends on a value; LEAKPROOF lets strip(search) @@ q be an index
+-- condition under row-level security (see 0003 for ts_match_vq).
+ALTER FUNCTION pg_catalog.strip(tsvector) LEAKPROOF;
+
+CREATE INDEX tasks_search_recent_idx
+  ON tm.tasks USING gist (workspace_id, created_at, strip(search))
+  WHERE deleted_at IS NULL;
+
+-- 0009's tm_api.task_find; changed: v_recent, the probe's threshold for a
+-- ranked search, no bitmap scans for this index's way, and its candidates
+-- (IF p_ranked AND v_recent ...).
+CREATE OR REPLACE FUNCTION tm_api.task_find(p_uid uuid, p_sid uuid, p_ws uuid,
+                                 p_where text, p_after text, p_order text,
+                                 p_limit int, p_offset int, p_count boolean,
+                                 p_q text, p_ranked boolean, p_gin text,
+                                 p_args text[], p_split text[])
+RETURNS SETOF tm_api.task_row
+LANGUAGE plpgsql AS $$
+DECLARE
+  c_rank_max  constant int := 200;
+  c_count_max constant int := 10000;
+  c_cols constant text :=
+    ', t.id, t.workspace_id, t.project_id, t.parent_id, t.title,'
+    ' t.description, t.status, t.priority, t.due_at, t.assignee_id,'
+    ' array_to_json(t.labels)::text, t.created_by, t.created_at,'
+    ' t.updated_at, t.completed_at, t.deleted_at, t.version';
+  v_role   text;
+  v_total  bigint;
+  v_found  bigint;
+  v_need   bigint;
+  v_skip   bigint := p_offset;
+  v_cap    bigint := p_offset + c_count_max;
+  v_n      bigint;
+  v_where  text := p_where || coalesce(' AND ' || p_gin, '');
+  v_from   text;
+  v_i      int;
+  -- the newest matches from tasks_search_recent_idx (see above)
+  v_recent boolean := p_ranked AND p_split IS NULL
+                      AND left(p_where, 20) = 't.deleted_at IS NULL'
+                      AND websearch_to_tsquery('english', coalesce(p_q, ''))::text
+                          !~ '<[0-9-]+>';
+BEGIN
+  IF p_limit < 1 OR p_limit > 200 OR p_offset < 0 OR p_offset > 100000
+     OR coalesce(cardinality(p_args), 0) > 512
+     OR coalesce(cardinality(p_split), 0) > 80
+     OR coalesce(cardinality(p_split), 0) % 2 = 1
+     OR (p_split IS NOT NULL AND p_ranked)
+  THEN
+    RAISE EXCEPTION 'task_find: bounds' USING ERRCODE = '22023';
+  END IF;
+
+  v_role := tm.enter(p_uid, p_sid, p_ws);
+  IF v_role IS NULL THEN
+    RETURN NEXT tm.task_err(401, 'session has ended');
+    RETURN;
+  ELSIF v_role = '' THEN
+    RETURN NEXT tm.task_err(404, 'workspace not found');
+    RETURN;
+  END IF;
+
+  IF p_gin IS NOT NULL THEN
+    IF p_split IS NULL AND NOT p_ranked THEN
+      EXECUTE 'SELECT count(*) FROM (SELECT 1 FROM (SELECT t.labels, t.search'
+              ' FROM tm.tasks t WHERE t.workspace_id = $1 AND ' || p_where
+              || coalesce(' AND ' || p_after, '')
+              || ' ORDER BY ' || p_order || ' LIMIT 5000) t WHERE ' || p_gin
+              || ' LIMIT ' || (p_offset + p_limit + 1) || ') s'
+         INTO v_found
+        USING p_ws, p_args, p_q;
+      v_n := p_offset + p_limit;
+    ELSE
+      -- a rank from tasks_search_recent_idx: one of the newest 2000; any
+      -- other rank: 0.6% of the newest 1000 (the ordered scan then reads at
+      -- most ~33,000 rows for its 200 candidates); a split: a page among
+      -- the newest 5000
+      v_n := CASE WHEN v_recent THEN 0
+                  WHEN p_ranked THEN 5
+                  ELSE p_limit END;
+      EXECUTE 'SELECT count(*) FROM (SELECT 1 FROM (SELECT t.labels, t.search'
+              ' FROM tm.tasks t WHERE t.workspace_id = $1 AND ' || p_where
+              || ' ORDER BY t.created_at DESC, t.id DESC LIMIT '
+              || CASE WHEN v_recent THEN 2000
+                      WHEN p_ranked THEN 1000
+                      ELSE 5000 END || ') t'
+                 ' WHERE ' || p_gin || ' LIMIT ' || (v_n + 1) || ') s'
+         INTO v_found
+        USING p_ws, p_args, p_q;
+    END IF;
+    IF v_found <= v_n THEN
+      PERFORM set_config('enable_indexscan', 'off', true),
+              set_config('enable_seqscan', 'off', true);
+    ELSIF v_recent THEN
+      -- the planner has no useful estimate of strip(search) @@ q and would
+      -- rather read every match through a bitmap and sort them (3.6 s for
+      -- words in 7.7% of the bench's tasks instead of 2 ms)
+      PERFORM set_config('enable_bitmapscan', 'off', true);
+    END IF;
+  END IF;
+
+  v_from := 'FROM tm.tasks t WHERE t.workspace_id = $1 AND ' || v_where;
+  IF p_ranked AND v_recent AND v_found > v_n THEN
+    -- the candidates: the newest matches, in created_at order from
+    -- tasks_search_recent_idx (its order has no id tiebreak: the tasks of
+    -- the oldest candidate's millisecond are completed from tasks_list_idx)
+    v_from := 'FROM (WITH g AS MATERIALIZED (SELECT t.* ' || v_from
+              || ' AND strip(t.search) @@ websearch_to_tsquery(''english'', $3)'
+                 ' ORDER BY t.created_at <-> ''2500-01-01 00:00:00+00'''
+                 '::timestamptz LIMIT ' || c_rank_max || '),'
+                 ' e AS (SELECT min(g.created_at) AS at FROM g'
+                 ' HAVING count(*) = ' || c_rank_max || ')'
+                 ' SELECT t.* FROM (SELECT g.* FROM g UNION ALL SELECT t.* '
+              || v_from || ' AND t.created_at = (SELECT e.at FROM e)'
+                 ' AND NOT EXISTS (SELECT 1 FROM g WHERE g.id = t.id)) t'
+                 ' ORDER BY t.created_at DESC, t.id DESC LIMIT '
+              || c_rank_max || ') t WHERE true';
+    v_cap := c_rank_max;
+  ELSIF p_ranked THEN
+    -- the candidates: the newest matches
+    v_from := 'FROM (SELECT t.* ' || v_from
+              || ' ORDER BY t.created_at DESC, t.id DESC LIMIT '
+              || c_rank_max || ') t WHERE true';
+    v_cap := c_rank_max;
+  END IF;
+
+  IF p_count THEN
+    EXECUTE 'SELECT count(*) FROM (SELECT 1 ' || v_from || ' LIMIT '
+            || (v_cap + 1) || ') s'
+       INTO v_total
+      USING p_ws, p_args, p_q;
+    RETURN NEXT tm.task_err(200, CASE WHEN v_total > v_cap
+                                      THEN v_cap::text || '+'
+                                      ELSE v_total::text END);
+  END IF;
+
+  IF p_split IS NULL THEN
+    RETURN QUERY EXECUTE
+      'SELECT 200, '
+      || CASE WHEN p_ranked
+              THEN 'ts_rank(t.search, websearch_to_tsquery(''english'', $3))'
+                   '::text'
+              ELSE 'NULL::text' END
+      || c_cols || ' ' || v_from || coalesce(' AND ' || p_after, '')
+      || ' ORDER BY ' || p_order
+      || ' LIMIT ' || (p_limit + 1) || ' OFFSET ' || p_offset
+      USING p_ws, p_args, p_q;
+    RETURN;
+  END IF;
+
+  -- one branch per leading value, in the sort's order, until the page is
+  -- full
+  v_need := p_limit + 1;
+  FOR v_i IN 1 .. cardinality(p_split) / 2 LOOP
+    IF v_skip > 0 THEN
+      EXECUTE 'SELECT count(*) FROM (SELECT 1 ' || v_from || ' AND '
+              || p_split[2 * v_i - 1] || ' LIMIT ' || v_skip || ') s'
+         INTO v_n
+        USING p_ws, p_args, p_q;
+      IF v_n < v_skip THEN
+        v_skip := v_skip - v_n;
+        CONTINUE;
+      END IF;
+    END IF;
+    RETURN QUERY EXECUTE
+      'SELECT 200, NULL::text' || c_cols || ' ' || v_from || ' AND '
+      || p_split[2 * v_i - 1] || ' ORDER BY ' || p_split[2 * v_i]
+      || ' LIMIT ' || v_need || ' OFFSET ' || v_skip
+      USING p_ws, p_args, p_q;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    v_skip := 0;
+    v_need := v_need - v_n;
+    EXIT WHEN v_need <= 0;
+  END LOOP;
+END
+$$;
+
+GRANT EXECUTE ON FUNCTION tm_api.task_find(uuid, uuid, uuid, text, text, text,
+                                           int, int, boolean, text, boolean,
+                                           text, text[], text[])
+  TO taskmgr_app;
