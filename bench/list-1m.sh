@@ -140,6 +140,7 @@ queries=(
     "q=invoice payment login report (ranked, 0.9%)|q=invoice+payment+login+report&limit=50"
     "q=invoice payment login report review (ranked, 0.4%)|q=invoice+payment+login+report+review&limit=50"
     "q=invoice payment login report bill team (ranked, 0.1%)|q=invoice+payment+login+report+bill+team&limit=50"
+    "q=\"invoice payment\" (phrase, ranked, 0.4%)|q=%22invoice+payment%22&limit=50"
     "q=invoice payment (ranked), page 2 (cursor)|q=invoice+payment&limit=50&cursor=$(page2 'q=invoice+payment&limit=50')"
     "offset page 3, status=todo, X-Total-Count|filter[status]=todo&page=3&per_page=50"
     "offset page 1, every task, X-Total-Count|page=1&per_page=50"

@@ -14,10 +14,14 @@
 -- constant far in the future), it tests each task's words inside the index
 -- and skips subtrees without a rare word, so the heap is read only for the
 -- matches: 0.9% 4 ms, 0.4% 8 ms, 0.1% 32 ms, a single rare word 2 ms.
--- strip() keeps the lexemes without positions; it cannot answer a phrase
--- (a <-> b is false on a stripped vector), so a query with a phrase keeps
--- 0009's ways, as do deleted=include|only (the index holds live tasks).
--- The exact test t.search @@ q stays in the conditions.
+-- strip() keeps the lexemes without positions, and a phrase (a <-> b) is
+-- false on a stripped vector: the index is asked for the query with each
+-- phrase operator made an AND (every task with the phrase has its words;
+-- tsquery's text puts spaces around operators, and a lexeme has none), and
+-- the exact test t.search @@ q stays in the conditions.  Under a negation
+-- that would not hold (!(a <-> b) is true of a task with a and b apart),
+-- so a query with both a phrase and a negation keeps 0009's ways, as do
+-- deleted=include|only (the index holds live tasks).
 --
 -- The probe of 0009 now reads the newest 2000 tasks (1000 before) for a
 -- ranked search that can use this index, and sends it here when one or
@@ -38,6 +42,13 @@ CREATE EXTENSION IF NOT EXISTS btree_gist;
 -- depends on a value; LEAKPROOF lets strip(search) @@ q be an index
 -- condition under row-level security (see 0003 for ts_match_vq).
 ALTER FUNCTION pg_catalog.strip(tsvector) LEAKPROOF;
+
+-- The index is read newest first: the entries of tasks deleted, rolled back
+-- or updated since the last vacuum are read (and their rows fetched) before
+-- the live ones.  30,000 rolled-back inserts slowed the 0.9% search of the
+-- bench from ~10 to ~25 ms until a VACUUM; the default of 20% of the table
+-- would wait for 200,000 dead rows on 1,000,000 tasks.
+ALTER TABLE tm.tasks SET (autovacuum_vacuum_scale_factor = 0.02);
 
 CREATE INDEX tasks_search_recent_idx
   ON tm.tasks USING gist (workspace_id, created_at, strip(search))
@@ -71,11 +82,13 @@ DECLARE
   v_where  text := p_where || coalesce(' AND ' || p_gin, '');
   v_from   text;
   v_i      int;
-  -- the newest matches from tasks_search_recent_idx (see above)
+  -- the newest matches from tasks_search_recent_idx (see above): live
+  -- tasks, and a query without a phrase or without a negation
+  v_tsq    text := websearch_to_tsquery('english', coalesce(p_q, ''))::text;
+  v_phrase boolean := v_tsq ~ ' <[0-9-]+> ';
   v_recent boolean := p_ranked AND p_split IS NULL
                       AND left(p_where, 20) = 't.deleted_at IS NULL'
-                      AND websearch_to_tsquery('english', coalesce(p_q, ''))::text
-                          !~ '<[0-9-]+>';
+                      AND NOT (v_phrase AND position('!' IN v_tsq) > 0);
 BEGIN
   IF p_limit < 1 OR p_limit > 200 OR p_offset < 0 OR p_offset > 100000
      OR coalesce(cardinality(p_args), 0) > 512
@@ -140,8 +153,11 @@ BEGIN
     -- tasks_search_recent_idx (its order has no id tiebreak: the tasks of
     -- the oldest candidate's millisecond are completed from tasks_list_idx)
     v_from := 'FROM (WITH g AS MATERIALIZED (SELECT t.* ' || v_from
-              || ' AND strip(t.search) @@ websearch_to_tsquery(''english'', $3)'
-                 ' ORDER BY t.created_at <-> ''2500-01-01 00:00:00+00'''
+              || CASE WHEN v_phrase
+                      THEN ' AND strip(t.search) @@ regexp_replace(websearch_to_tsquery(''english'', $3)::text,'
+                           ' '' <[0-9-]+> '', '' & '', ''g'')::tsquery'
+                      ELSE ' AND strip(t.search) @@ websearch_to_tsquery(''english'', $3)' END
+              || ' ORDER BY t.created_at <-> ''2500-01-01 00:00:00+00'''
                  '::timestamptz LIMIT ' || c_rank_max || '),'
                  ' e AS (SELECT min(g.created_at) AS at FROM g'
                  ' HAVING count(*) = ' || c_rank_max || ')'

@@ -286,6 +286,17 @@ sub recent_scans {
                        WHERE schemaname = 'tm' AND indexrelname = 'tasks_search_recent_idx'});
 }
 
+# did the index serve a scan since $before (a backend reports its statistics
+# when idle, within about a second; up to 10 s when busy)
+sub recent_read {
+    my ($before) = @_;
+    for (1 .. 150) {
+        return 1 if recent_scans() > $before;
+        select undef, undef, undef, 0.1;
+    }
+    return 0;
+}
+
 {
     # 150 tasks on one millisecond, 150 on the one before: the 200 newest
     # are the first 150 and the 50 highest ids of the second
@@ -305,31 +316,34 @@ SELECT $1::uuid, ('00000000-0000-7000-9000-' || lpad(to_hex(i), 12, '0'))::uuid,
     my $r = get('q=tiebreak&page=1&per_page=10');
     is($r->{headers}{'x-total-count'}, 200, 'tied: X-Total-Count 200');
 
-    # the index served it (a backend reports its statistics when idle, within
-    # about a second; up to 10 s when busy)
-    my $after = $before;
-    for (1 .. 150) {
-        $after = recent_scans();
-        last if $after > $before;
-        select undef, undef, undef, 0.1;
-    }
-    cmp_ok($after, '>', $before, 'tasks_search_recent_idx was read');
+    ok(recent_read($before), 'tasks_search_recent_idx was read');
 
     # a negated word is answered from the index too (its lexemes are exact)
     $match = "$LIVE AND t.search @@ websearch_to_tsquery('english', 'needle -hay')";
     is_deeply(walk('q=needle+-hay&limit=50'), rank_oracle($match, 'needle -hay'),
               'q=needle -hay: the 200 newest matches, ranked');
 
-    # a phrase: stripped lexemes have no positions, the other way answers
+    # a phrase: stripped lexemes have no positions; the index is asked for
+    # both words, the phrase is tested on the row
+    $before = recent_scans();
     $match = "$LIVE AND t.search @@ websearch_to_tsquery('english', '\"needle hay\"')";
     my $pw = rank_oracle($match, '"needle hay"');
     cmp_ok(scalar @$pw, '>', 50, 'the phrase matches (' . scalar(@$pw) . ')');
     is_deeply(walk('q=%22needle+hay%22&limit=50'), $pw, 'q="needle hay": the 200 newest phrase matches');
+    ok(recent_read($before), '... read from tasks_search_recent_idx');
     # "hay needle" is in no task in that order, both words are in many
     my $loose = rank_oracle("$LIVE AND t.search @@ websearch_to_tsquery('english', 'hay needle')",
                             'hay needle');
     cmp_ok(scalar @$loose, '>', 50, 'both words in many tasks');
     is_deeply(walk('q=%22hay+needle%22&limit=50'), [], 'q="hay needle": the phrase in none');
+
+    # a phrase under a negation (true of tasks with both words apart): the
+    # other ways answer
+    $match = "$LIVE AND t.search @@ websearch_to_tsquery('english', 'needle -\"needle hay\"')";
+    my $nw = rank_oracle($match, 'needle -"needle hay"');
+    cmp_ok(scalar @$nw, '>', 50, 'needle without the phrase (' . scalar(@$nw) . ')');
+    is_deeply(walk('q=needle+-%22needle+hay%22&limit=50'), $nw,
+              'q=needle -"needle hay": the 200 newest matches, ranked');
 
     # deleted tasks are not in the index: deleted=include ranks them too
     $match = "t.search @@ websearch_to_tsquery('english', 'tiebreak')";
