@@ -359,6 +359,56 @@ SELECT $1::uuid, ('00000000-0000-7000-9000-' || lpad(to_hex(i), 12, '0'))::uuid,
        '... and left out by default');
 }
 
+###########################################################################
+# a search in created_at order whose words are rare in the sort's first 5000
+# rows: its pages come from tasks_search_recent_idx too (sql/0010), ties on
+# one millisecond completed, cursor after cursor
+
+{
+    # 120 tasks older than every other, on two milliseconds; one deleted
+    $t->psql(q{
+INSERT INTO tm.tasks (workspace_id, id, title, created_by, created_at, deleted_at)
+SELECT $1::uuid, ('00000000-0000-7000-a000-' || lpad(to_hex(i), 12, '0'))::uuid,
+       'oldtie ' || (i % 5), $2::uuid,
+       CASE WHEN i % 2 = 0 THEN '2024-06-01 00:00:00.001+00'::timestamptz
+            ELSE '2024-06-01 00:00:00+00'::timestamptz END,
+       CASE WHEN i = 7 THEN '2026-04-01 00:00:00+00'::timestamptz END
+  FROM generate_series(1, 120) i}, $ws, $u->{user_id});
+
+    my $match = "$LIVE AND t.search @@ websearch_to_tsquery('english', 'oldtie')";
+    my $before = recent_scans();
+    my $want = list_oracle($match, 't.created_at DESC, t.id DESC');
+    is(scalar @$want, 119, '119 live oldtie tasks');
+    is_deeply(walk('q=oldtie&sort=-created_at&limit=50'), $want,
+              'q=oldtie&sort=-created_at: every match, newest first, across ties and pages');
+    ok(recent_read($before), '... read from tasks_search_recent_idx');
+
+    # oldest first: the 300 tiebreak tasks are the newest of all
+    $match = "$LIVE AND t.search @@ websearch_to_tsquery('english', 'tiebreak')";
+    $want = list_oracle($match, 't.created_at ASC, t.id ASC');
+    cmp_ok(scalar @$want, '>=', 299, 'the live tiebreak tasks');
+    is_deeply(walk('q=tiebreak&sort=created_at&limit=50'), $want,
+              'q=tiebreak&sort=created_at: every match, oldest first, across ties and pages');
+
+    # a phrase in that order, and the same under a negation (other ways)
+    $match = "$LIVE AND t.search @@ websearch_to_tsquery('english', '\"oldtie 3\"')";
+    $want = list_oracle($match, 't.created_at DESC, t.id DESC');
+    cmp_ok(scalar @$want, '>', 20, 'the phrase "oldtie 3" (' . scalar(@$want) . ')');
+    is_deeply(walk('q=%22oldtie+3%22&sort=-created_at&limit=10'), $want,
+              'q="oldtie 3"&sort=-created_at: every phrase match, newest first');
+    $match = "$LIVE AND t.search @@ websearch_to_tsquery('english', 'oldtie -\"oldtie 3\"')";
+    $want = list_oracle($match, 't.created_at DESC, t.id DESC');
+    is_deeply(walk('q=oldtie+-%22oldtie+3%22&sort=-created_at&limit=30'), $want,
+              'q=oldtie -"oldtie 3"&sort=-created_at: every other match');
+
+    # an offset page counts (X-Total-Count): the other ways
+    my $r = get('q=oldtie&sort=-created_at&page=2&per_page=50');
+    is($r->{headers}{'x-total-count'}, 119, 'offset page: X-Total-Count of every match');
+    is_deeply([ map { $_->{id} } @{ $r->{json}{data} } ],
+              [ @{ list_oracle("$LIVE AND t.search @@ websearch_to_tsquery('english', 'oldtie')",
+                               't.created_at DESC, t.id DESC') }[50 .. 99] ], '... and the rows 51-100');
+}
+
 unlike($t->error_log, qr/\[(?:alert|emerg|crit)\]/, 'no alerts in the error log');
 
 done_testing;
