@@ -54,17 +54,6 @@ CREATE INDEX tasks_search_recent_idx
   ON tm.tasks USING gist (workspace_id, created_at, strip(search))
   WHERE deleted_at IS NULL;
 
--- 0009's tm_api.task_find; changed: v_recent, the probe's threshold for a
--- ranked search, no bitmap scans for this index's way, and its candidates
--- (IF p_ranked AND v_recent ...); and the probe of a sorted search (below).
---
--- A search or label filter under a sort read the sort's order when the
--- probe found a whole page among its first 5000 rows (1% for a page of 50),
--- else the GIN bitmap of every match: for words in 0.9% of the bench's
--- tasks that was 9,000 matches, 57 ms p50 (a phrase of common words: 374
--- ms), where the sort's order would read ~5,700 rows.  The order now serves
--- when the probe finds a fifth of the rows wanted (0.2%: at most ~25,000
--- rows read, ~30 ms).
 -- The FROM of the first p_n tasks of p_from (a FROM ... WHERE ... of
 -- tm.tasks t that holds t.deleted_at IS NULL and t.search @@ q, q being
 -- websearch_to_tsquery('english', $3)) in p_order, which is created_at
@@ -105,6 +94,19 @@ GRANT EXECUTE ON FUNCTION tm.task_recent_from(text, boolean, boolean, int,
                                               text)
   TO taskmgr_app;
 
+-- 0009's tm_api.task_find; changed: v_gist, v_recent and v_first (which
+-- searches tasks_search_recent_idx serves), the probe's threshold for a
+-- ranked search, no bitmap scans for this index's way, the candidates of
+-- those searches (tm.task_recent_from); and the probe of a sorted search
+-- (below).
+--
+-- A search or label filter under a sort read the sort's order when the
+-- probe found a whole page among its first 5000 rows (1% for a page of 50),
+-- else the GIN bitmap of every match: for words in 0.9% of the bench's
+-- tasks that was 9,000 matches, 57 ms p50 (a phrase of common words: 374
+-- ms), where the sort's order would read ~5,700 rows.  The order now serves
+-- when the probe finds a fifth of the rows wanted (0.2%: at most ~25,000
+-- rows read, ~30 ms).
 CREATE OR REPLACE FUNCTION tm_api.task_find(p_uid uuid, p_sid uuid, p_ws uuid,
                                  p_where text, p_after text, p_order text,
                                  p_limit int, p_offset int, p_count boolean,
@@ -132,7 +134,9 @@ DECLARE
   v_i      int;
   -- the newest matches from tasks_search_recent_idx (see above): live
   -- tasks, and a query without a phrase or without a negation
-  v_tsq    text := websearch_to_tsquery('english', coalesce(p_q, ''))::text;
+  v_tsq    text := CASE WHEN coalesce(p_q, '') <> ''
+                         THEN websearch_to_tsquery('english', p_q)::text
+                         ELSE '' END;
   v_phrase boolean := v_tsq ~ ' <[0-9-]+> ';
   v_gist   boolean := p_split IS NULL AND coalesce(p_q, '') <> ''
                       AND left(p_where, 20) = 't.deleted_at IS NULL'
