@@ -177,15 +177,14 @@ BEGIN
       -- wanted (it then reads at most ~25,000 rows: ~30 ms), else the GIN
       -- bitmap of every match (0009 asked for all of them: words in 0.9% of
       -- the tasks under a sort took 57 ms through the bitmap)
-      v_n := (p_offset + p_limit + 1 + 4) / 5;
+      v_n := (p_offset + p_limit + 1 + 4) / 5 - 1;
       EXECUTE 'SELECT count(*) FROM (SELECT 1 FROM (SELECT t.labels, t.search'
               ' FROM tm.tasks t WHERE t.workspace_id = $1 AND ' || p_where
               || coalesce(' AND ' || p_after, '')
               || ' ORDER BY ' || p_order || ' LIMIT 5000) t WHERE ' || p_gin
-              || ' LIMIT ' || v_n || ') s'
+              || ' LIMIT ' || (v_n + 1) || ') s'
          INTO v_found
         USING p_ws, p_args, p_q;
-      v_n := v_n - 1;
     ELSE
       -- a rank from tasks_search_recent_idx: one of the newest 2000, or
       -- three with other filters (the index then returns rows that only
@@ -208,27 +207,31 @@ BEGIN
          INTO v_found
         USING p_ws, p_args, p_q;
     END IF;
-    IF v_found <= v_n AND v_first THEN
-      PERFORM set_config('enable_bitmapscan', 'off', true);
-    ELSIF v_found <= v_n THEN
-      v_first := false;
-      PERFORM set_config('enable_indexscan', 'off', true),
-              set_config('enable_seqscan', 'off', true);
-    ELSIF v_recent THEN
+    -- tasks_search_recent_idx for a rank with matches among the newest,
+    -- and for a created_at page with too few in the sort's first rows
+    v_recent := v_recent AND v_found > v_n;
+    v_first := v_first AND v_found <= v_n;
+    IF v_recent OR v_first THEN
       -- the planner has no useful estimate of strip(search) @@ q and would
       -- rather read every match through a bitmap and sort them (3.6 s for
       -- words in 7.7% of the bench's tasks instead of 2 ms)
       PERFORM set_config('enable_bitmapscan', 'off', true);
+    ELSIF v_found <= v_n THEN
+      PERFORM set_config('enable_indexscan', 'off', true),
+              set_config('enable_seqscan', 'off', true);
     END IF;
+  ELSE
+    v_recent := false;
+    v_first := false;
   END IF;
 
   v_from := 'FROM tm.tasks t WHERE t.workspace_id = $1 AND ' || v_where;
-  IF p_ranked AND v_recent AND v_found > v_n THEN
+  IF v_recent THEN
     -- the candidates: the 200 newest matches
     v_from := tm.task_recent_from(v_from, v_phrase, true, c_rank_max,
                                   't.created_at DESC, t.id DESC');
     v_cap := c_rank_max;
-  ELSIF v_first AND v_found <= v_n THEN
+  ELSIF v_first THEN
     -- the page and the row after it: the first matches after the cursor
     v_from := tm.task_recent_from(v_from || coalesce(' AND ' || p_after, ''),
                                   v_phrase, p_order LIKE 't.created_at DESC%',
