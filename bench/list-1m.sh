@@ -154,11 +154,14 @@ queries=(
     "offset page 3, sort=status,-priority|sort=status,-priority&page=3&per_page=50"
 )
 
+# a row to run (-o)
+wanted() { [ -z "$only" ] || grep -Eq -- "$only" <<<"$1"; }
+
 printf '| query | req/s | p50 ms | p99 ms | rows | warm-up max ms |\n| --- | ---: | ---: | ---: | ---: | ---: |\n'
 for entry in "${queries[@]}"; do
     name=${entry%%|*}
     q=${entry#*|}
-    [ -z "$only" ] || grep -Eq -- "$only" <<<"$name" || continue
+    wanted "$name" || continue
     code=$(curl -gs -o "$run/last.json" -w '%{http_code}' "$BASE$list?$q" -H "Authorization: Bearer $token")
     [ "$code" = 200 ] || die "$name: HTTP $code $(head -c 300 "$run/last.json")"
     rows=$(jq '.data | length' "$run/last.json")
@@ -191,7 +194,7 @@ if ((explain)); then
     for entry in "${queries[@]}"; do
         name=${entry%%|*}
         q=${entry#*|}
-        [ -z "$only" ] || grep -Eq -- "$only" <<<"$name" || continue
+        wanted "$name" || continue
         mark=$(stat -c %s "$stackdir/pg.log")
         curl -gs -o /dev/null "$BASE$list?$q" -H "Authorization: Bearer $token"
         sleep 0.3
