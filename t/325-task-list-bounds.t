@@ -282,16 +282,19 @@ sub rank_oracle {
 }
 
 sub recent_scans {
+    my ($index) = @_;
     return $t->psql(q{SELECT idx_scan FROM pg_stat_user_indexes
-                       WHERE schemaname = 'tm' AND indexrelname = 'tasks_search_recent_idx'});
+                       WHERE schemaname = 'tm' AND indexrelname = $1},
+                    $index // 'tasks_search_recent_idx');
 }
 
-# did the index serve a scan since $before (a backend reports its statistics
-# when idle, within about a second; up to 10 s when busy)
+# did the index (tasks_search_recent_idx unless named) serve a scan since
+# $before (a backend reports its statistics when idle, within about a
+# second; up to 10 s when busy)
 sub recent_read {
-    my ($before) = @_;
+    my ($before, $index) = @_;
     for (1 .. 150) {
-        return 1 if recent_scans() > $before;
+        return 1 if recent_scans($index) > $before;
         select undef, undef, undef, 0.1;
     }
     return 0;
@@ -407,6 +410,89 @@ SELECT $1::uuid, ('00000000-0000-7000-a000-' || lpad(to_hex(i), 12, '0'))::uuid,
     is_deeply([ map { $_->{id} } @{ $r->{json}{data} } ],
               [ @{ list_oracle("$LIVE AND t.search @@ websearch_to_tsquery('english', 'oldtie')",
                                't.created_at DESC, t.id DESC') }[50 .. 99] ], '... and the rows 51-100');
+}
+
+###########################################################################
+# phrases from the pairs of adjacent lexemes (sql/0011): which pairs a query
+# requires, which a vector has, and lists that read tasks_search_pairs_idx
+# where the probe finds few matches, compared with the oracle
+
+for my $c (
+    [ '"login report bill"', '{"login report","report bill"}' ],
+    [ '"invoice payment" -login', '{"invoic payment"}' ],
+    [ '-"a b" "c d"', '{"c d"}' ],
+    [ '"x y" -"y z" w', '{"x y"}' ],
+    [ '"quick brown" "fox of the jumps"', '{"quick brown"}' ],    # <3>: no pair
+    [ '"foo-bar baz"', '{"foo-bar foo","foo bar","bar baz"}' ],
+    [ '"x y" or z', '' ],                                         # OR: none
+    [ 'needle -"needle hay"', '' ],                               # negated only
+    [ 'plain words', '' ],
+    [ '"single"', '' ],
+    ) {
+    my ($q, $want) = @$c;
+    is($t->psql(q{SELECT tm.query_pairs(websearch_to_tsquery('english', $1))}, $q), $want,
+       "query_pairs($q) = " . ($want eq '' ? 'NULL' : $want));
+}
+is($t->psql(q{SELECT tm.search_pairs(to_tsvector('english', 'The quick brown fox, quick runs'))}),
+   '{"brown fox","fox quick","quick brown","quick run"}', 'search_pairs: adjacent lexemes, once each');
+is($t->psql(q{SELECT tm.search_pairs(setweight(to_tsvector('english', 'red car'), 'A')
+                                     || setweight(to_tsvector('english', 'blue sky'), 'B'))}),
+   '{"blue sky","car blue","red car"}', 'search_pairs: title and description join as @@ sees them');
+
+{
+    # 12 tasks with the phrase (1 deleted, 1 across title and description),
+    # 30 with its words reversed or apart (1 deleted), one OR-only match
+    $t->psql(q{
+INSERT INTO tm.tasks (workspace_id, id, title, description, created_by, created_at, deleted_at)
+SELECT $1::uuid, ('00000000-0000-7000-b000-' || lpad(to_hex(i), 12, '0'))::uuid,
+       CASE WHEN i <= 11 THEN 'zircon quartz basalt ' || i
+            WHEN i = 12 THEN 'slate zircon'
+            WHEN i <= 27 THEN 'basalt quartz zircon ' || i
+            WHEN i <= 42 THEN 'zircon slate quartz basalt ' || i
+            ELSE 'obsidian' END,
+       CASE WHEN i = 12 THEN 'quartz basalt' ELSE 'plain' END,
+       $2::uuid, '2026-03-01 00:00:00+00'::timestamptz + i * interval '1 minute',
+       CASE WHEN i IN (3, 20) THEN '2026-04-01 00:00:00+00'::timestamptz END
+  FROM generate_series(1, 43) i}, $ws, $u->{user_id});
+    # statistics of the expression index, as autovacuum would gather them
+    $t->psql('ANALYZE tm.tasks');
+
+    my $ph = q{t.search @@ websearch_to_tsquery('english', '"zircon quartz basalt"')};
+    is(scalar @{ list_oracle("$LIVE AND $ph", 't.id') }, 11, 'the phrase: 11 live tasks, one across fields');
+    is(scalar @{ list_oracle("$LIVE AND t.search @@ websearch_to_tsquery('english', 'zircon quartz basalt')",
+                             't.id') }, 40, 'its words: 40 live tasks');
+
+    my $before = recent_scans('tasks_search_pairs_idx');
+    is_deeply(walk('q=%22zircon+quartz+basalt%22&limit=4'), rank_oracle("$LIVE AND $ph", '"zircon quartz basalt"'),
+              'ranked: the 11 phrase matches');
+    ok(recent_read($before, 'tasks_search_pairs_idx'), '... read from tasks_search_pairs_idx');
+
+    for my $c (
+        [ 'sort=due_at', 't.due_at ASC NULLS LAST, t.id ASC' ],
+        [ 'sort=-created_at', 't.created_at DESC, t.id DESC' ],
+        [ 'sort=title', 't.title ASC, t.id ASC' ],
+        [ 'sort=status,-priority', 't.status ASC, t.priority DESC, t.id DESC' ],
+        ) {
+        my ($q, $order) = @$c;
+        is_deeply(walk("q=%22zircon+quartz+basalt%22&$q&limit=3"), list_oracle("$LIVE AND $ph", $order),
+                  "$q: every phrase match, in order");
+    }
+    is_deeply(walk('q=%22zircon+quartz+basalt%22&deleted=include&sort=-created_at&limit=5'),
+              list_oracle($ph, 't.created_at DESC, t.id DESC'), 'deleted=include: the deleted ones too');
+    is_deeply(walk('q=%22zircon+quartz+basalt%22&deleted=only&limit=5'),
+              rank_oracle("t.deleted_at IS NOT NULL AND $ph", '"zircon quartz basalt"'),
+              'deleted=only, ranked: the deleted one');
+    my $neg = q{t.search @@ websearch_to_tsquery('english', '"zircon quartz basalt" -slate')};
+    is_deeply(walk('q=%22zircon+quartz+basalt%22+-slate&limit=5'),
+              rank_oracle("$LIVE AND $neg", '"zircon quartz basalt" -slate'),
+              'a phrase and a negated word: 10 matches');
+    my $or = q{t.search @@ websearch_to_tsquery('english', '"zircon quartz basalt" or obsidian')};
+    is_deeply(walk('q=%22zircon+quartz+basalt%22+or+obsidian&sort=-created_at&limit=5'),
+              list_oracle("$LIVE AND $or", 't.created_at DESC, t.id DESC'), 'a phrase OR a word: 12 matches');
+    is_deeply(walk('q=%22basalt+zircon+quartz%22&sort=-created_at&limit=5'), [],
+              'the words in another order: none');
+    my $r = get('q=%22zircon+quartz+basalt%22&sort=title&page=1&per_page=4');
+    is($r->{headers}{'x-total-count'}, 11, 'offset page: X-Total-Count 11');
 }
 
 unlike($t->error_log, qr/\[(?:alert|emerg|crit)\]/, 'no alerts in the error log');
