@@ -495,6 +495,61 @@ SELECT $1::uuid, ('00000000-0000-7000-b000-' || lpad(to_hex(i), 12, '0'))::uuid,
     is($r->{headers}{'x-total-count'}, 11, 'offset page: X-Total-Count 11');
 }
 
+###########################################################################
+# deleted=include|only under every sort (sql/0012: the list indexes hold every
+# task): whole walks against the oracle, and the plans read those indexes in
+# order instead of sorting the tenant
+
+{
+    my $DELETED = 't.deleted_at IS NOT NULL';
+    for my $c (
+        [ '', 't.created_at DESC, t.id DESC' ],
+        [ 'sort=created_at', 't.created_at ASC, t.id ASC' ],
+        [ 'sort=due_at', 't.due_at ASC NULLS LAST, t.id ASC' ],
+        [ 'sort=-priority,due_at', 't.priority DESC, t.due_at ASC NULLS LAST, t.id ASC' ],
+        [ 'sort=title', 't.title ASC, t.id ASC' ],
+        [ 'sort=-updated_at', 't.updated_at DESC, t.id DESC' ],
+        [ 'sort=status,-priority', 't.status ASC, t.priority DESC, t.id DESC' ],
+        [ 'filter[status]=todo', 't.created_at DESC, t.id DESC', "t.status = 'todo'" ],
+        ) {
+        my ($q, $order, $where) = @$c;
+        $where = defined $where ? " AND $where" : '';
+        my $only = list_oracle("$DELETED$where", $order);
+        cmp_ok(scalar @$only, '>', 10, "deleted=only $q: the oracle has rows (" . scalar(@$only) . ')');
+        is_deeply(walk("deleted=only&$q&limit=37"), $only, "deleted=only $q: every deleted task, in order");
+        my $all = list_oracle("true$where", $order, 260);
+        is_deeply(walk("deleted=include&$q&limit=65", 4), $all, "deleted=include $q: the first 260, in order");
+    }
+
+    my $r = get('deleted=include&sort=title&page=2&per_page=50');
+    cmp_ok($t->psql('SELECT count(*) FROM tm.tasks WHERE workspace_id = $1', $ws), '>', 10050, 'over 10,050 tasks');
+    is($r->{headers}{'x-total-count'}, 10050, 'deleted=include offset page: X-Total-Count up to offset + 10,000');
+    is($r->{headers}{'x-total-count-capped'}, 'true', '... capped');
+    is_deeply([ map { $_->{id} } @{ $r->{json}{data} } ], [ @{ list_oracle('true', 't.title ASC, t.id ASC', 100) }[50 .. 99] ],
+              '... and the rows 51-100');
+
+    # a search with deleted=only reads the GIN index of deleted tasks
+    my $needle = "$DELETED AND t.search @@ websearch_to_tsquery('english', 'needle')";
+    my $before = recent_scans('tasks_deleted_search_idx');
+    my $dn = rank_oracle($needle, 'needle');
+    cmp_ok(scalar @$dn, '>', 50, 'deleted needles (' . scalar(@$dn) . ')');
+    is_deeply(walk('q=needle&deleted=only&limit=30'), $dn, 'q=needle&deleted=only: the 200 newest deleted, ranked');
+    is_deeply(walk('q=needle&deleted=only&sort=title&limit=30'), list_oracle($needle, 't.title ASC, t.id ASC'),
+              'q=needle&deleted=only&sort=title: every deleted match, in order');
+    ok(recent_read($before, 'tasks_deleted_search_idx'), '... read from tasks_deleted_search_idx');
+
+    # the plan of a deleted=include page reads an index in the sort's order
+    for my $c ([ 't.created_at DESC, t.id DESC', 'tasks_list_idx' ],
+               [ 't.due_at ASC NULLS LAST, t.id ASC', 'tasks_due_idx' ],
+               [ 't.title ASC, t.id ASC', 'tasks_title_idx' ]) {
+        my ($order, $index) = @$c;
+        my $plan = $t->psql(qq{BEGIN; SET LOCAL ROLE taskmgr_app; SELECT set_config('tm.ws', \$1, true);
+EXPLAIN SELECT t.id FROM tm.tasks t WHERE t.workspace_id = \$1 ORDER BY $order LIMIT 51; ROLLBACK}, $ws);
+        like($plan, qr/Index (?:Only )?Scan (?:Backward )?using $index/, "deleted=include by $order: $index");
+        unlike($plan, qr/\bSort\b/, '... without sorting');
+    }
+}
+
 unlike($t->error_log, qr/\[(?:alert|emerg|crit)\]/, 'no alerts in the error log');
 
 done_testing;

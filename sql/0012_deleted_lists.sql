@@ -1,0 +1,72 @@
+-- Lists with deleted=include|only from the list indexes (bench/README.md
+-- "One million tasks", session 5; docs/indexes.md).
+--
+-- The indexes of the list sorts held live tasks only (WHERE deleted_at IS
+-- NULL).  deleted=include had no index in any sort's order: on the bench's
+-- 1,000,000-task tenant every page read and sorted the whole tenant (1.3 s
+-- newest first, 1.9 s by due date, 1.4 s with filter[status]); and
+-- deleted=only read every deleted task and sorted them (20,000 tasks: 43 ms
+-- p50, 56 ms p99).
+--
+-- They now hold every task, with deleted_at as an included column: a list
+-- of live tasks reads them as before and drops the few deleted entries it
+-- meets (soft-deleted tasks are purged after taskmgr_task_purge_after, 30
+-- days by default) without a heap fetch where the scan is index-only (the
+-- counts of X-Total-Count); deleted=include reads them in the sort's order;
+-- deleted=only too, or tasks_deleted_idx when deleted tasks are few (the
+-- planner's choice, by the statistics of deleted_at).  The same names, so
+-- the docs and plans keep theirs.
+--
+-- deleted=only with a search or a label filter reads no order (0011's
+-- task_find): the GIN indexes below hold the deleted tasks' words and
+-- labels, so the bitmap is of the deleted matches.  The GIN indexes of
+-- every task would be ANDed with the deleted ones: "invoice" (in a quarter
+-- of the bench's tasks) read 262,000 entries for 5,000 deleted matches, 76
+-- ms p50.  They are small (2% of the tasks on the bench's tenant, as many
+-- as the purge leaves) and only a soft delete, a restore or a purge writes
+-- them.
+--
+-- Rebuilds eight indexes of tm.tasks under an ACCESS EXCLUSIVE lock: every
+-- task read and write waits (about a minute for 1,000,000 tasks).
+
+SET client_min_messages = warning;
+
+DROP INDEX tm.tasks_list_idx;
+CREATE INDEX tasks_list_idx
+  ON tm.tasks (workspace_id, created_at DESC, id DESC) INCLUDE (deleted_at);
+
+DROP INDEX tm.tasks_status_idx;
+CREATE INDEX tasks_status_idx
+  ON tm.tasks (workspace_id, status, created_at DESC, id DESC)
+  INCLUDE (deleted_at);
+
+DROP INDEX tm.tasks_assignee_list_idx;
+CREATE INDEX tasks_assignee_list_idx
+  ON tm.tasks (workspace_id, assignee_id, created_at DESC, id DESC)
+  INCLUDE (deleted_at);
+
+DROP INDEX tm.tasks_due_idx;
+CREATE INDEX tasks_due_idx
+  ON tm.tasks (workspace_id, due_at, id) INCLUDE (deleted_at);
+
+DROP INDEX tm.tasks_priority_idx;
+CREATE INDEX tasks_priority_idx
+  ON tm.tasks (workspace_id, priority DESC, due_at, id) INCLUDE (deleted_at);
+
+DROP INDEX tm.tasks_updated_idx;
+CREATE INDEX tasks_updated_idx
+  ON tm.tasks (workspace_id, updated_at DESC, id DESC) INCLUDE (deleted_at);
+
+DROP INDEX tm.tasks_title_idx;
+CREATE INDEX tasks_title_idx
+  ON tm.tasks (workspace_id, title, id) INCLUDE (deleted_at);
+
+DROP INDEX tm.tasks_status_priority_idx;
+CREATE INDEX tasks_status_priority_idx
+  ON tm.tasks (workspace_id, status, priority, id) INCLUDE (deleted_at);
+
+CREATE INDEX tasks_deleted_search_idx ON tm.tasks USING gin (search)
+  WHERE deleted_at IS NOT NULL;
+
+CREATE INDEX tasks_deleted_labels_idx ON tm.tasks USING gin (labels)
+  WHERE deleted_at IS NOT NULL;
