@@ -101,6 +101,10 @@ token=$(perl -I"$repo/t/lib" -MTaskmgr::Test=mint_jwt -e '
 ' "$secrets/jwt.key" "$uid")
 list=/v1/workspaces/$ws/tasks
 due=$(date -u -d '+7 days' +%Y-%m-%dT00:00:00Z)
+project=$(psql_super taskmgr -tAc "SELECT md5('1m-project:1')::uuid")
+month=$(date -u -d '-30 days' +%Y-%m-%dT00:00:00Z)
+day=$(date -u -d '-1 day' +%Y-%m-%dT00:00:00Z)
+overdue=$(date -u -d '-25 days' +%Y-%m-%dT00:00:00Z)
 
 # a cursor for the "page 2" rows
 page2() {
@@ -142,6 +146,22 @@ queries=(
     "label=security deleted=only|filter[label]=security&deleted=only&limit=50"
     "q=invoice payment login report deleted=include (ranked, 0.9%)|q=invoice+payment+login+report&deleted=include&limit=50"
     "q=zeppelin (rare) deleted=include by created_at|q=zeppelin&deleted=include&sort=-created_at&limit=50"
+    "status=archived + priority=4 (0.25%), sort=title|filter[status]=archived&filter[priority]=4&sort=title&limit=50"
+    "status=archived + priority=4, sort=-updated_at|filter[status]=archived&filter[priority]=4&sort=-updated_at&limit=50"
+    "completed_at is notnull, sort=due_at|filter[completed_at][is]=notnull&sort=due_at&limit=50"
+    "project + status=todo, sort=-updated_at|filter[project_id]=$project&filter[status]=todo&sort=-updated_at&limit=50"
+    "project + assignee, sort=title|filter[project_id]=$project&filter[assignee_id]=$member&sort=title&limit=50"
+    "assignee + status=archived + priority=4|filter[assignee_id]=$member&filter[status]=archived&filter[priority]=4&limit=50"
+    "project + status=archived + priority=4, sort=due_at|filter[project_id]=$project&filter[status]=archived&filter[priority]=4&sort=due_at&limit=50"
+    "created in the last 30 days, sort=title|filter[created_at][gte]=$month&sort=title&limit=50"
+    "updated in the last day, sort=-priority|filter[updated_at][gte]=$day&sort=-priority&limit=50"
+    "priority in (0,4) + status nin (done,archived), sort=-due_at|filter[priority][in]=0,4&filter[status][nin]=done,archived&sort=-due_at&limit=50"
+    "assignee is null, sort=due_at|filter[assignee_id][is]=null&sort=due_at&limit=50"
+    "label nin (security), sort=title|filter[label][nin]=security&sort=title&limit=50"
+    "due_at is null + priority=4, sort=-created_at|filter[due_at][is]=null&filter[priority]=4&limit=50"
+    "due before 25 days ago (rare), sort=title|filter[due_at][lt]=$overdue&sort=title&limit=50"
+    "parent_id is notnull, sort=-updated_at|filter[parent_id][is]=notnull&sort=-updated_at&limit=50"
+    "priority ne 2 + label in (perf,infra), sort=status|filter[priority][ne]=2&filter[label][in]=perf,infra&sort=status&limit=50"
     "label=security|filter[label]=security&limit=50"
     "label in (perf,infra) + status=todo|filter[label][in]=perf,infra&filter[status]=todo&limit=50"
     "label=legal (no task has it)|filter[label]=legal&limit=50"

@@ -70,3 +70,13 @@ CREATE INDEX tasks_deleted_search_idx ON tm.tasks USING gin (search)
 
 CREATE INDEX tasks_deleted_labels_idx ON tm.tasks USING gin (labels)
   WHERE deleted_at IS NOT NULL;
+
+-- filter[project_id] with filter[assignee_id] (someone's tasks in a
+-- project): two filters that each leave ~3.5% of the bench's tasks, and
+-- together often none.  The planner read the 35,000 tasks of the project
+-- and tested the assignee on each (70 ms warm, 480 ms cold) rather than
+-- AND the two indexes; with the assignee in this index it is one range.
+DROP INDEX tm.tasks_project_idx;
+CREATE INDEX tasks_project_idx
+  ON tm.tasks (workspace_id, project_id, assignee_id)
+  WHERE project_id IS NOT NULL;
