@@ -288,12 +288,20 @@ BEGIN
   ELSE
     v_recent := false;
     v_first := false;
-    IF v_filters <> '' THEN
+    IF v_filters <> ''
+       AND v_filters !~ ('t\.(' || substring(p_order FROM '^t\.([a-z_]+)')
+                         || coalesce('|' || substring(p_split[2]
+                                                      FROM '^t\.([a-z_]+)'), '')
+                         || ') ')
+    THEN
       -- the filter probe (see above): the first 500 rows of the order (of
       -- the first branch, for a split sort) after the cursor; with fewer
       -- matches than a tenth of the rows wanted, no index scan in any
       -- order: the bitmaps of the filters' indexes, then a sort.  Not where
-      -- the order ends within 500 rows (reading it is then cheap)
+      -- the order ends within 500 rows (reading it is then cheap), nor when
+      -- a filter is on the order's first column (its index starts where
+      -- the filter does: filter[due_at][gte] with sort=due_at; a split
+      -- sort skips the branches the filter leaves out)
       v_n := (p_offset + p_limit + 1 + 9) / 10 - 1;
       EXECUTE 'SELECT count(*) FILTER (WHERE true' || v_filters || '), count(*)'
               ' FROM (SELECT t.* FROM tm.tasks t WHERE t.workspace_id = $1 AND '
