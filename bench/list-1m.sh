@@ -105,6 +105,7 @@ project=$(psql_super taskmgr -tAc "SELECT md5('1m-project:1')::uuid")
 month=$(date -u -d '-30 days' +%Y-%m-%dT00:00:00Z)
 day=$(date -u -d '-1 day' +%Y-%m-%dT00:00:00Z)
 overdue=$(date -u -d '-25 days' +%Y-%m-%dT00:00:00Z)
+week_ago=$(date -u -d '-7 days' +%Y-%m-%dT00:00:00Z)
 
 # a cursor for the "page 2" rows
 page2() {
@@ -189,6 +190,16 @@ queries=(
     "q=invoice payment login + status=archived (ranked)|q=invoice+payment+login&filter[status]=archived&limit=50"
     "q=invoice (common) + label=security by created_at|q=invoice&filter[label]=security&sort=-created_at&limit=50"
     "q=invoice payment (ranked), page 2 (cursor)|q=invoice+payment&limit=50&cursor=$(page2 'q=invoice+payment&limit=50')"
+    "completed in the last 7 days, sort=title|filter[completed_at][gte]=$week_ago&sort=title&limit=50"
+    "created over two years ago (none), sort=-updated_at|filter[created_at][lt]=2020-01-01T00:00:00Z&sort=-updated_at&limit=50"
+    "label=security, sort=-priority|filter[label]=security&sort=-priority&limit=50"
+    "q=invoice + status=archived, sort=title|q=invoice&filter[status]=archived&sort=title&limit=50"
+    "q=zeppelin deleted=include, sort=title|q=zeppelin&deleted=include&sort=title&limit=50"
+    "offset 10,000, sort=title|sort=title&page=201&per_page=50"
+    "offset 99,950 (the deepest), default order|page=2000&per_page=50"
+    "offset 9,950, sort=status|sort=status&page=200&per_page=50"
+    "offset 9,950, status=todo, sort=due_at|filter[status]=todo&sort=due_at&page=200&per_page=50"
+    "offset 9,950, assignee, sort=title|filter[assignee_id]=$member&sort=title&page=200&per_page=50"
     "offset page 3, status=todo, X-Total-Count|filter[status]=todo&page=3&per_page=50"
     "offset page 1, every task, X-Total-Count|page=1&per_page=50"
     "offset page 3, sort=status,-priority|sort=status,-priority&page=3&per_page=50"

@@ -133,6 +133,9 @@ CREATE INDEX tasks_search_pairs_idx
 -- sort=-priority: 85 ms).  The first 500 rows of the order tell; with few
 -- matches the bitmaps of the filters' indexes are read instead.
 --
+-- Also: an offset page (not ranked, not split) reads the ids of its rows
+-- first, then those rows.
+--
 -- Also: a search or label filter with deleted=only skips the probe and
 -- reads no index in the sort's order: it reads the GIN indexes of deleted
 -- tasks that 0012 adds (or a phrase's pairs).  Since 0012 the sorts' indexes hold every task, and read in
@@ -296,13 +299,14 @@ BEGIN
     THEN
       -- the filter probe (see above): the first 500 rows of the order (of
       -- the first branch, for a split sort) after the cursor; with fewer
-      -- matches than a tenth of the rows wanted, no index scan in any
-      -- order: the bitmaps of the filters' indexes, then a sort.  Not where
-      -- the order ends within 500 rows (reading it is then cheap), nor when
-      -- a filter is on the order's first column (its index starts where
-      -- the filter does: filter[due_at][gte] with sort=due_at; a split
-      -- sort skips the branches the filter leaves out)
-      v_n := (p_offset + p_limit + 1 + 9) / 10 - 1;
+      -- matches than a tenth of a page (an offset page too), no index scan
+      -- in any order: the bitmaps of the filters' indexes, then a sort.
+      -- Not where the order ends within 500 rows (reading it is then
+      -- cheap), nor when a filter is on the order's first column (its
+      -- index starts where the filter does: filter[due_at][gte] with
+      -- sort=due_at; a split sort skips the branches the filter leaves
+      -- out)
+      v_n := (p_limit + 1 + 9) / 10 - 1;
       EXECUTE 'SELECT count(*) FILTER (WHERE true' || v_filters || '), count(*)'
               ' FROM (SELECT t.* FROM tm.tasks t WHERE t.workspace_id = $1 AND '
               || left(p_where, length(p_where) - length(v_filters))
@@ -350,6 +354,20 @@ BEGIN
   END IF;
 
   IF p_split IS NULL THEN
+    IF p_offset > 0 AND NOT p_ranked THEN
+      -- an offset page: the ids of its rows first (an index-only scan of
+      -- the order's index where the filters are in it), then those rows;
+      -- the page at offset 99,950 fetched 100,000 rows: 251 ms
+      v_from := 'FROM tm.tasks t WHERE t.workspace_id = $1 AND t.id IN'
+                ' (SELECT t.id ' || v_from || coalesce(' AND ' || p_after, '')
+                || ' ORDER BY ' || p_order || ' LIMIT ' || (p_limit + 1)
+                || ' OFFSET ' || p_offset || ')';
+      RETURN QUERY EXECUTE
+        'SELECT 200, NULL::text' || c_cols || ' ' || v_from
+        || ' ORDER BY ' || p_order || ' LIMIT ' || (p_limit + 1)
+        USING p_ws, p_args, p_q;
+      RETURN;
+    END IF;
     RETURN QUERY EXECUTE
       'SELECT 200, '
       || CASE WHEN p_ranked

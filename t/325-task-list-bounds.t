@@ -574,6 +574,17 @@ EXPLAIN SELECT t.id FROM tm.tasks t WHERE t.workspace_id = \$1 ORDER BY $order L
                   "archived + priority 3 + a created_at range, $q: every match, in order");
     }
     ok(recent_read($before, 'tasks_status_priority_idx'), '... read from tasks_status_priority_idx');
+
+    # an offset page reads the ids of its rows first, then the rows (0011)
+    for my $c ([ 'filter[status]=todo&sort=due_at', "$LIVE AND t.status = 'todo'", 't.due_at ASC NULLS LAST, t.id ASC' ],
+               [ 'filter[priority][gte]=3&sort=-title', "$LIVE AND t.priority >= 3", 't.title DESC, t.id DESC' ],
+               [ 'deleted=include&sort=-updated_at', 'true', 't.updated_at DESC, t.id DESC' ]) {
+        my ($q, $where, $order) = @$c;
+        my $want = list_oracle($where, $order, 2000);
+        my $r = get("$q&page=40&per_page=50");
+        is($r->{status}, 200, "$q, page 40: 200");
+        is_deeply([ map { $_->{id} } @{ $r->{json}{data} } ], [ @$want[1950 .. 1999] ], '... the rows 1951-2000');
+    }
 }
 
 unlike($t->error_log, qr/\[(?:alert|emerg|crit)\]/, 'no alerts in the error log');
