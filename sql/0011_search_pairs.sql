@@ -117,7 +117,8 @@ GRANT EXECUTE ON FUNCTION tm.query_pairs(tsquery) TO taskmgr_app;
 CREATE INDEX tasks_search_pairs_idx
   ON tm.tasks USING gin (tm.search_pairs(search));
 
--- 0010's tm_api.task_find; changed: v_pairs.  A query with pairs (above)
+-- 0010's tm_api.task_find; changed: v_pairs, v_deleted, v_filters and
+-- v_seen, the offset page.  A query with pairs (above)
 -- reads tasks_search_pairs_idx where the probe finds few matches: a sorted
 -- or split search, and a rank, instead of the GIN bitmap of its words or
 -- tasks_search_recent_idx (whose way reads 1/selectivity of the phrase's
@@ -129,19 +130,22 @@ CREATE INDEX tasks_search_pairs_idx
 -- planner reads a sort's index in order and tests the filters on each row
 -- when it believes they match often; when they match seldom or never it
 -- reads the whole tenant (filter[project_id] and filter[assignee_id] that
--- no task has together, sort=title: 4.6 s; tasks updated the last day,
--- sort=-priority: 85 ms).  The first 500 rows of the order tell; with few
--- matches the bitmaps of the filters' indexes are read instead.
+-- no task has together, sort=title: 4.6 s).  The first 500 rows of the
+-- order tell; with few matches the bitmaps of the filters' indexes are
+-- read instead.
 --
 -- Also: an offset page (not ranked, not split) reads the ids of its rows
--- first, then those rows.
+-- first (index-only where the order's index holds the filters: 0012
+-- includes status and priority), then those rows: the page at offset
+-- 99,950 fetched 100,000 rows, 251 ms; now 29.
 --
 -- Also: a search or label filter with deleted=only skips the probe and
 -- reads no index in the sort's order: it reads the GIN indexes of deleted
--- tasks that 0012 adds (or a phrase's pairs).  Since 0012 the sorts' indexes hold every task, and read in
--- order they meet ~50 live tasks for each deleted one on the bench's tenant
--- (2% deleted): its probe of 1000 deleted tasks read 50,000 rows (70 ms),
--- and "invoice payment" ranked (7.7% of the tasks) 130,000 (53 ms).
+-- tasks that 0012 adds (or a phrase's pairs).  Since 0012 the sorts'
+-- indexes hold every task, and read in order they meet ~50 live tasks for
+-- each deleted one on the bench's tenant (2% deleted): its probe of 1000
+-- deleted tasks read 50,000 rows (70 ms), and "invoice payment" ranked
+-- (7.7% of the tasks) 130,000 (53 ms).
 
 CREATE OR REPLACE FUNCTION tm_api.task_find(p_uid uuid, p_sid uuid, p_ws uuid,
                                  p_where text, p_after text, p_order text,

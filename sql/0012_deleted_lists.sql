@@ -10,8 +10,8 @@
 --
 -- They now hold every task, with deleted_at as an included column (and
 -- status and priority, where not keys: filters an index-only scan can test,
--- for the ids of an offset page and the probes of 0011): a list
--- of live tasks reads them as before and drops the few deleted entries it
+-- for the ids of an offset page and the probes of 0011): a list of live
+-- tasks reads them as before and drops the few deleted entries it
 -- meets (soft-deleted tasks are purged after taskmgr_task_purge_after, 30
 -- days by default) without a heap fetch where the scan is index-only (the
 -- counts of X-Total-Count); deleted=include reads them in the sort's order;
@@ -28,8 +28,9 @@
 -- as the purge leaves) and only a soft delete, a restore or a purge writes
 -- them.
 --
--- Rebuilds eight indexes of tm.tasks under an ACCESS EXCLUSIVE lock: every
--- task read and write waits (about a minute for 1,000,000 tasks).
+-- Rebuilds nine indexes of tm.tasks and adds five (below), under an ACCESS
+-- EXCLUSIVE lock: every task read and write waits (~30 s for 1,000,000
+-- tasks).
 
 SET client_min_messages = warning;
 
