@@ -175,13 +175,13 @@ DECLARE
   -- deleted=only (see above)
   v_deleted boolean := left(p_where, 24) = 't.deleted_at IS NOT NULL';
   -- the filters after the deleted_at condition that p_where starts with
-  -- (each " AND ..."), for the filter probe
+  -- (each " AND ..."), for the filter probe; none if it starts otherwise
   v_filters text := substr(p_where,
                            CASE WHEN v_deleted THEN 25
                                 WHEN left(p_where, 20) = 't.deleted_at IS NULL'
                                 THEN 21
                                 WHEN left(p_where, 4) = 'true' THEN 5
-                                ELSE 1 END);
+                                ELSE length(p_where) + 1 END);
   v_seen   bigint;
   -- the newest matches from tasks_search_recent_idx (see above): live
   -- tasks, and a query without a phrase or without a negation
