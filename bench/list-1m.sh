@@ -106,6 +106,8 @@ month=$(date -u -d '-30 days' +%Y-%m-%dT00:00:00Z)
 day=$(date -u -d '-1 day' +%Y-%m-%dT00:00:00Z)
 overdue=$(date -u -d '-25 days' +%Y-%m-%dT00:00:00Z)
 week_ago=$(date -u -d '-7 days' +%Y-%m-%dT00:00:00Z)
+year_ago=$(date -u -d '-365 days' +%Y-%m-%dT00:00:00Z)
+year_ago_1=$(date -u -d '-364 days' +%Y-%m-%dT00:00:00Z)
 
 # a cursor for the "page 2" rows
 page2() {
@@ -200,6 +202,13 @@ queries=(
     "offset 9,950, sort=status|sort=status&page=200&per_page=50"
     "offset 9,950, status=todo, sort=due_at|filter[status]=todo&sort=due_at&page=200&per_page=50"
     "offset 9,950, assignee, sort=title|filter[assignee_id]=$member&sort=title&page=200&per_page=50"
+    "q=invoice + assignee, sort=title|q=invoice&filter[assignee_id]=$member&sort=title&limit=50"
+    "label in (perf,infra) deleted=include, sort=due_at|filter[label][in]=perf,infra&deleted=include&sort=due_at&limit=50"
+    "status in (todo,done) + priority gte 2, sort=-updated_at|filter[status][in]=todo,done&filter[priority][gte]=2&sort=-updated_at&limit=50"
+    "due_at is notnull, sort=-priority,title|filter[due_at][is]=notnull&sort=-priority,title&limit=50"
+    "sort=title,-due_at|sort=title,-due_at&limit=50"
+    "sort=due_at,-priority,title|sort=due_at,-priority,title&limit=50"
+    "created in one day a year ago, sort=-priority|filter[created_at][gte]=$year_ago&filter[created_at][lt]=$year_ago_1&sort=-priority&limit=50"
     "offset page 3, status=todo, X-Total-Count|filter[status]=todo&page=3&per_page=50"
     "offset page 1, every task, X-Total-Count|page=1&per_page=50"
     "offset page 3, sort=status,-priority|sort=status,-priority&page=3&per_page=50"
