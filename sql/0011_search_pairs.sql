@@ -59,7 +59,7 @@ DECLARE
   v_not    boolean := false;  -- this token follows a !
   v_depth  int := 0;
   v_neg    int := 0;          -- depth of the negated group we are in, or 0
-  v_plain  boolean;
+  v_lex    text;              -- this token's lexeme, if it can pair
   v_pairs  text[] := '{}';
 BEGIN
   FOR v_tok IN
@@ -93,13 +93,13 @@ BEGIN
       WHEN v_tok = '<->' THEN
         v_adj := v_prev IS NOT NULL;
       WHEN left(v_tok, 1) = '''' THEN
-        v_plain := v_tok ~ $re$^'[^'\\]*'\Z$re$ AND NOT v_not AND v_neg = 0;
-        IF v_plain AND v_adj THEN
-          v_pairs := v_pairs || (v_prev || ' '
-                                 || substr(v_tok, 2, length(v_tok) - 2));
-        END IF;
-        v_prev := CASE WHEN v_plain
+        v_lex := CASE WHEN v_tok ~ $re$^'[^'\\]*'\Z$re$ AND NOT v_not
+                            AND v_neg = 0
                        THEN substr(v_tok, 2, length(v_tok) - 2) END;
+        IF v_lex IS NOT NULL AND v_adj THEN
+          v_pairs := v_pairs || (v_prev || ' ' || v_lex);
+        END IF;
+        v_prev := v_lex;
         v_adj := false;
         v_not := false;
       ELSE -- & and <N>
@@ -157,6 +157,9 @@ LANGUAGE plpgsql AS $$
 DECLARE
   c_rank_max  constant int := 200;
   c_count_max constant int := 10000;
+  -- the search test nginx writes into p_gin
+  c_match constant text :=
+    't.search @@ websearch_to_tsquery(''english'', $3)';
   c_cols constant text :=
     ', t.id, t.workspace_id, t.project_id, t.parent_id, t.title,'
     ' t.description, t.status, t.priority, t.due_at, t.assignee_id,'
@@ -172,16 +175,21 @@ DECLARE
   v_where  text := p_where || coalesce(' AND ' || p_gin, '');
   v_from   text;
   v_i      int;
+  -- the deleted_at condition p_where starts with (all of p_where if it
+  -- starts otherwise), and the filters after it (each " AND ..."), for the
+  -- filter probe
+  v_dcond  text := CASE WHEN left(p_where, 24) = 't.deleted_at IS NOT NULL'
+                        THEN 't.deleted_at IS NOT NULL'
+                        WHEN left(p_where, 20) = 't.deleted_at IS NULL'
+                        THEN 't.deleted_at IS NULL'
+                        WHEN left(p_where, 4) = 'true' THEN 'true'
+                        ELSE p_where END;
+  v_filters text := substr(p_where, length(v_dcond) + 1);
   -- deleted=only (see above)
-  v_deleted boolean := left(p_where, 24) = 't.deleted_at IS NOT NULL';
-  -- the filters after the deleted_at condition that p_where starts with
-  -- (each " AND ..."), for the filter probe; none if it starts otherwise
-  v_filters text := substr(p_where,
-                           CASE WHEN v_deleted THEN 25
-                                WHEN left(p_where, 20) = 't.deleted_at IS NULL'
-                                THEN 21
-                                WHEN left(p_where, 4) = 'true' THEN 5
-                                ELSE length(p_where) + 1 END);
+  v_deleted boolean := v_dcond = 't.deleted_at IS NOT NULL';
+  -- an offset page's cursor and offset, until its ids' query takes them
+  v_after  text := p_after;
+  v_offset int := p_offset;
   v_seen   bigint;
   -- the newest matches from tasks_search_recent_idx (see above): live
   -- tasks, and a query without a phrase or without a negation
@@ -198,7 +206,7 @@ DECLARE
   -- the search is the only condition besides live tasks: the index tests
   -- all of it (other filters are tested on each row the index returns)
   v_only_q boolean := p_where = 't.deleted_at IS NULL'
-                      AND p_gin = 't.search @@ websearch_to_tsquery(''english'', $3)';
+                      AND p_gin = c_match;
   v_recent boolean := p_ranked AND v_gist;
   -- a keyset page of a search in created_at order (either way) that the
   -- probe would send to the GIN bitmap: the first page_size + 1 matches in
@@ -284,8 +292,7 @@ BEGIN
         -- test is written so that it is no index condition (ts_match_vq is
         -- @@), or the planner may AND both bitmaps (GIN intersecting the
         -- posting lists of common words: 50-75 ms)
-        v_where := replace(v_where,
-                     't.search @@ websearch_to_tsquery(''english'', $3)',
+        v_where := replace(v_where, c_match,
                      'tm.search_pairs(t.search) @> '
                      || quote_literal(v_pairs::text) || '::text[]'
                      ' AND ts_match_vq(t.search,'
@@ -313,8 +320,7 @@ BEGIN
       v_n := (p_limit + 1 + 9) / 10 - 1;
       EXECUTE 'SELECT count(*) FILTER (WHERE true' || v_filters || '), count(*)'
               ' FROM (SELECT t.* FROM tm.tasks t WHERE t.workspace_id = $1 AND '
-              || left(p_where, length(p_where) - length(v_filters))
-              || coalesce(' AND ' || p_after, '')
+              || v_dcond || coalesce(' AND ' || p_after, '')
               || CASE WHEN p_split IS NULL THEN ' ORDER BY ' || p_order
                       ELSE ' AND ' || p_split[1] || ' ORDER BY ' || p_split[2]
                       END
@@ -363,14 +369,11 @@ BEGIN
       -- the order's index where the filters are in it), then those rows;
       -- the page at offset 99,950 fetched 100,000 rows: 251 ms
       v_from := 'FROM tm.tasks t WHERE t.workspace_id = $1 AND t.id IN'
-                ' (SELECT t.id ' || v_from || coalesce(' AND ' || p_after, '')
+                ' (SELECT t.id ' || v_from || coalesce(' AND ' || v_after, '')
                 || ' ORDER BY ' || p_order || ' LIMIT ' || (p_limit + 1)
-                || ' OFFSET ' || p_offset || ')';
-      RETURN QUERY EXECUTE
-        'SELECT 200, NULL::text' || c_cols || ' ' || v_from
-        || ' ORDER BY ' || p_order || ' LIMIT ' || (p_limit + 1)
-        USING p_ws, p_args, p_q;
-      RETURN;
+                || ' OFFSET ' || v_offset || ')';
+      v_after := NULL;
+      v_offset := 0;
     END IF;
     RETURN QUERY EXECUTE
       'SELECT 200, '
@@ -378,9 +381,9 @@ BEGIN
               THEN 'ts_rank(t.search, websearch_to_tsquery(''english'', $3))'
                    '::text'
               ELSE 'NULL::text' END
-      || c_cols || ' ' || v_from || coalesce(' AND ' || p_after, '')
+      || c_cols || ' ' || v_from || coalesce(' AND ' || v_after, '')
       || ' ORDER BY ' || p_order
-      || ' LIMIT ' || (p_limit + 1) || ' OFFSET ' || p_offset
+      || ' LIMIT ' || (p_limit + 1) || ' OFFSET ' || v_offset
       USING p_ws, p_args, p_q;
     RETURN;
   END IF;
