@@ -312,6 +312,7 @@ ngx_http_taskmgr_register_hashed(ngx_http_request_t *r, ngx_int_t rc,
         ngx_http_taskmgr_pg_param(q, hash);
         ngx_http_taskmgr_pg_param(q, &name);
         ngx_http_taskmgr_session_params(r, ctx, q);
+        ngx_http_taskmgr_api_audit_params(r, q);
     }
 
     rc = ngx_http_taskmgr_api_submit(r, q);

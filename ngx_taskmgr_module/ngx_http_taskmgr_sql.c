@@ -34,10 +34,22 @@
  */
 #define TM_AUDIT(rid, ip) "tm.audit_ctx($1, $2, " rid ", " ip ")"
 
+/*
+ * The same for a write with no caller yet (register: the new user makes
+ * their workspace and owner membership): the audit context is set while
+ * the first argument, arg, is evaluated; tm.audit_ctx() answers its NULL
+ * user id, so the CASE answers arg itself.
+ */
+#define TM_AUDIT_ANON(arg, rid, ip)                                            \
+    "CASE WHEN tm.audit_ctx(NULL, NULL, " rid ", " ip ") IS NULL "             \
+    "THEN " arg " END"
+
 
 ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[] = {
     { "tm_ping", "SELECT 1" },
-    { "tm_register", TM_CALL("register", "$1, $2, $3, $4, $5, $6, $7, $8") },
+    { "tm_register",
+      TM_CALL("register",
+              TM_AUDIT_ANON("$1", "$9", "$10") ", $2, $3, $4, $5, $6, $7, $8") },
     { "tm_login_lookup", TM_CALL("login_lookup_mfa", "$1") },
     { "tm_session_create",
       TM_CALL("session_create", "$1, $2, $3, $4, $5, $6") },

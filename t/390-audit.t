@@ -291,6 +291,36 @@ one_entry($wc, $bob, 'workspace create', entity_type => 'member',
           entity_id => $bob->{user_id}, workspace_id => $wc->{json}{id}, task_id => undef,
           action => 'create', changes => { role => 'owner' });
 
+# --- register: the new user's own workspace and owner row --------------------------------
+
+{
+    my $rid = "audit-$t->{rand}-register";
+    my $email = "audit-reg-$t->{rand}\@example.com";
+    my $r = $t->request(POST => '/v1/auth/register', headers => { 'X-Request-Id' => $rid },
+                        body => { email => $email, password => 'correct horse battery staple',
+                                  name => 'Reg' });
+    is($r->{status}, 201, 'register: 201') or diag $r->{body};
+    my $uid = $r->{json} && $r->{json}{user}{id};
+    my $es = entries($rid);
+    is(scalar @$es, 1, 'register: exactly one entry (the owner row)') or diag explain $es;
+    my $e = $es->[0] // {};
+    is($e->{request_id}, $rid, 'register: request_id is the X-Request-Id sent');
+    is($e->{ip}, '127.0.0.1', 'register: ip 127.0.0.1');
+    is($e->{actor_id}, $uid, 'register: actor_id is the new user');
+    is($e->{session_id}, undef, 'register: no session yet');
+    is($e->{entity_type}, 'member', 'register: entity_type member');
+    is($e->{entity_id}, $uid, 'register: entity_id the new user');
+    is_deeply($e->{changes}, { role => 'owner' }, 'register: changes role owner')
+        or diag explain $e->{changes};
+    my $taken = $t->request(POST => '/v1/auth/register',
+                            headers => { 'X-Request-Id' => "$rid-again" },
+                            body => { email => $email,
+                                      password => 'correct horse battery staple',
+                                      name => 'Reg' });
+    is($taken->{status}, 409, 'register again: 409');
+    is(scalar @{ entries("$rid-again") }, 0, 'register again: no entry');
+}
+
 # --- the background purge: recorded with no actor ---------------------------------------
 
 {
