@@ -61,6 +61,7 @@ typedef struct {
     ngx_str_t   type;
     ngx_str_t   name;
     ngx_str_t   hex;
+    ngx_str_t   size_text;
     unsigned    active : 1;
     unsigned    too_large : 1;
 } ngx_http_taskmgr_attach_ctx_t;
@@ -89,6 +90,8 @@ static ngx_int_t ngx_http_taskmgr_attach_body_filter(ngx_http_request_t *r,
                                                      ngx_chain_t        *in);
 static void ngx_http_taskmgr_attach_checked(ngx_http_taskmgr_pg_query_t *q);
 static void ngx_http_taskmgr_attach_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_taskmgr_attach_commit(ngx_http_request_t         *r,
+                                                ngx_http_taskmgr_api_ctx_t *ctx);
 static void ngx_http_taskmgr_attach_answer(ngx_http_taskmgr_pg_query_t *q);
 static ngx_int_t ngx_http_taskmgr_files_handler(ngx_http_request_t *r);
 
@@ -1103,19 +1106,16 @@ ngx_http_taskmgr_attach_store(ngx_http_request_t                  *r,
 static void
 ngx_http_taskmgr_attach_body_handler(ngx_http_request_t *r)
 {
-    u_char                              *p;
-    unsigned int                         mdlen;
-    ngx_str_t                            size;
-    u_char                               md[EVP_MAX_MD_SIZE];
-    ngx_http_taskmgr_magic_t            *magic;
-    ngx_http_taskmgr_pg_query_t         *q;
-    ngx_http_taskmgr_api_ctx_t          *ctx;
-    ngx_http_taskmgr_attach_ctx_t       *actx;
-    ngx_http_taskmgr_attach_main_conf_t *amcf;
+    u_char                        *p;
+    ngx_int_t                      rc;
+    unsigned int                   mdlen;
+    u_char                         md[EVP_MAX_MD_SIZE];
+    ngx_http_taskmgr_magic_t      *magic;
+    ngx_http_taskmgr_api_ctx_t    *ctx;
+    ngx_http_taskmgr_attach_ctx_t *actx;
 
     ctx = ngx_http_taskmgr_api_ctx(r);
     actx = ngx_http_get_module_ctx(r, ngx_http_taskmgr_attach_module);
-    amcf = ngx_http_get_module_main_conf(r, ngx_http_taskmgr_attach_module);
 
     actx->active = 0;
 
@@ -1163,38 +1163,96 @@ ngx_http_taskmgr_attach_body_handler(ngx_http_request_t *r)
     }
 
     actx->hex.len = ngx_hex_dump(actx->hex.data, md, 32) - actx->hex.data;
-    size.data = p;
-    size.len = ngx_sprintf(p, "%O", actx->size) - p;
+    actx->size_text.data = p;
+    actx->size_text.len = ngx_sprintf(p, "%O", actx->size) - p;
 
-    if (ngx_http_taskmgr_attach_store(r, amcf, actx) != NGX_OK) {
-        ngx_http_taskmgr_api_finish(
-            r,
-            ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                          "internal",
-                                          "the file could not be stored"));
+    /* Idempotency-Key: the file stands for the body in the fingerprint */
+    ctx->idem_next = ngx_http_taskmgr_attach_commit;
+
+    p = ngx_pnalloc(r->pool, actx->name.len + actx->type.len + actx->hex.len
+                                 + actx->size_text.len + 3);
+    if (p == NULL) {
+        ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    q = ngx_http_taskmgr_api_query(r, ctx, NGX_HTTP_TASKMGR_SQL_ATTACH_CREATE,
-                                   ngx_http_taskmgr_attach_answer);
-    if (q != NULL) {
-        ngx_http_taskmgr_pg_param(q, &ctx->params[0]);
-        ngx_http_taskmgr_pg_param(q, &ctx->params[1]);
-        ngx_http_taskmgr_pg_param(q, &actx->hex);
-        ngx_http_taskmgr_pg_param(q, &size);
-        ngx_http_taskmgr_pg_param(q, &actx->type);
-        ngx_http_taskmgr_pg_param(q, &actx->name);
+    ctx->idem_body.data = p;
+    ctx->idem_body.len = ngx_sprintf(p, "%V\n%V\n%V\n%V", &actx->name,
+                                     &actx->type, &actx->hex,
+                                     &actx->size_text)
+        - p;
+
+    rc = ngx_http_taskmgr_idem_begin(r, ctx);
+
+    if (rc == NGX_DECLINED) {
+        rc = ngx_http_taskmgr_attach_commit(r, ctx);
     }
 
-    if (ngx_http_taskmgr_api_submit(r, q) != NGX_DONE) {
-        /* the stored file stays: content-addressed, harmless */
-        ngx_http_taskmgr_api_finish(
-            r,
-            ngx_http_taskmgr_send_problem(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                          "dependency_unavailable",
-                                          "the database is busy or "
-                                          "unreachable, retry shortly"));
+    if (rc != NGX_DONE) {
+        ngx_http_taskmgr_api_finish(r, rc);
     }
+}
+
+
+/*
+ * The upload's write, once its body is checked (and its Idempotency-Key
+ * claimed): the file goes to its content address, then the row.  On a
+ * replay, the recorded answer instead.  NGX_DONE or a finalize code.
+ */
+static ngx_int_t
+ngx_http_taskmgr_attach_commit(ngx_http_request_t         *r,
+                               ngx_http_taskmgr_api_ctx_t *ctx)
+{
+    u_char                              *p;
+    ngx_int_t                            rc;
+    ngx_str_t                            exp;
+    ngx_http_taskmgr_pg_query_t         *q;
+    ngx_http_taskmgr_attach_ctx_t       *actx;
+    ngx_http_taskmgr_attach_main_conf_t *amcf;
+
+    actx = ngx_http_get_module_ctx(r, ngx_http_taskmgr_attach_module);
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_taskmgr_attach_module);
+
+    rc = ngx_http_taskmgr_idem_replay(r, ctx, NGX_HTTP_TASKMGR_SQL_IDEM_RESULT,
+                                      ngx_http_taskmgr_attach_answer);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    if (ngx_http_taskmgr_attach_store(r, amcf, actx) != NGX_OK) {
+        return ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                             "internal",
+                                             "the file could not be stored");
+    }
+
+    /* the links' expiry, kept with the row's answer */
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    exp.data = p;
+    exp.len = ngx_sprintf(p, "%T", ngx_time() + amcf->url_ttl) - p;
+
+    q = ngx_http_taskmgr_api_query(
+        r, ctx, ngx_http_taskmgr_idem_stmt(ctx, NGX_HTTP_TASKMGR_SQL_ATTACH_CREATE),
+        ngx_http_taskmgr_attach_answer);
+    if (q == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_taskmgr_pg_param(q, &ctx->params[0]);
+    ngx_http_taskmgr_pg_param(q, &ctx->params[1]);
+    ngx_http_taskmgr_pg_param(q, &actx->hex);
+    ngx_http_taskmgr_pg_param(q, &actx->size_text);
+    ngx_http_taskmgr_pg_param(q, &actx->type);
+    ngx_http_taskmgr_pg_param(q, &actx->name);
+    ngx_http_taskmgr_pg_param(q, &exp);
+    ngx_http_taskmgr_idem_params(q, ctx);
+
+    /* a stored file whose row is never written stays: content-addressed,
+     * harmless */
+    return ngx_http_taskmgr_api_submit(r, q);
 }
 
 
@@ -1319,7 +1377,7 @@ ngx_http_taskmgr_attach_answer(ngx_http_taskmgr_pg_query_t *q)
     time_t                               exp;
     json_t                              *j, *data;
     ngx_int_t                            rc;
-    ngx_str_t                            body, loc, cc;
+    ngx_str_t                            body, loc, cc, id;
     ngx_http_request_t                  *r;
     ngx_http_taskmgr_result_t            res;
     ngx_http_taskmgr_api_ctx_t          *ctx;
@@ -1328,6 +1386,10 @@ ngx_http_taskmgr_attach_answer(ngx_http_taskmgr_pg_query_t *q)
     r = q->request;
     ctx = ngx_http_taskmgr_api_ctx(r);
     amcf = ngx_http_get_module_main_conf(r, ngx_http_taskmgr_attach_module);
+
+    if (ngx_http_taskmgr_idem_failed(q) == NGX_DONE) {
+        return;
+    }
 
     if (ngx_http_taskmgr_api_result(q, &res, &rc) != NGX_OK) {
         ngx_http_taskmgr_api_finish(r, rc);
@@ -1345,7 +1407,25 @@ ngx_http_taskmgr_attach_answer(ngx_http_taskmgr_pg_query_t *q)
         return;
     }
 
+    /* a create's meta: "<id> <expiry>", chosen before the write so that a
+     * replay signs the same links; reads sign with a fresh expiry */
     exp = ngx_time() + amcf->url_ttl;
+    id = res.meta;
+
+    p = id.len ? ngx_strlchr(id.data, id.data + id.len, ' ') : NULL;
+
+    if (p != NULL) {
+        id.len = p - id.data;
+        exp = ngx_atotm(p + 1, res.meta.data + res.meta.len - (p + 1));
+
+        if (exp == NGX_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "taskmgr: an attachment answer has a bad expiry");
+            ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+    }
+
     data = json_object_get(j, "data");
 
     if (json_is_array(data)) {
@@ -1376,10 +1456,10 @@ ngx_http_taskmgr_attach_answer(ngx_http_taskmgr_pg_query_t *q)
         return;
     }
 
-    if (res.status == NGX_HTTP_CREATED && res.meta.len) {
+    if (res.status == NGX_HTTP_CREATED && id.len) {
         p = ngx_pnalloc(r->pool,
                         sizeof("/v1/workspaces//attachments/")
-                            + ctx->params[0].len + res.meta.len);
+                            + ctx->params[0].len + id.len);
         if (p == NULL) {
             ngx_http_taskmgr_api_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
@@ -1387,7 +1467,7 @@ ngx_http_taskmgr_attach_answer(ngx_http_taskmgr_pg_query_t *q)
 
         loc.data = p;
         loc.len = ngx_sprintf(p, "/v1/workspaces/%V/attachments/%V",
-                              &ctx->params[0], &res.meta)
+                              &ctx->params[0], &id)
             - p;
 
         if (ngx_http_taskmgr_add_header(r, "Location", &loc) != NGX_OK) {

@@ -14,6 +14,10 @@
  * 4. A write that failed (transport, SQL error, 5xx) releases the claim
  *    before the answer is sent (best effort; an abandoned claim is taken
  *    over after 60 s, and its write can then never commit).
+ *
+ * An upload (h_attach.c) claims its key itself once its body is on disk:
+ * ctx->idem_body stands for the body (name, type, SHA-256 and size of the
+ * file) and ctx->idem_next runs instead of the route's handler.
  */
 
 
@@ -94,9 +98,14 @@ ngx_http_taskmgr_idem_begin(ngx_http_request_t         *r,
 
     /* the body with its keys sorted: the same JSON object is the same
      * request, however it is written */
-    blen = ctx->body
-        ? json_dumpb(ctx->body, NULL, 0, JSON_COMPACT | JSON_SORT_KEYS)
-        : 0;
+    if (ctx->idem_body.len) {
+        blen = ctx->idem_body.len;
+
+    } else {
+        blen = ctx->body
+            ? json_dumpb(ctx->body, NULL, 0, JSON_COMPACT | JSON_SORT_KEYS)
+            : 0;
+    }
 
     len = r->method_name.len + 1 + r->uri.len + 1 + ifm.len + 1 + blen;
 
@@ -108,7 +117,10 @@ ngx_http_taskmgr_idem_begin(ngx_http_request_t         *r,
     in.data = p;
     p = ngx_sprintf(p, "%V %V\n%V\n", &r->method_name, &r->uri, &ifm);
 
-    if (blen) {
+    if (ctx->idem_body.len) {
+        p = ngx_cpymem(p, ctx->idem_body.data, blen);
+
+    } else if (blen) {
         if (json_dumpb(ctx->body, (char *) p, blen,
                        JSON_COMPACT | JSON_SORT_KEYS)
             != blen)
@@ -179,7 +191,8 @@ ngx_http_taskmgr_idem_begun(ngx_http_taskmgr_pg_query_t *q)
             return;
         }
 
-        rc = ctx->route->handler(r, ctx);
+        rc = ctx->idem_next ? ctx->idem_next(r, ctx)
+                            : ctx->route->handler(r, ctx);
 
         if (rc != NGX_DONE) {
             /* answered without a write (e.g. a 503): let go of the key;
@@ -203,7 +216,8 @@ ngx_http_taskmgr_idem_begun(ngx_http_taskmgr_pg_query_t *q)
 
         ctx->idem_replay = 1;
 
-        rc = ctx->route->handler(r, ctx);
+        rc = ctx->idem_next ? ctx->idem_next(r, ctx)
+                            : ctx->route->handler(r, ctx);
 
         if (rc != NGX_DONE) {
             ngx_http_taskmgr_api_finish(r, rc);

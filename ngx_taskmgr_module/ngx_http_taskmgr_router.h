@@ -77,6 +77,12 @@ struct ngx_http_taskmgr_api_ctx_s {
     ngx_int_t                      idem_rc;
     ngx_http_taskmgr_pg_handler_pt idem_answer;
     unsigned                       idem_replay : 1;
+
+    /* a route that claims its key itself, after reading its body (an
+     * upload): what stands for the body in the fingerprint, and the step
+     * run once the claim is taken or the answer is to be replayed */
+    ngx_str_t                   idem_body;
+    ngx_http_taskmgr_handler_pt idem_next;
 };
 
 

@@ -47,7 +47,8 @@ sub upload {
     my $ws = $o{ws} // $u->{ws_of_task} // $u->{ws};
     my $q = defined $name ? '?name=' . uri_escape($name) : '';
     return req(POST => "/v1/workspaces/$ws/tasks/$tid/attachments$q", $u,
-               headers => { defined $type ? ('Content-Type' => $type) : () },
+               headers => { defined $type ? ('Content-Type' => $type) : (),
+                            %{ $o{headers} // {} } },
                body => $bytes);
 }
 
@@ -340,6 +341,77 @@ problem(upload($alice, $tid2, 'one-more.png', 'image/png', $png), 409, 'too_many
         'the 101st attachment of a task');
 is(scalar(@{ req(GET => "/v1/workspaces/$ws/tasks/$tid2/attachments", $alice)->{json}{data} // [] }),
    100, 'the list holds the 100');
+
+# ------------------------------------------------ Idempotency-Key ----
+
+{
+    my $tid3 = create_task($t, $alice, 'idempotent uploads');
+    my $path = "/v1/workspaces/$ws/tasks/$tid3/attachments";
+    my $n = 0;
+    my $key = sub { "att-$t->{rand}-" . ++$n };
+    my $count = sub {
+        $t->psql('SELECT count(*) FROM tm.attachments WHERE task_id = $1', $tid3) };
+    my $k = $key->();
+    my $first = upload($alice, $tid3, 'once.png', 'image/png', $png,
+                       ws => $ws, headers => { 'Idempotency-Key' => $k });
+    is($first->{status}, 201, 'upload with a key: 201') or diag $first->{body};
+    is($first->{headers}{'idempotent-replayed'}, undef, '... not a replay');
+    select undef, undef, undef, 1.1;   # a fresh link would now expire a second later
+    my $again = upload($alice, $tid3, 'once.png', 'image/png', $png,
+                       headers => { 'Idempotency-Key' => $k });
+    is($again->{status}, 201, 'the repeat: 201');
+    is($again->{headers}{'idempotent-replayed'}, 'true', '... Idempotent-Replayed: true');
+    is($again->{body}, $first->{body}, '... the body byte for byte (the same signed link)');
+    is($again->{headers}{location}, $first->{headers}{location}, '... the same Location');
+    is($count->(), 1, '... one attachment');
+    is(download($again->{json}{download_url})->{body}, $png, '... its link downloads the file');
+
+    problem(upload($alice, $tid3, 'once.png', 'image/png', $png . 'x',
+                   headers => { 'Idempotency-Key' => $k }), 422, 'validation_failed',
+            'the key with other content');
+    problem(upload($alice, $tid3, 'twice.png', 'image/png', $png,
+                   headers => { 'Idempotency-Key' => $k }), 422, 'validation_failed',
+            'the key with another name');
+    is($count->(), 1, '... still one attachment');
+    is(upload($bob, $tid3, 'once.png', 'image/png', $png,
+              headers => { 'Idempotency-Key' => $k })->{status}, 201,
+       'the same key of another user: a new upload');
+    is($count->(), 2, '... two attachments');
+
+    problem(upload($alice, $tid3, 'bad.png', 'image/png', $png,
+                   headers => { 'Idempotency-Key' => 'x' x 256 }), 400, 'validation_failed',
+            'a key of 256 characters');
+    is($count->(), 2, '... nothing written');
+
+    # the same upload while a claim on its fingerprint is in flight: 409
+    my $k2 = $key->();
+    my $fp = sha256_hex("POST $path\n\nlater.png\nimage/png\n" . sha256_hex($png) . "\n"
+                        . length $png);
+    $t->psql(q{INSERT INTO tm.idempotency_keys (user_id, key, fingerprint, token, state,
+                                                started_at, expires_at)
+               VALUES ($1, $2, $3, gen_random_uuid(), 'in_flight', now(),
+                       now() + interval '1 hour')}, $alice->{user_id}, $k2, $fp);
+    problem(upload($alice, $tid3, 'later.png', 'image/png', $png,
+                   headers => { 'Idempotency-Key' => $k2 }), 409, 'conflict',
+            'the same upload while the first is in flight');
+    problem(upload($alice, $tid3, 'other.png', 'image/png', $png,
+                   headers => { 'Idempotency-Key' => $k2 }), 422, 'validation_failed',
+            'another upload under a key in flight');
+    is($count->(), 2, '... nothing written');
+
+    # a write that fails (here an SQL error) lets go of its claim: the retry uploads
+    my $k3 = $key->();
+    $t->psql(q{ALTER TABLE tm.attachments ADD CONSTRAINT tmp_no_fail CHECK (name <> 'fail.png')});
+    my $failed = upload($alice, $tid3, 'fail.png', 'image/png', $png,
+                        headers => { 'Idempotency-Key' => $k3 });
+    $t->psql(q{ALTER TABLE tm.attachments DROP CONSTRAINT tmp_no_fail});
+    is($failed->{status}, 422, 'a write that fails: 422') or diag $failed->{body};
+    my $retry = upload($alice, $tid3, 'fail.png', 'image/png', $png,
+                       headers => { 'Idempotency-Key' => $k3 });
+    is($retry->{status}, 201, '... its retry under the key: 201') or diag $retry->{body};
+    is($retry->{headers}{'idempotent-replayed'}, undef, '... not a replay');
+    is($count->(), 3, '... one more attachment');
+}
 
 is_deeply([ temp_files() ], [], 'still no temporary body file left');
 
