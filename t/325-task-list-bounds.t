@@ -578,12 +578,26 @@ EXPLAIN SELECT t.id FROM tm.tasks t WHERE t.workspace_id = \$1 ORDER BY $order L
     # an offset page reads the ids of its rows first, then the rows (0011)
     for my $c ([ 'filter[status]=todo&sort=due_at', "$LIVE AND t.status = 'todo'", 't.due_at ASC NULLS LAST, t.id ASC' ],
                [ 'filter[priority][gte]=3&sort=-title', "$LIVE AND t.priority >= 3", 't.title DESC, t.id DESC' ],
-               [ 'deleted=include&sort=-updated_at', 'true', 't.updated_at DESC, t.id DESC' ]) {
+               [ 'deleted=include&sort=-updated_at', 'true', 't.updated_at DESC, t.id DESC' ],
+               # a split sort's branches past the skipped ones read their ids first too (0013)
+               [ 'filter[status]=todo&sort=-priority', "$LIVE AND t.status = 'todo'",
+                 't.priority DESC, t.id DESC' ],
+               [ 'filter[priority][gte]=2&sort=status', "$LIVE AND t.priority >= 2",
+                 't.status ASC, t.id ASC' ],
+               # a search's offset page: the sort's order while a twentieth of the rows
+               # wanted are among its first 5000 (0013), else the words' bitmap
+               [ 'q=needle&sort=title', "$LIVE AND t.search @@ websearch_to_tsquery('english', 'needle')",
+                 't.title ASC, t.id ASC' ],
+               [ 'q=needle&sort=-priority', "$LIVE AND t.search @@ websearch_to_tsquery('english', 'needle')",
+                 't.priority DESC, t.id DESC' ]) {
         my ($q, $where, $order) = @$c;
         my $want = list_oracle($where, $order, 2000);
+        cmp_ok(scalar @$want, '==', 2000, "$q: at least 2000 rows");
         my $r = get("$q&page=40&per_page=50");
         is($r->{status}, 200, "$q, page 40: 200");
         is_deeply([ map { $_->{id} } @{ $r->{json}{data} } ], [ @$want[1950 .. 1999] ], '... the rows 1951-2000');
+        $r = get("$q&page=4&per_page=50");
+        is_deeply([ map { $_->{id} } @{ $r->{json}{data} } ], [ @$want[150 .. 199] ], '... page 4: the rows 151-200');
     }
 }
 
