@@ -1,5 +1,6 @@
--- Offset pages (bench/README.md "One million tasks", session 6;
--- docs/indexes.md): tm_api.task_find restated (0011's, two changes).
+-- Offset pages, and a rank with deleted=include (bench/README.md "One
+-- million tasks", session 6; docs/indexes.md): tm_api.task_find restated
+-- (0011's, three changes).
 --
 -- 1. A split sort (sort=status, sort=-priority, ...: one branch per leading
 --    value) reads the ids of the branch where an offset page starts first,
@@ -20,6 +21,14 @@
 --    (~200 ms).  Still far over 50 ms: deep offset pages through a filter
 --    no index of the order holds cost rows in proportion to the offset
 --    (docs/indexes.md "Limits").
+-- 3. A ranked search with deleted=include had no time-ordered index
+--    (tasks_search_recent_idx holds live tasks) and read the newest tasks
+--    in tasks_list_idx's order, testing the words on each (four common
+--    words, 0.9% of the tasks: ~22,000 rows, 43 ms p50 / 50 p99).  Its
+--    candidates are now the newest 200 of two exact sets: the 200 newest
+--    live matches from tasks_search_recent_idx (tm.task_recent_from, as
+--    without deleted=include) and the 200 newest deleted ones from
+--    tasks_deleted_search_idx (0012), read first, by id.
 
 CREATE OR REPLACE FUNCTION tm_api.task_find(p_uid uuid, p_sid uuid, p_ws uuid,
                                  p_where text, p_after text, p_order text,
@@ -81,7 +90,13 @@ DECLARE
   -- all of it (other filters are tested on each row the index returns)
   v_only_q boolean := p_where = 't.deleted_at IS NULL'
                       AND p_gin = c_match;
-  v_recent boolean := p_ranked AND v_gist;
+  -- a rank with deleted=include (see above): live tasks from
+  -- tasks_search_recent_idx, deleted ones from their GIN index
+  v_incl   boolean := p_ranked AND p_split IS NULL AND coalesce(p_q, '') <> ''
+                      AND v_dcond = 'true'
+                      AND NOT (v_phrase AND position('!' IN v_tsq) > 0);
+  v_ids    text;
+  v_recent boolean := p_ranked AND (v_gist OR v_incl);
   -- a keyset page of a search in created_at order (either way) that the
   -- probe would send to the GIN bitmap: the first page_size + 1 matches in
   -- that order from tasks_search_recent_idx instead (see the notes below)
@@ -156,6 +171,17 @@ BEGIN
     -- and for a created_at page with too few in the sort's first rows
     v_recent := v_recent AND v_found > v_n;
     v_first := v_first AND v_found <= v_n AND v_pairs IS NULL;
+    IF v_recent AND v_incl THEN
+      -- the newest deleted matches, by their GIN index (bitmaps are
+      -- allowed for this query only)
+      EXECUTE 'SELECT array_agg(s.id)::text FROM (SELECT t.id FROM tm.tasks t'
+              ' WHERE t.workspace_id = $1 AND t.deleted_at IS NOT NULL'
+              || v_filters || ' AND ' || p_gin
+              || ' ORDER BY t.created_at DESC, t.id DESC LIMIT ' || c_rank_max
+              || ') s'
+         INTO v_ids
+        USING p_ws, p_args, p_q;
+    END IF;
     IF v_recent OR v_first THEN
       -- the planner has no useful estimate of strip(search) @@ q and would
       -- rather read every match through a bitmap and sort them (3.6 s for
@@ -212,7 +238,22 @@ BEGIN
   END IF;
 
   v_from := 'FROM tm.tasks t WHERE t.workspace_id = $1 AND ' || v_where;
-  IF v_recent THEN
+  IF v_recent AND v_incl THEN
+    -- the candidates: the 200 newest of the 200 newest live matches and
+    -- the 200 newest deleted ones (each exact in the same order)
+    v_from := 'FROM (SELECT u.* FROM (SELECT t.* '
+              || tm.task_recent_from('FROM tm.tasks t WHERE t.workspace_id = $1'
+                                     ' AND t.deleted_at IS NULL' || v_filters
+                                     || ' AND ' || p_gin,
+                                     v_phrase, true, c_rank_max,
+                                     't.created_at DESC, t.id DESC')
+              || ' UNION ALL SELECT t.* FROM tm.tasks t'
+                 ' WHERE t.workspace_id = $1 AND t.id = ANY('
+              || quote_literal(coalesce(v_ids, '{}')) || '::uuid[])) u'
+                 ' ORDER BY u.created_at DESC, u.id DESC LIMIT ' || c_rank_max
+              || ') t WHERE true';
+    v_cap := c_rank_max;
+  ELSIF v_recent THEN
     -- the candidates: the 200 newest matches
     v_from := tm.task_recent_from(v_from, v_phrase, true, c_rank_max,
                                   't.created_at DESC, t.id DESC');

@@ -360,6 +360,42 @@ SELECT $1::uuid, ('00000000-0000-7000-9000-' || lpad(to_hex(i), 12, '0'))::uuid,
     # UPDATE went round the API)
     ok(!(grep { $_ eq '00000000-0000-7000-9000-000000000064' } @{ walk('q=tiebreak&limit=40') }),
        '... and left out by default');
+
+    # deleted=include ranks the newest of the live matches (from
+    # tasks_search_recent_idx) and of the deleted ones (their GIN index)
+    # together (0013): deleted ties on both milliseconds, a deleted task
+    # newer than every one, and with a filter
+    $t->psql(q{UPDATE tm.tasks SET deleted_at = now()
+                WHERE workspace_id = $1 AND id IN ('00000000-0000-7000-9000-000000000065',
+                                                    '00000000-0000-7000-9000-000000000066',
+                                                    '00000000-0000-7000-9000-00000000012c')}, $ws);
+    $t->psql(q{INSERT INTO tm.tasks (workspace_id, id, title, status, created_by, created_at, deleted_at)
+               VALUES ($1, '00000000-0000-7000-9000-000000000fff', 'tiebreak newest', 'done', $2,
+                       '2027-01-01 00:00:01+00', now())}, $ws, $u->{user_id});
+    $t->psql(q{UPDATE tm.tasks SET status = 'done'
+                WHERE workspace_id = $1 AND id::text LIKE '00000000-0000-7000-9000-%'
+                  AND right(id::text, 1) IN ('7', 'e')}, $ws);
+    $before = recent_scans();
+    my $before_del = recent_scans('tasks_deleted_search_idx');
+    $dw = rank_oracle($match, 'tiebreak');
+    is($dw->[0] && scalar(grep { $_ eq '00000000-0000-7000-9000-000000000fff' } @$dw), 1,
+       'the newest task (deleted) is a candidate');
+    is_deeply(walk('q=tiebreak&deleted=include&limit=30'), $dw,
+              'q=tiebreak&deleted=include: live and deleted ranked together, every page');
+    ok(recent_read($before), '... the live ones from tasks_search_recent_idx');
+    ok(recent_read($before_del, 'tasks_deleted_search_idx'), '... the deleted ones from their GIN index');
+    my $fw = rank_oracle("$match AND t.status = 'done'", 'tiebreak');
+    cmp_ok(scalar @$fw, '>', 30, 'done tasks among them (' . scalar(@$fw) . ')');
+    is_deeply(walk('q=tiebreak&deleted=include&filter[status]=done&limit=30'), $fw,
+              'q=tiebreak&deleted=include&filter[status]=done: the same with a filter');
+    $r = get('q=tiebreak&deleted=include&page=1&per_page=10');
+    is($r->{headers}{'x-total-count'}, 200, '... X-Total-Count 200 (the candidates)');
+
+    # as it was, for the tests below
+    $t->psql(q{UPDATE tm.tasks SET deleted_at = NULL, status = 'todo'
+                WHERE workspace_id = $1 AND id::text LIKE '00000000-0000-7000-9000-%'
+                  AND id <> '00000000-0000-7000-9000-000000000064'}, $ws);
+    $t->psql(q{DELETE FROM tm.tasks WHERE id = '00000000-0000-7000-9000-000000000fff'});
 }
 
 ###########################################################################
