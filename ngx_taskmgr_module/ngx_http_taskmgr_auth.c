@@ -109,6 +109,8 @@ static ngx_int_t ngx_http_taskmgr_auth_identity_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_taskmgr_auth_claim_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_taskmgr_auth_key_digest_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 
 static void *ngx_http_taskmgr_auth_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_taskmgr_auth_merge_loc_conf(ngx_conf_t *cf, void *parent,
@@ -283,6 +285,11 @@ static ngx_http_variable_t  ngx_http_taskmgr_auth_vars[] = {
       ngx_http_taskmgr_auth_claim_variable,
       0,
       NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
+
+    { ngx_string("taskmgr_api_key_digest"), NULL,
+      ngx_http_taskmgr_auth_key_digest_variable,
+      0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -1255,6 +1262,46 @@ ngx_http_taskmgr_auth_identity_variable(ngx_http_request_t        *r,
     v->no_cacheable = 0;
     v->not_found = 0;
     v->data = s->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * $taskmgr_api_key_digest: for an API key presented where
+ * taskmgr_auth_api_keys is on, the first 128 bits (hex) of its SHA-256,
+ * known before the key is checked (the access phase asks PostgreSQL), so a
+ * limit zone keyed on it counts the key's requests from the preaccess
+ * phase on, where $jwt_sub is still empty for a key.  Not the stored hash
+ * (all 256 bits): logged or in a limit's Redis key, it opens nothing.
+ */
+
+#define NGX_HTTP_TASKMGR_KEY_DIGEST_LEN 32
+
+static ngx_int_t
+ngx_http_taskmgr_auth_key_digest_variable(ngx_http_request_t        *r,
+                                          ngx_http_variable_value_t *v,
+                                          uintptr_t                  data)
+{
+    ngx_http_taskmgr_auth_ctx_t *ctx;
+
+    ctx = ngx_http_taskmgr_auth_check(r);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ctx->key == NGX_HTTP_TASKMGR_KEY_NONE
+        || ctx->key_hash.len < NGX_HTTP_TASKMGR_KEY_DIGEST_LEN)
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = NGX_HTTP_TASKMGR_KEY_DIGEST_LEN;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = ctx->key_hash.data;
 
     return NGX_OK;
 }
