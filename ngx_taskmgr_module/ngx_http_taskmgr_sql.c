@@ -44,6 +44,12 @@
     "CASE WHEN tm.audit_ctx(NULL, NULL, " rid ", " ip ") IS NULL "             \
     "THEN " arg " END"
 
+/* an upload's row; meta: "<id> <expiry of the links>" ($9, chosen by nginx
+ * before the write), so that a replay signs the same links */
+#define TM_ATTACH_CREATE                                                       \
+    "SELECT status, body, meta || ' ' || $9 AS meta "                          \
+    "FROM tm_api.attachment_create($1, $2, $3, $4, $5, $6, $7, $8)"
+
 
 ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[] = {
     { "tm_ping", "SELECT 1" },
@@ -161,15 +167,9 @@ ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[] = {
     { "tm_audit_list", TM_CALL("audit_list", "$1, $2, $3, $4, $5, $6, $7") },
     { "tm_task_activity", TM_CALL("task_activity", "$1, $2, $3, $4, $5, $6") },
     { "tm_attach_check", TM_CALL("attachment_check", "$1, $2, $3, $4") },
-    /* meta: "<id> <expiry of the links>" ($9, chosen by nginx before the
-     * write), so that a replay signs the same links */
-    { "tm_attach_create",
-      "SELECT status, body, meta || ' ' || $9 AS meta "
-      "FROM tm_api.attachment_create($1, $2, $3, $4, $5, $6, $7, $8)" },
+    { "tm_attach_create", TM_ATTACH_CREATE },
     { "tm_attach_create_idem",
-      TM_IDEM("SELECT status, body, meta || ' ' || $9 AS meta "
-              "FROM tm_api.attachment_create($1, $2, $3, $4, $5, $6, $7, $8)",
-              "status", "$10", "$11") },
+      TM_IDEM(TM_ATTACH_CREATE, "status", "$10", "$11") },
     { "tm_attach_list", TM_CALL("attachment_list", "$1, $2, $3, $4") },
     { "tm_attach_get", TM_CALL("attachment_get", "$1, $2, $3, $4") },
     { "tm_attach_delete", TM_CALL("attachment_delete", "$1, $2, $3, $4") },
