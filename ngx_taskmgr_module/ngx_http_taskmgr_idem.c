@@ -164,9 +164,13 @@ ngx_http_taskmgr_idem_begun(ngx_http_taskmgr_pg_query_t *q)
     ngx_str_t                   outcome;
     ngx_http_request_t         *r;
     ngx_http_taskmgr_api_ctx_t *ctx;
+    ngx_http_taskmgr_handler_pt next;
 
     r = q->request;
     ctx = ngx_http_taskmgr_api_ctx(r);
+
+    /* what runs once the claim is taken, or to replay */
+    next = ctx->idem_next ? ctx->idem_next : ctx->route->handler;
 
     if (ngx_http_taskmgr_api_check(q, &rc) != NGX_OK) {
         ngx_http_taskmgr_api_finish(r, rc);
@@ -191,8 +195,7 @@ ngx_http_taskmgr_idem_begun(ngx_http_taskmgr_pg_query_t *q)
             return;
         }
 
-        rc = ctx->idem_next ? ctx->idem_next(r, ctx)
-                            : ctx->route->handler(r, ctx);
+        rc = next(r, ctx);
 
         if (rc != NGX_DONE) {
             /* answered without a write (e.g. a 503): let go of the key;
@@ -216,8 +219,7 @@ ngx_http_taskmgr_idem_begun(ngx_http_taskmgr_pg_query_t *q)
 
         ctx->idem_replay = 1;
 
-        rc = ctx->idem_next ? ctx->idem_next(r, ctx)
-                            : ctx->route->handler(r, ctx);
+        rc = next(r, ctx);
 
         if (rc != NGX_DONE) {
             ngx_http_taskmgr_api_finish(r, rc);

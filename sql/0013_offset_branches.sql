@@ -30,6 +30,20 @@
 --    without deleted=include) and the 200 newest deleted ones from
 --    tasks_deleted_search_idx (0012), read first, by id.
 
+-- An offset page's FROM: the ids of its rows first (by p_from, in p_order),
+-- then those rows; for a whole list and for the branch of a split sort
+CREATE FUNCTION tm.task_ids_from(p_from text, p_order text, p_n bigint,
+                                 p_offset bigint)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT 'FROM tm.tasks t WHERE t.workspace_id = $1 AND t.id IN'
+         ' (SELECT t.id ' || p_from || ' ORDER BY ' || p_order
+         || ' LIMIT ' || p_n || ' OFFSET ' || p_offset || ')'
+$$;
+
+GRANT EXECUTE ON FUNCTION tm.task_ids_from(text, text, bigint, bigint)
+  TO taskmgr_app;
+
 CREATE OR REPLACE FUNCTION tm_api.task_find(p_uid uuid, p_sid uuid, p_ws uuid,
                                  p_where text, p_after text, p_order text,
                                  p_limit int, p_offset int, p_count boolean,
@@ -57,6 +71,7 @@ DECLARE
   v_n      bigint;
   v_where  text := p_where || coalesce(' AND ' || p_gin, '');
   v_from   text;
+  v_bfrom  text;
   v_i      int;
   -- the deleted_at condition p_where starts with (all of p_where if it
   -- starts otherwise), and the filters after it (each " AND ..."), for the
@@ -83,18 +98,17 @@ DECLARE
   -- the pairs of adjacent lexemes every match has (tm.query_pairs)
   v_pairs  text[] := CASE WHEN v_phrase
                           THEN tm.query_pairs(v_tsq::tsquery) END;
-  v_gist   boolean := p_split IS NULL AND coalesce(p_q, '') <> ''
-                      AND left(p_where, 20) = 't.deleted_at IS NULL'
+  -- a search the time-ordered index can ask (no split sort, no phrase
+  -- under a negation), of live tasks (v_gist) or with deleted=include
+  -- (v_incl, a rank only: see above)
+  v_timed  boolean := p_split IS NULL AND coalesce(p_q, '') <> ''
                       AND NOT (v_phrase AND position('!' IN v_tsq) > 0);
+  v_gist   boolean := v_timed AND v_dcond = 't.deleted_at IS NULL';
   -- the search is the only condition besides live tasks: the index tests
   -- all of it (other filters are tested on each row the index returns)
   v_only_q boolean := p_where = 't.deleted_at IS NULL'
                       AND p_gin = c_match;
-  -- a rank with deleted=include (see above): live tasks from
-  -- tasks_search_recent_idx, deleted ones from their GIN index
-  v_incl   boolean := p_ranked AND p_split IS NULL AND coalesce(p_q, '') <> ''
-                      AND v_dcond = 'true'
-                      AND NOT (v_phrase AND position('!' IN v_tsq) > 0);
+  v_incl   boolean := p_ranked AND v_timed AND v_dcond = 'true';
   v_ids    text;
   v_recent boolean := p_ranked AND (v_gist OR v_incl);
   -- a keyset page of a search in created_at order (either way) that the
@@ -286,10 +300,8 @@ BEGIN
       -- an offset page: the ids of its rows first (an index-only scan of
       -- the order's index where the filters are in it), then those rows;
       -- the page at offset 99,950 fetched 100,000 rows: 251 ms
-      v_from := 'FROM tm.tasks t WHERE t.workspace_id = $1 AND t.id IN'
-                ' (SELECT t.id ' || v_from || coalesce(' AND ' || v_after, '')
-                || ' ORDER BY ' || p_order || ' LIMIT ' || (p_limit + 1)
-                || ' OFFSET ' || v_offset || ')';
+      v_from := tm.task_ids_from(v_from || coalesce(' AND ' || v_after, ''),
+                                 p_order, p_limit + 1, v_offset);
       v_after := NULL;
       v_offset := 0;
     END IF;
@@ -320,22 +332,15 @@ BEGIN
         CONTINUE;
       END IF;
     END IF;
+    v_bfrom := v_from || ' AND ' || p_split[2 * v_i - 1];
     IF v_skip > 0 THEN
       -- the branch where an offset page starts: its ids first (see above)
-      RETURN QUERY EXECUTE
-        'SELECT 200, NULL::text' || c_cols
-        || ' FROM tm.tasks t WHERE t.workspace_id = $1 AND t.id IN'
-           ' (SELECT t.id ' || v_from || ' AND ' || p_split[2 * v_i - 1]
-        || ' ORDER BY ' || p_split[2 * v_i] || ' LIMIT ' || v_need
-        || ' OFFSET ' || v_skip || ') ORDER BY ' || p_split[2 * v_i]
-        USING p_ws, p_args, p_q;
-    ELSE
-      RETURN QUERY EXECUTE
-        'SELECT 200, NULL::text' || c_cols || ' ' || v_from || ' AND '
-        || p_split[2 * v_i - 1] || ' ORDER BY ' || p_split[2 * v_i]
-        || ' LIMIT ' || v_need
-        USING p_ws, p_args, p_q;
+      v_bfrom := tm.task_ids_from(v_bfrom, p_split[2 * v_i], v_need, v_skip);
     END IF;
+    RETURN QUERY EXECUTE
+      'SELECT 200, NULL::text' || c_cols || ' ' || v_bfrom
+      || ' ORDER BY ' || p_split[2 * v_i] || ' LIMIT ' || v_need
+      USING p_ws, p_args, p_q;
     GET DIAGNOSTICS v_n = ROW_COUNT;
     v_skip := 0;
     v_need := v_need - v_n;
