@@ -637,6 +637,78 @@ EXPLAIN SELECT t.id FROM tm.tasks t WHERE t.workspace_id = \$1 ORDER BY $order L
     }
 }
 
+###########################################################################
+# offset pages through an assignee, a project or a label (sql/0015): an
+# index of the assignee's or the project's tasks in the sort's order is one
+# range for any depth; the indexes of the sorts hold the labels, so the ids
+# of a label's offset page come from an index-only scan.  The rows are the
+# oracle's.
+
+{
+    my $project = $t->psql(q{INSERT INTO tm.projects (workspace_id, name, created_by)
+                             VALUES ($1, 'deep pages', $2) RETURNING id}, $ws, $u->{user_id});
+    chomp $project;
+    like($project, qr/^[0-9a-f-]{36}$/, 'a project');
+    # by the last byte of the id: a third of the tasks assigned to the user,
+    # a quarter in the project, another quarter labelled "deep"; updated_at
+    # spread over 97 minutes
+    $t->psql(q{UPDATE tm.tasks t
+                  SET assignee_id = CASE WHEN get_byte(uuid_send(t.id), 15) % 3 = 0 THEN $2::uuid END,
+                      project_id = CASE WHEN get_byte(uuid_send(t.id), 15) % 4 = 1 THEN $3::uuid END,
+                      labels = CASE WHEN get_byte(uuid_send(t.id), 15) % 4 = 2 THEN '{deep,x}'::text[]
+                                    ELSE '{x}'::text[] END,
+                      updated_at = '2026-03-01 00:00:00+00'::timestamptz
+                                   + (get_byte(uuid_send(t.id), 14) % 97) * interval '1 minute'
+                WHERE t.workspace_id = $1}, $ws, $u->{user_id}, $project);
+    $t->psql('VACUUM ANALYZE tm.tasks');
+
+    my $A = "t.assignee_id = '$u->{user_id}'";
+    my $P = "t.project_id = '$project'";
+    my $L = "t.labels @> '{deep}'";
+    for my $c (
+        [ "filter[assignee_id]=$u->{user_id}&sort=title", $A, 't.title ASC, t.id ASC', 'tasks_assignee_title_idx' ],
+        [ "filter[assignee_id]=$u->{user_id}&sort=due_at", $A, 't.due_at ASC NULLS LAST, t.id ASC',
+          'tasks_assignee_due_idx' ],
+        [ "filter[assignee_id]=$u->{user_id}&sort=-updated_at", $A, 't.updated_at DESC, t.id DESC',
+          'tasks_assignee_updated_idx' ],
+        [ "filter[project_id]=$project", $P, 't.created_at DESC, t.id DESC', 'tasks_project_list_idx' ],
+        [ "filter[project_id]=$project&sort=-title", $P, 't.title DESC, t.id DESC', 'tasks_project_title_idx' ],
+        [ "filter[project_id]=$project&sort=-due_at", $P, 't.due_at DESC NULLS FIRST, t.id DESC',
+          'tasks_project_due_idx' ],
+        [ "filter[project_id]=$project&sort=updated_at", $P, 't.updated_at ASC, t.id ASC',
+          'tasks_project_updated_idx' ],
+        [ 'filter[label]=deep&sort=title', $L, 't.title ASC, t.id ASC' ],
+        [ 'filter[label]=deep', $L, 't.created_at DESC, t.id DESC' ],
+        [ 'filter[label]=deep&sort=-due_at', $L, 't.due_at DESC NULLS FIRST, t.id DESC' ],
+        [ 'filter[label]=deep&sort=updated_at', $L, 't.updated_at ASC, t.id ASC' ],
+    ) {
+        my ($q, $where, $order, $index) = @$c;
+        my $before = defined $index ? recent_scans($index) : undef;
+        my $want = list_oracle("$LIVE AND $where", $order);
+        cmp_ok(scalar @$want, '>', 2000, "$q: " . scalar(@$want) . " rows");
+        my $r = get("$q&page=40&per_page=50");
+        is($r->{status}, 200, "$q, page 40: 200");
+        is_deeply([ map { $_->{id} } @{ $r->{json}{data} } ], [ @$want[1950 .. 1999] ], '... the rows 1951-2000');
+        is($r->{headers}{'x-total-count'}, scalar @$want, '... X-Total-Count');
+        $r = get("$q&page=4&per_page=50");
+        is_deeply([ map { $_->{id} } @{ $r->{json}{data} } ], [ @$want[150 .. 199] ], '... page 4: the rows 151-200');
+        ok(recent_read($before, $index), "... read from $index") if defined $index;
+    }
+
+    # the ids of a label's offset page: an index-only scan of the sort's index
+    for my $c ([ 't.title ASC, t.id ASC', 'tasks_title_idx' ],
+               [ 't.created_at DESC, t.id DESC', 'tasks_list_idx' ],
+               [ 't.due_at DESC NULLS FIRST, t.id DESC', 'tasks_due_idx' ],
+               [ 't.updated_at ASC, t.id ASC', 'tasks_updated_idx' ]) {
+        my ($order, $index) = @$c;
+        my $plan = $t->psql(qq{BEGIN; SET LOCAL ROLE taskmgr_app; SELECT set_config('tm.ws', \$1, true);
+SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off;
+EXPLAIN SELECT t.id FROM tm.tasks t WHERE t.workspace_id = \$1 AND $LIVE AND $L
+ ORDER BY $order LIMIT 51 OFFSET 1950; ROLLBACK}, $ws);
+        like($plan, qr/Index Only Scan (?:Backward )?using $index/, "a label's ids by $order: index-only, $index");
+    }
+}
+
 unlike($t->error_log, qr/\[(?:alert|emerg|crit)\]/, 'no alerts in the error log');
 
 done_testing;
