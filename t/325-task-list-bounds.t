@@ -263,6 +263,14 @@ for my $q ('sort=status&filter[status]=todo&filter[status][ne]=todo',
     is($r->{headers}{'x-total-count'}, 10050, 'offset 50: counts to 10,050');
     is($r->{headers}{'x-total-count-capped'}, 'true', '... capped');
 
+    # an offset page of the whole list counts from its offset on, in the
+    # same pass as its ids (0015)
+    $r = get('offset=50&limit=10&deleted=include');
+    is($r->{headers}{'x-total-count'}, 10050, 'offset 50, newest first: counts to 10,050');
+    is($r->{headers}{'x-total-count-capped'}, 'true', '... capped');
+    is_deeply([ map { $_->{id} } @{ $r->{json}{data} } ],
+              [ @{ list_oracle('true', 't.created_at DESC, t.id DESC', 60) }[50 .. 59] ], '... the rows 51-60');
+
     $r = get('limit=10&deleted=include');
     ok(!exists $r->{headers}{'x-total-count'}, 'keyset pages: no count');
     ok(!exists $r->{headers}{'x-total-count-capped'}, '... and no cap header');
@@ -694,6 +702,25 @@ EXPLAIN SELECT t.id FROM tm.tasks t WHERE t.workspace_id = \$1 ORDER BY $order L
         is_deeply([ map { $_->{id} } @{ $r->{json}{data} } ], [ @$want[150 .. 199] ], '... page 4: the rows 151-200');
         ok(recent_read($before, $index), "... read from $index") if defined $index;
     }
+
+    # past the last row: no rows, and the count of every match (0015's one
+    # pass counts from the offset, then the whole count runs)
+    my $all = list_oracle("$LIVE AND $L", 't.id');
+    my $r = get('filter[label]=deep&sort=title&page=100&per_page=50');
+    is($r->{status}, 200, 'a label, past the last page: 200');
+    is_deeply($r->{json}{data}, [], '... no rows');
+    is($r->{headers}{'x-total-count'}, scalar @$all, '... X-Total-Count of every match');
+    ok(!exists $r->{headers}{'x-total-count-capped'}, '... not capped');
+    $r = get('page=300&per_page=50');
+    is_deeply($r->{json}{data}, [], 'the whole list, past the last page: no rows');
+    is($r->{headers}{'x-total-count'}, scalar @{ list_oracle($LIVE, 't.id') }, '... X-Total-Count of every live task');
+    # the last rows: the count's pass holds fewer rows than the page
+    my $want = list_oracle("$LIVE AND $L", 't.title ASC, t.id ASC');
+    my $off = @$want - 3;
+    $r = get("filter[label]=deep&sort=title&offset=$off&limit=10");
+    is_deeply([ map { $_->{id} } @{ $r->{json}{data} } ], [ @$want[$off .. $#$want] ], 'a label\'s last 3 rows');
+    is($r->{headers}{'x-total-count'}, scalar @$want, '... X-Total-Count');
+    is($r->{json}{next_cursor}, undef, '... no next page');
 
     # the ids of a label's offset page: an index-only scan of the sort's index
     for my $c ([ 't.title ASC, t.id ASC', 'tasks_title_idx' ],
