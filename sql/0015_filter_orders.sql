@@ -351,7 +351,8 @@ BEGIN
     THEN
       -- an offset page of the whole list, or of a label in the sort's
       -- order: the rows from the offset on, up to the count's cap, hold
-      -- the page's ids first (see above)
+      -- the page's ids first (see above; the aggregate reads the ids in
+      -- the subquery's order: no join, no grouping at its level)
       EXECUTE 'SELECT count(*), (array_agg(s.id))[1:' || (p_limit + 1)
               || ']::text FROM (SELECT t.id ' || v_from
               || ' ORDER BY ' || p_order || ' LIMIT ' || (c_count_max + 1)
@@ -359,9 +360,12 @@ BEGIN
          INTO v_rest, v_ids
         USING p_ws, p_args, p_q;
       IF v_rest > 0 THEN
+        -- the page: those rows, still matching (the next statement has a
+        -- snapshot of its own; a row changed meanwhile drops out, as from
+        -- any offset page)
         v_total := p_offset + v_rest;
-        v_from := 'FROM tm.tasks t WHERE t.workspace_id = $1 AND t.id = ANY('
-                  || quote_literal(v_ids) || '::uuid[])';
+        v_from := v_from || ' AND t.id = ANY(' || quote_literal(v_ids)
+                  || '::uuid[])';
         v_offset := 0;
         v_pass := true;
       END IF;
