@@ -16,9 +16,9 @@
 --    tasks, in the sorts that are not split (created_at, updated_at,
 --    due_at, title), get an index each that starts with the filter: an
 --    offset page is then one range of it, whatever its depth.  Someone's
---    tasks newest first already have tasks_assignee_list_idx.  Where no
---    task has an assignee or a project, none is indexed: the filters
---    test equality, which implies it.
+--    tasks newest first already have tasks_assignee_list_idx.  A task
+--    without an assignee (a project) is not in that filter's indexes: the
+--    filters test equality, which implies it has one.
 -- 2. The indexes of those four sorts include the labels, so that the ids
 --    of an offset page through a label filter (and the count of
 --    X-Total-Count) are an index-only scan that tests the labels of each
@@ -30,11 +30,12 @@
 --
 -- The sorts led by status or priority (a branch per value, ordered by id)
 -- read the branch's index with the filter tested on the heap: offset 9,950
--- of an assignee with sort=-priority 26-29 ms p50, left so.
+-- of an assignee with sort=-priority 26-33 ms p50, left so.
 --
 -- Builds seven indexes and rebuilds four under an ACCESS EXCLUSIVE lock:
--- every task read and write waits (~40 s for 1,000,000 tasks).  They make
--- each write of a task update seven more btree entries (bench/README.md).
+-- every task read and write waits (28 s for 1,000,000 tasks).  They make
+-- each write of a task update seven more btree entries (+0.1 ms an insert
+-- here, bench/README.md).
 
 SET client_min_messages = warning;
 
