@@ -227,6 +227,19 @@ queries=(
     "offset page 3, status=todo, X-Total-Count|filter[status]=todo&page=3&per_page=50"
     "offset page 1, every task, X-Total-Count|page=1&per_page=50"
     "offset page 3, sort=status,-priority|sort=status,-priority&page=3&per_page=50"
+    "offset 9,950, label=security, sort=-priority|filter[label]=security&sort=-priority&page=200&per_page=50"
+    "offset 9,950, label=security, sort=status|filter[label]=security&sort=status&page=200&per_page=50"
+    "offset 9,950, project, sort=status|filter[project_id]=$project&sort=status&page=200&per_page=50"
+    "offset 9,950, project, sort=-priority|filter[project_id]=$project&sort=-priority&page=200&per_page=50"
+    "offset 9,950, assignee + label=security, sort=title|filter[assignee_id]=$member&filter[label]=security&sort=title&page=200&per_page=50"
+    "offset 9,950, q=invoice (common), newest first|q=invoice&sort=-created_at&page=200&per_page=50"
+    "offset 9,950, q=invoice (common), sort=title|q=invoice&sort=title&page=200&per_page=50"
+    "offset 9,950, status=todo + label=security, sort=-updated_at|filter[status]=todo&filter[label]=security&sort=-updated_at&page=200&per_page=50"
+    "offset 950, label=security, sort=-priority|filter[label]=security&sort=-priority&page=20&per_page=50"
+    "offset 950, label=security, sort=status|filter[label]=security&sort=status&page=20&per_page=50"
+    "offset 950, assignee + label=security, sort=title|filter[assignee_id]=$member&filter[label]=security&sort=title&page=20&per_page=50"
+    "offset 950, q=invoice (common), sort=title|q=invoice&sort=title&page=20&per_page=50"
+    "offset 950, status=todo + label=security, sort=-updated_at|filter[status]=todo&filter[label]=security&sort=-updated_at&page=20&per_page=50"
 )
 
 # a row to run (-o)

@@ -19,10 +19,17 @@
 --    tasks newest first already have tasks_assignee_list_idx.  A task
 --    without an assignee (a project) is not in that filter's indexes: the
 --    filters test equality, which implies it has one.
--- 2. The indexes of those four sorts include the labels, so that the ids
---    of an offset page through a label filter (and the count of
---    X-Total-Count) are an index-only scan that tests the labels of each
---    entry, not a heap fetch.  Same names, rebuilt.
+-- 2. The indexes of those four sorts, those seven, the branches of the
+--    split sorts (tasks_priority_id_idx, tasks_status_id_idx), and
+--    filter[status]'s and filter[assignee_id]'s (tasks_status_idx,
+--    tasks_assignee_list_idx) include the labels, so that the ids of an
+--    offset page through a label filter, alone or with those (and the
+--    count of X-Total-Count), are an index-only scan that tests the
+--    labels of each entry, not a heap fetch: offset 950 of
+--    filter[label] by -priority 82-118 ms p50 -> 28, with an assignee
+--    by title 58-97 -> 15, with status=todo by -updated_at 64-97 -> 30.
+--    Same names, rebuilt (the labels add ~25-40 MB to each on the
+--    bench's tenant).
 --
 -- 3. An offset page of the whole list or of a label reads its ids and
 --    counts X-Total-Count in one pass (tm_api.task_find restated, at the
@@ -32,8 +39,8 @@
 -- read the branch's index with the filter tested on the heap: offset 9,950
 -- of an assignee with sort=-priority 26-33 ms p50, left so.
 --
--- Builds seven indexes and rebuilds four under an ACCESS EXCLUSIVE lock:
--- every task read and write waits (28 s for 1,000,000 tasks).  They make
+-- Builds seven indexes and rebuilds eight under an ACCESS EXCLUSIVE lock:
+-- every task read and write waits (~45 s for 1,000,000 tasks).  They make
 -- each write of a task update seven more btree entries (+0.1 ms an insert
 -- here, bench/README.md).
 
@@ -41,31 +48,38 @@ SET client_min_messages = warning;
 
 CREATE INDEX tasks_assignee_title_idx
   ON tm.tasks (workspace_id, assignee_id, title, id)
-  INCLUDE (deleted_at, status, priority) WHERE assignee_id IS NOT NULL;
+  INCLUDE (deleted_at, status, priority, labels)
+  WHERE assignee_id IS NOT NULL;
 
 CREATE INDEX tasks_assignee_due_idx
   ON tm.tasks (workspace_id, assignee_id, due_at, id)
-  INCLUDE (deleted_at, status, priority) WHERE assignee_id IS NOT NULL;
+  INCLUDE (deleted_at, status, priority, labels)
+  WHERE assignee_id IS NOT NULL;
 
 CREATE INDEX tasks_assignee_updated_idx
   ON tm.tasks (workspace_id, assignee_id, updated_at DESC, id DESC)
-  INCLUDE (deleted_at, status, priority) WHERE assignee_id IS NOT NULL;
+  INCLUDE (deleted_at, status, priority, labels)
+  WHERE assignee_id IS NOT NULL;
 
 CREATE INDEX tasks_project_list_idx
   ON tm.tasks (workspace_id, project_id, created_at DESC, id DESC)
-  INCLUDE (deleted_at, status, priority) WHERE project_id IS NOT NULL;
+  INCLUDE (deleted_at, status, priority, labels)
+  WHERE project_id IS NOT NULL;
 
 CREATE INDEX tasks_project_title_idx
   ON tm.tasks (workspace_id, project_id, title, id)
-  INCLUDE (deleted_at, status, priority) WHERE project_id IS NOT NULL;
+  INCLUDE (deleted_at, status, priority, labels)
+  WHERE project_id IS NOT NULL;
 
 CREATE INDEX tasks_project_due_idx
   ON tm.tasks (workspace_id, project_id, due_at, id)
-  INCLUDE (deleted_at, status, priority) WHERE project_id IS NOT NULL;
+  INCLUDE (deleted_at, status, priority, labels)
+  WHERE project_id IS NOT NULL;
 
 CREATE INDEX tasks_project_updated_idx
   ON tm.tasks (workspace_id, project_id, updated_at DESC, id DESC)
-  INCLUDE (deleted_at, status, priority) WHERE project_id IS NOT NULL;
+  INCLUDE (deleted_at, status, priority, labels)
+  WHERE project_id IS NOT NULL;
 
 DROP INDEX tm.tasks_list_idx;
 CREATE INDEX tasks_list_idx
@@ -86,6 +100,24 @@ DROP INDEX tm.tasks_title_idx;
 CREATE INDEX tasks_title_idx
   ON tm.tasks (workspace_id, title, id)
   INCLUDE (deleted_at, status, priority, labels);
+
+DROP INDEX tm.tasks_status_idx;
+CREATE INDEX tasks_status_idx
+  ON tm.tasks (workspace_id, status, created_at DESC, id DESC)
+  INCLUDE (deleted_at, priority, labels);
+
+DROP INDEX tm.tasks_assignee_list_idx;
+CREATE INDEX tasks_assignee_list_idx
+  ON tm.tasks (workspace_id, assignee_id, created_at DESC, id DESC)
+  INCLUDE (deleted_at, status, priority, labels);
+
+DROP INDEX tm.tasks_priority_id_idx;
+CREATE INDEX tasks_priority_id_idx
+  ON tm.tasks (workspace_id, priority, id) INCLUDE (deleted_at, status, labels);
+
+DROP INDEX tm.tasks_status_id_idx;
+CREATE INDEX tasks_status_id_idx
+  ON tm.tasks (workspace_id, status, id) INCLUDE (deleted_at, priority, labels);
 
 -- 3. tm_api.task_find restated (0013's, one change): an offset page of the
 --    whole list, or of a label filter read in the sort's order, counted

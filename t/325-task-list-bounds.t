@@ -722,17 +722,26 @@ EXPLAIN SELECT t.id FROM tm.tasks t WHERE t.workspace_id = \$1 ORDER BY $order L
     is($r->{headers}{'x-total-count'}, scalar @$want, '... X-Total-Count');
     is($r->{json}{next_cursor}, undef, '... no next page');
 
-    # the ids of a label's offset page: an index-only scan of the sort's index
-    for my $c ([ 't.title ASC, t.id ASC', 'tasks_title_idx' ],
-               [ 't.created_at DESC, t.id DESC', 'tasks_list_idx' ],
-               [ 't.due_at DESC NULLS FIRST, t.id DESC', 'tasks_due_idx' ],
-               [ 't.updated_at ASC, t.id ASC', 'tasks_updated_idx' ]) {
-        my ($order, $index) = @$c;
+    # the ids of a label's offset page, alone or with an assignee, a project,
+    # a status, or in a branch of a split sort: an index-only scan of the
+    # order's index
+    for my $c ([ '', 't.title ASC, t.id ASC', 'tasks_title_idx' ],
+               [ '', 't.created_at DESC, t.id DESC', 'tasks_list_idx' ],
+               [ '', 't.due_at DESC NULLS FIRST, t.id DESC', 'tasks_due_idx' ],
+               [ '', 't.updated_at ASC, t.id ASC', 'tasks_updated_idx' ],
+               [ " AND $A", 't.title ASC, t.id ASC', 'tasks_assignee_title_idx' ],
+               [ " AND $A", 't.created_at DESC, t.id DESC', 'tasks_assignee_list_idx' ],
+               [ " AND $P", 't.due_at ASC NULLS LAST, t.id ASC', 'tasks_project_due_idx' ],
+               [ " AND t.status = 'todo'", 't.created_at DESC, t.id DESC', 'tasks_status_idx' ],
+               [ ' AND t.priority = 3', 't.id DESC', 'tasks_priority_id_idx' ],
+               [ " AND t.status = 'done'", 't.id ASC', 'tasks_status_id_idx' ]) {
+        my ($and, $order, $index) = @$c;
         my $plan = $t->psql(qq{BEGIN; SET LOCAL ROLE taskmgr_app; SELECT set_config('tm.ws', \$1, true);
 SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off;
-EXPLAIN SELECT t.id FROM tm.tasks t WHERE t.workspace_id = \$1 AND $LIVE AND $L
- ORDER BY $order LIMIT 51 OFFSET 1950; ROLLBACK}, $ws);
-        like($plan, qr/Index Only Scan (?:Backward )?using $index/, "a label's ids by $order: index-only, $index");
+EXPLAIN SELECT t.id FROM tm.tasks t WHERE t.workspace_id = \$1 AND $LIVE AND $L$and
+ ORDER BY $order LIMIT 51 OFFSET 100; ROLLBACK}, $ws);
+        like($plan, qr/Index Only Scan (?:Backward )?using $index/,
+             "a label's ids" . ($and ? " with$and" : '') . " by $order: index-only, $index");
     }
 }
 
