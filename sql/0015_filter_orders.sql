@@ -40,7 +40,7 @@
 -- of an assignee with sort=-priority 26-33 ms p50, left so.
 --
 -- Builds seven indexes and rebuilds eight under an ACCESS EXCLUSIVE lock:
--- every task read and write waits (~45 s for 1,000,000 tasks).  They make
+-- every task read and write waits (61 s for 1,000,000 tasks).  They make
 -- each write of a task update seven more btree entries (+0.1 ms an insert
 -- here, bench/README.md).
 
