@@ -198,9 +198,9 @@ DECLARE
                       AND p_gin = c_match;
   v_incl   boolean := p_ranked AND v_timed AND v_dcond = 'true';
   v_ids    text;
-  -- an offset page's ids and X-Total-Count in one pass (see above)
-  v_rest   bigint;
-  v_pass   boolean := false;
+  -- an offset page's ids and X-Total-Count in one pass (see above): the
+  -- rows from the offset on it counted (0: none, or not counted so)
+  v_rest   bigint := 0;
   v_recent boolean := p_ranked AND (v_gist OR v_incl);
   -- a keyset page of a search in created_at order (either way) that the
   -- probe would send to the GIN bitmap: the first page_size + 1 matches in
@@ -400,10 +400,9 @@ BEGIN
         v_from := v_from || ' AND t.id = ANY(' || quote_literal(v_ids)
                   || '::uuid[])';
         v_offset := 0;
-        v_pass := true;
       END IF;
     END IF;
-    IF NOT v_pass THEN
+    IF v_rest = 0 THEN
       EXECUTE 'SELECT count(*) FROM (SELECT 1 ' || v_from || ' LIMIT '
               || (v_cap + 1) || ') s'
          INTO v_total
@@ -415,7 +414,7 @@ BEGIN
   END IF;
 
   IF p_split IS NULL THEN
-    IF p_offset > 0 AND NOT p_ranked AND NOT v_pass THEN
+    IF p_offset > 0 AND NOT p_ranked AND v_rest = 0 THEN
       -- an offset page: the ids of its rows first (an index-only scan of
       -- the order's index where the filters are in it), then those rows;
       -- the page at offset 99,950 fetched 100,000 rows: 251 ms
