@@ -14,8 +14,9 @@
  * magic-byte check while it streams, so the file is never read again.  The
  * file is then linked to <taskmgr_attachment_path>/ab/cd/<sha256> (a
  * hard link: client_body_temp_path must be on the same file system; an
- * existing file of the same content is kept) and one tm_api call records
- * the row.
+ * existing file of the same content is kept) by a thread of the pool named
+ * by taskmgr_attachment_thread_pool, so that no stat(), mkdir() or link()
+ * runs in the event loop, and one tm_api call records the row.
  *
  * Reads: GET .../tasks/{id}/attachments (the task's list) and
  * GET /v1/workspaces/{ws}/attachments/{id}; DELETE of the latter.  Every
@@ -40,6 +41,11 @@
 #define NGX_HTTP_TASKMGR_GONE         410
 
 
+#if !(NGX_THREADS)
+#error "taskmgr needs nginx built with --with-threads"
+#endif
+
+
 typedef struct {
     ngx_str_t   path; /* full, no trailing slash; empty: no attachments */
     ngx_path_t *store;
@@ -48,7 +54,23 @@ typedef struct {
     time_t                   url_ttl;
     off_t                    max_size;
     ngx_array_t             *types; /* of ngx_str_t, lowercase */
+    ngx_str_t                thread_pool_name;
+    ngx_thread_pool_t       *thread_pool; /* stores uploaded files */
 } ngx_http_taskmgr_attach_main_conf_t;
+
+
+/*
+ * One upload's file store, run by a thread: it touches this struct only
+ * (and never logs); the event loop logs what failed.
+ */
+typedef struct {
+    ngx_http_request_t *request;
+    u_char             *temp; /* the body's temporary file, NUL-terminated */
+    u_char             *file; /* <path>/ab/cd/<sha256>, NUL-terminated */
+    size_t              dir_len; /* of <path> */
+    const char         *failed;  /* the call that failed, or NULL */
+    ngx_err_t           err;
+} ngx_http_taskmgr_attach_store_t;
 
 
 /* the state of one upload while its body streams */
@@ -91,6 +113,10 @@ static ngx_int_t ngx_http_taskmgr_attach_body_filter(ngx_http_request_t *r,
 static void ngx_http_taskmgr_attach_checked(ngx_http_taskmgr_pg_query_t *q);
 static void ngx_http_taskmgr_attach_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_taskmgr_attach_commit(ngx_http_request_t         *r,
+                                                ngx_http_taskmgr_api_ctx_t *ctx);
+static void ngx_http_taskmgr_attach_store_thread(void *data, ngx_log_t *log);
+static void ngx_http_taskmgr_attach_stored(ngx_event_t *ev);
+static ngx_int_t ngx_http_taskmgr_attach_insert(ngx_http_request_t         *r,
                                                 ngx_http_taskmgr_api_ctx_t *ctx);
 static void ngx_http_taskmgr_attach_answer(ngx_http_taskmgr_pg_query_t *q);
 static ngx_int_t ngx_http_taskmgr_files_handler(ngx_http_request_t *r);
@@ -155,6 +181,13 @@ static ngx_command_t  ngx_http_taskmgr_attach_commands[] = {
       ngx_http_taskmgr_attachment_types,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("taskmgr_attachment_thread_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_attach_main_conf_t, thread_pool_name),
       NULL },
 
     { ngx_string("taskmgr_attachment_files"),
@@ -281,6 +314,15 @@ ngx_http_taskmgr_attach_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     if (amcf->path.len) {
+        if (amcf->thread_pool_name.len == 0) {
+            ngx_str_set(&amcf->thread_pool_name, "default");
+        }
+
+        amcf->thread_pool = ngx_thread_pool_add(cf, &amcf->thread_pool_name);
+        if (amcf->thread_pool == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
         amcf->url_hmac = ngx_http_taskmgr_hmac_create(cf->pool, &amcf->url_key);
         if (amcf->url_hmac == NULL) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -1003,26 +1045,6 @@ ngx_http_taskmgr_attach_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 }
 
 
-/* creates one directory level; one that exists is fine */
-static ngx_int_t
-ngx_http_taskmgr_attach_mkdir(ngx_http_request_t *r, u_char *dir)
-{
-    ngx_err_t err;
-
-    if (ngx_create_dir(dir, 0700) == NGX_FILE_ERROR) {
-        err = ngx_errno;
-
-        if (err != NGX_EEXIST) {
-            ngx_log_error(NGX_LOG_CRIT, r->connection->log, err,
-                          ngx_create_dir_n " \"%s\" failed", dir);
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
 /* <path>/ab/cd/<sha256 hex>, NUL-terminated */
 static u_char *
 ngx_http_taskmgr_attach_file(ngx_pool_t *pool, ngx_str_t *dir, u_char *hex,
@@ -1044,62 +1066,170 @@ ngx_http_taskmgr_attach_file(ngx_pool_t *pool, ngx_str_t *dir, u_char *hex,
 }
 
 
-/* links the temporary file to its content address; NGX_OK when it is there */
+/*
+ * In a thread: creates the directory file[0 .. end) (one level; one that
+ * exists is fine).  NGX_OK or NGX_ERROR with st->err and st->failed set.
+ */
+static ngx_int_t
+ngx_http_taskmgr_attach_mkdir(ngx_http_taskmgr_attach_store_t *st, size_t end)
+{
+    u_char    save;
+    ngx_err_t err;
+
+    save = st->file[end];
+    st->file[end] = '\0';
+
+    err = 0;
+
+    if (ngx_create_dir(st->file, 0700) == NGX_FILE_ERROR) {
+        err = ngx_errno;
+    }
+
+    if (err != 0 && err != NGX_EEXIST) {
+        /* st->file stays cut at the directory for the log */
+        st->err = err;
+        st->failed = ngx_create_dir_n;
+        return NGX_ERROR;
+    }
+
+    st->file[end] = save;
+
+    return NGX_OK;
+}
+
+
+/*
+ * In a thread: links the temporary file to its content address.  A file of
+ * the same content that is there already is kept.
+ */
+static void
+ngx_http_taskmgr_attach_store_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_taskmgr_attach_store_t *st = data;
+
+    ngx_err_t       err;
+    ngx_file_info_t fi;
+
+    (void) log;
+
+    if (ngx_file_info(st->file, &fi) != NGX_FILE_ERROR) {
+        return;
+    }
+
+    /* <path>/ab, then <path>/ab/cd */
+    if (ngx_http_taskmgr_attach_mkdir(st, st->dir_len + 3) != NGX_OK
+        || ngx_http_taskmgr_attach_mkdir(st, st->dir_len + 6) != NGX_OK)
+    {
+        return;
+    }
+
+    if (link((char *) st->temp, (char *) st->file) == -1) {
+        err = ngx_errno;
+
+        if (err != NGX_EEXIST) {
+            st->err = err;
+            st->failed = "link()";
+        }
+    }
+}
+
+
+/* posts the file's store to the thread pool: NGX_DONE or a finalize code */
 static ngx_int_t
 ngx_http_taskmgr_attach_store(ngx_http_request_t                  *r,
                               ngx_http_taskmgr_attach_main_conf_t *amcf,
                               ngx_http_taskmgr_attach_ctx_t       *actx)
 {
-    u_char          *file, save;
-    size_t           len;
-    ngx_err_t        err;
-    ngx_temp_file_t *tf;
-    ngx_file_info_t  fi;
+    size_t                           len;
+    ngx_thread_task_t               *task;
+    ngx_http_taskmgr_attach_store_t *st;
 
-    tf = r->request_body->temp_file;
-
-    file = ngx_http_taskmgr_attach_file(r->pool, &amcf->path, actx->hex.data,
-                                        &len);
-    if (file == NULL) {
-        return NGX_ERROR;
+    task = ngx_thread_task_alloc(r->pool,
+                                 sizeof(ngx_http_taskmgr_attach_store_t));
+    if (task == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_file_info(file, &fi) != NGX_FILE_ERROR) {
-        /* the same content is stored already */
-        return NGX_OK;
+    st = task->ctx;
+
+    st->request = r;
+    st->temp = r->request_body->temp_file->file.name.data;
+    st->dir_len = amcf->path.len;
+    st->file = ngx_http_taskmgr_attach_file(r->pool, &amcf->path,
+                                            actx->hex.data, &len);
+    if (st->file == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* <path>/ab, then <path>/ab/cd */
-    save = file[amcf->path.len + 3];
-    file[amcf->path.len + 3] = '\0';
-    if (ngx_http_taskmgr_attach_mkdir(r, file) != NGX_OK) {
-        return NGX_ERROR;
+    task->handler = ngx_http_taskmgr_attach_store_thread;
+    task->event.data = st;
+    task->event.handler = ngx_http_taskmgr_attach_stored;
+
+    r->main->blocked++;
+
+    if (ngx_thread_task_post(amcf->thread_pool, task) != NGX_OK) {
+        /* the pool's queue is full; nginx has logged it */
+        r->main->blocked--;
+
+        return ngx_http_taskmgr_send_problem(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                             "dependency_unavailable",
+                                             "the file store is busy, "
+                                             "retry shortly");
     }
-    file[amcf->path.len + 3] = save;
 
-    save = file[amcf->path.len + 6];
-    file[amcf->path.len + 6] = '\0';
-    if (ngx_http_taskmgr_attach_mkdir(r, file) != NGX_OK) {
-        return NGX_ERROR;
-    }
-    file[amcf->path.len + 6] = save;
+    return NGX_DONE;
+}
 
-    if (link((char *) tf->file.name.data, (char *) file) == -1) {
-        err = ngx_errno;
 
-        if (err == NGX_EEXIST) {
-            return NGX_OK;
+/* in the event loop once the thread is done: the row, or a 500 */
+static void
+ngx_http_taskmgr_attach_stored(ngx_event_t *ev)
+{
+    ngx_int_t                        rc;
+    ngx_connection_t                *c;
+    ngx_http_request_t              *r;
+    ngx_http_taskmgr_api_ctx_t      *ctx;
+    ngx_http_taskmgr_attach_store_t *st;
+
+    st = ev->data;
+    r = st->request;
+    c = r->connection;
+
+    r->main->blocked--;
+
+    ctx = ngx_http_taskmgr_api_ctx(r);
+
+    if (st->failed == NULL) {
+        rc = ngx_http_taskmgr_attach_insert(r, ctx);
+
+    } else {
+        if (st->err == NGX_EXDEV) {
+            ngx_log_error(NGX_LOG_CRIT, c->log, st->err,
+                          "%s \"%s\" to \"%s\" failed (client_body_temp_path "
+                          "and taskmgr_attachment_path must be on one file "
+                          "system)",
+                          st->failed, st->temp, st->file);
+
+        } else {
+            ngx_log_error(NGX_LOG_CRIT, c->log, st->err, "%s \"%s\" failed",
+                          st->failed, st->file);
         }
 
-        ngx_log_error(NGX_LOG_CRIT, r->connection->log, err,
-                      "link(\"%V\", \"%s\") failed (client_body_temp_path "
-                      "and taskmgr_attachment_path must be on one file "
-                      "system)",
-                      &tf->file.name, file);
-        return NGX_ERROR;
+        rc = ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                           "internal",
+                                           "the file could not be stored");
     }
 
-    return NGX_OK;
+    if (rc != NGX_DONE) {
+        /* no row: a claimed Idempotency-Key goes, as idem_begun does */
+        rc = ngx_http_taskmgr_idem_release(r, ctx, rc);
+    }
+
+    if (rc != NGX_DONE) {
+        ngx_http_taskmgr_api_finish(r, rc);
+    }
+
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -1203,10 +1333,7 @@ static ngx_int_t
 ngx_http_taskmgr_attach_commit(ngx_http_request_t         *r,
                                ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    u_char                              *p;
     ngx_int_t                            rc;
-    ngx_str_t                            exp;
-    ngx_http_taskmgr_pg_query_t         *q;
     ngx_http_taskmgr_attach_ctx_t       *actx;
     ngx_http_taskmgr_attach_main_conf_t *amcf;
 
@@ -1219,11 +1346,24 @@ ngx_http_taskmgr_attach_commit(ngx_http_request_t         *r,
         return rc;
     }
 
-    if (ngx_http_taskmgr_attach_store(r, amcf, actx) != NGX_OK) {
-        return ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                             "internal",
-                                             "the file could not be stored");
-    }
+    /* the row is written once the thread has stored the file */
+    return ngx_http_taskmgr_attach_store(r, amcf, actx);
+}
+
+
+/* the upload's row, once its file is stored: NGX_DONE or a finalize code */
+static ngx_int_t
+ngx_http_taskmgr_attach_insert(ngx_http_request_t         *r,
+                               ngx_http_taskmgr_api_ctx_t *ctx)
+{
+    u_char                              *p;
+    ngx_str_t                            exp;
+    ngx_http_taskmgr_pg_query_t         *q;
+    ngx_http_taskmgr_attach_ctx_t       *actx;
+    ngx_http_taskmgr_attach_main_conf_t *amcf;
+
+    actx = ngx_http_get_module_ctx(r, ngx_http_taskmgr_attach_module);
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_taskmgr_attach_module);
 
     /* the links' expiry, kept with the row's answer */
     p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);

@@ -31,9 +31,6 @@ static void      ngx_http_taskmgr_idem_begun(ngx_http_taskmgr_pg_query_t *q);
 static void      ngx_http_taskmgr_idem_replayed(ngx_http_taskmgr_pg_query_t *q);
 static void      ngx_http_taskmgr_idem_aborted(ngx_http_taskmgr_pg_query_t *q);
 static void      ngx_http_taskmgr_idem_released(ngx_http_taskmgr_pg_query_t *q);
-static ngx_int_t ngx_http_taskmgr_idem_release(ngx_http_request_t         *r,
-                                               ngx_http_taskmgr_api_ctx_t *ctx,
-                                               ngx_int_t                   rc);
 static ngx_http_taskmgr_pg_query_t *ngx_http_taskmgr_idem_abort_query(
     ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx,
     ngx_http_taskmgr_pg_handler_pt handler);
@@ -383,8 +380,12 @@ ngx_http_taskmgr_idem_aborted(ngx_http_taskmgr_pg_query_t *aq)
 }
 
 
-/* the claim goes, then r is finalized with rc (NGX_DONE) or rc at once */
-static ngx_int_t
+/*
+ * A write that was claimed did not happen: the claim goes, then r is
+ * finalized with rc (NGX_DONE), or rc is answered at once (no claim, or
+ * the release could not be sent).
+ */
+ngx_int_t
 ngx_http_taskmgr_idem_release(ngx_http_request_t         *r,
                               ngx_http_taskmgr_api_ctx_t *ctx, ngx_int_t rc)
 {

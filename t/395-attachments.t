@@ -16,8 +16,13 @@ use File::Find;
 use Taskmgr::Test;
 use Taskmgr::Load qw(setup_user create_task);
 
-my $t = Taskmgr::Test->new(name => 'attachments');
-$t->start(http_config => 'taskmgr_attachment_max_size 64k;
+# the one [crit] expected: the store made to fail below
+my $t = Taskmgr::Test->new(name => 'attachments',
+                           expect_alerts => [qr/\[crit\].* mkdir\(\) ".*" failed \(20: Not a directory\)/]);
+$t->start(main_config => 'thread_pool taskmgr_pw threads=2;
+    thread_pool taskmgr_att threads=1 max_queue=16;',
+          http_config => 'taskmgr_attachment_thread_pool taskmgr_att;
+    taskmgr_attachment_max_size 64k;
     taskmgr_attachment_types image/png image/jpeg application/pdf text/plain;
     taskmgr_attachment_url_ttl 120s;');
 
@@ -411,6 +416,39 @@ is(scalar(@{ req(GET => "/v1/workspaces/$ws/tasks/$tid2/attachments", $alice)->{
     is($retry->{status}, 201, '... its retry under the key: 201') or diag $retry->{body};
     is($retry->{headers}{'idempotent-replayed'}, undef, '... not a replay');
     is($count->(), 3, '... one more attachment');
+
+    # the file store fails (in the thread pool): a regular file stands where
+    # the content's first directory level belongs, so the second level's
+    # mkdir() says ENOTDIR (the test may not write in nginx's directories)
+    my ($body, $h, $i);
+    do { $body = "store me $t->{rand} " . ++$i . "\n"; $h = sha256_hex($body) }
+        while -e "$store/" . substr($h, 0, 2);
+    my $lvl1 = "$store/" . substr($h, 0, 2);
+    my $lvl2 = "$lvl1/" . substr($h, 2, 2);
+    open my $fh, '>', $lvl1 or die "$lvl1: $!";
+    close $fh;
+    my $mark = $t->error_log_size;
+    my $k4 = $key->();
+    my $sf = upload($alice, $tid3, 'store.txt', 'text/plain', $body,
+                    headers => { 'Idempotency-Key' => $k4 });
+    problem($sf, 500, 'internal', 'a file that cannot be stored');
+    like($sf->{json}{detail} // '', qr/could not be stored/, '... says so');
+    my $log = $t->error_log_since($mark);
+    like($log, qr/\[crit\].*mkdir\(\) "\Q$lvl2\E" failed \(20: Not a directory\)/,
+         '... the log names the call and the directory');
+    is($count->(), 3, '... no row');
+    is_deeply([ grep { m{/\Q$h\E$} } store_files() ], [], '... no file');
+    problem(upload($alice, $tid3, 'store.txt', 'text/plain', $body), 500, 'internal',
+            '... again without a key');
+    unlink $lvl1 or die "$lvl1: $!";
+    my $sr = upload($alice, $tid3, 'store.txt', 'text/plain', $body,
+                    headers => { 'Idempotency-Key' => $k4 });
+    is($sr->{status}, 201, '... the store mended, the retry under the key: 201')
+        or diag $sr->{body};
+    is($sr->{headers}{'idempotent-replayed'}, undef, '... not a replay: the claim was let go');
+    ok(-f $lvl2 . "/$h", '... the file is at its address');
+    is(download($sr->{json}{download_url})->{body}, $body, '... and downloads');
+    is($count->(), 4, '... one more attachment');
 }
 
 is_deeply([ temp_files() ], [], 'still no temporary body file left');
