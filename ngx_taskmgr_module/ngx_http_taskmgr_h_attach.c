@@ -27,6 +27,14 @@
  * Download: taskmgr_attachment_files (a location of its own, no token)
  * checks the signature and the expiry and sends the file from disk, as the
  * static module does (sendfile where the location enables it).
+ *
+ * Garbage collection (taskmgr_attachment_gc, worker 0): a timer walks a
+ * slice of the store in the thread pool (files older than the grace), asks
+ * tm_api.attachment_orphans which of them no row names, and removes those
+ * in the thread pool.  A removal renames the file to <sha256>.gc first and
+ * deletes it only if its mtime is still old; an upload of the same content
+ * touches the file (or links it anew if it is gone) before its row is
+ * written, so a file is never removed under a row being written.
  */
 
 
@@ -56,6 +64,8 @@ typedef struct {
     ngx_array_t             *types; /* of ngx_str_t, lowercase */
     ngx_str_t                thread_pool_name;
     ngx_thread_pool_t       *thread_pool; /* stores uploaded files */
+    ngx_msec_t               gc_interval; /* 0: no collection */
+    time_t                   gc_grace;
 } ngx_http_taskmgr_attach_main_conf_t;
 
 
@@ -70,7 +80,41 @@ typedef struct {
     size_t              dir_len; /* of <path> */
     const char         *failed;  /* the call that failed, or NULL */
     ngx_err_t           err;
+    ngx_err_t           touch_err; /* of an existing file's utimensat() */
 } ngx_http_taskmgr_attach_store_t;
+
+
+/* the garbage collection's bounds: per slice of the walk */
+#define NGX_HTTP_TASKMGR_GC_DIRS  4096 /* of the 65536 leaf directories */
+#define NGX_HTTP_TASKMGR_GC_FILES 1000 /* candidates (and per directory) */
+#define NGX_HTTP_TASKMGR_GC_LEAVES 65536
+
+/* one slice of the collection, shared by its thread and the event loop */
+typedef struct {
+    u_char     *path; /* <path>/ab/cd/<sha256>, built in place */
+    u_char     *tomb; /* <path>/ab/cd/<sha256>.gc */
+    size_t      dir_len;
+    time_t      before; /* files modified earlier are candidates */
+    ngx_uint_t  walk;   /* 1: the walk, 0: the removal */
+    ngx_uint_t  cursor; /* in: the first leaf directory; out: the next */
+    ngx_uint_t  n;      /* digests in sha */
+    ngx_uint_t  full;   /* the walk stopped at GC_FILES candidates */
+    u_char     *sha;    /* n * 64 hex digits */
+    ngx_uint_t  removed;
+    ngx_uint_t  kept;     /* touched by an upload since the walk */
+    ngx_uint_t  restored; /* <sha256>.gc whose file was missing */
+    ngx_uint_t  errors;
+    ngx_err_t   err;      /* the first error and its call */
+    const char *failed;
+} ngx_http_taskmgr_attach_gc_work_t;
+
+typedef struct {
+    ngx_event_t                          timer;
+    ngx_pool_t                          *pool; /* of the slice in flight */
+    ngx_http_taskmgr_attach_main_conf_t *amcf;
+    ngx_uint_t                           cursor;
+    ngx_uint_t                           stopping;
+} ngx_http_taskmgr_attach_gc_t;
 
 
 /* the state of one upload while its body streams */
@@ -98,6 +142,11 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_taskmgr_attach_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_taskmgr_attach_init_process(ngx_cycle_t *cycle);
+static void ngx_http_taskmgr_attach_exit_process(ngx_cycle_t *cycle);
+static char *ngx_http_taskmgr_attachment_gc(ngx_conf_t *cf, ngx_command_t *cmd,
+                                            void *conf);
+static void ngx_http_taskmgr_attach_gc_run(ngx_event_t *ev);
 static void     *ngx_http_taskmgr_attach_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_taskmgr_attach_init_main_conf(ngx_conf_t *cf, void *conf);
 static char *ngx_http_taskmgr_attachment_path(ngx_conf_t    *cf,
@@ -190,6 +239,20 @@ static ngx_command_t  ngx_http_taskmgr_attach_commands[] = {
       offsetof(ngx_http_taskmgr_attach_main_conf_t, thread_pool_name),
       NULL },
 
+    { ngx_string("taskmgr_attachment_gc"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_taskmgr_attachment_gc,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("taskmgr_attachment_gc_grace"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_attach_main_conf_t, gc_grace),
+      NULL },
+
     { ngx_string("taskmgr_attachment_files"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_taskmgr_attachment_files,
@@ -223,14 +286,17 @@ ngx_module_t  ngx_http_taskmgr_attach_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_taskmgr_attach_init_process,  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_taskmgr_attach_exit_process,  /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
 /* clang-format on */
+
+
+static ngx_http_taskmgr_attach_gc_t ngx_http_taskmgr_attach_gc;
 
 
 /* ------------------------------------------------------------ config ---- */
@@ -248,6 +314,8 @@ ngx_http_taskmgr_attach_create_main_conf(ngx_conf_t *cf)
 
     amcf->url_ttl = NGX_CONF_UNSET;
     amcf->max_size = NGX_CONF_UNSET;
+    amcf->gc_interval = NGX_CONF_UNSET_MSEC;
+    amcf->gc_grace = NGX_CONF_UNSET;
     amcf->types = NGX_CONF_UNSET_PTR;
 
     return amcf;
@@ -274,6 +342,16 @@ ngx_http_taskmgr_attach_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "taskmgr_attachment_url_ttl must be between "
                            "1s and 7d");
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_conf_init_msec_value(amcf->gc_interval, 60000);
+    ngx_conf_init_value(amcf->gc_grace, 3600);
+
+    if (amcf->gc_grace < 1 || amcf->gc_grace > 365 * 24 * 3600) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "taskmgr_attachment_gc_grace must be between "
+                           "1s and 365d");
         return NGX_CONF_ERROR;
     }
 
@@ -466,6 +544,42 @@ ngx_http_taskmgr_attachment_types(ngx_conf_t *cf, ngx_command_t *cmd,
 
         *t = value[i];
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/* taskmgr_attachment_gc off | <interval> */
+static char *
+ngx_http_taskmgr_attachment_gc(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_taskmgr_attach_main_conf_t *amcf = conf;
+
+    ngx_str_t *value;
+    ngx_msec_t ms;
+
+    if (amcf->gc_interval != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        amcf->gc_interval = 0;
+        return NGX_CONF_OK;
+    }
+
+    ms = ngx_parse_time(&value[1], 0);
+
+    if (ms == (ngx_msec_t) NGX_ERROR || ms < 100 || ms > 24 * 3600 * 1000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "taskmgr_attachment_gc takes \"off\" or an "
+                           "interval between 100ms and 24h, not \"%V\"",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    amcf->gc_interval = ms;
 
     return NGX_CONF_OK;
 }
@@ -1113,7 +1227,21 @@ ngx_http_taskmgr_attach_store_thread(void *data, ngx_log_t *log)
     (void) log;
 
     if (ngx_file_info(st->file, &fi) != NGX_FILE_ERROR) {
-        return;
+        /*
+         * the same content is stored already: its mtime says "in use" to
+         * the garbage collection, which may have renamed it away since;
+         * then it is linked anew below
+         */
+        if (utimensat(AT_FDCWD, (char *) st->file, NULL, 0) == 0) {
+            return;
+        }
+
+        err = ngx_errno;
+
+        if (err != NGX_ENOENT) {
+            st->touch_err = err;
+            return;
+        }
     }
 
     /* <path>/ab, then <path>/ab/cd */
@@ -1198,6 +1326,13 @@ ngx_http_taskmgr_attach_stored(ngx_event_t *ev)
     r->main->blocked--;
 
     ctx = ngx_http_taskmgr_api_ctx(r);
+
+    if (st->touch_err) {
+        ngx_log_error(NGX_LOG_WARN, c->log, st->touch_err,
+                      "utimensat() \"%s\" failed (the garbage collection "
+                      "may take the file while its row is written)",
+                      st->file);
+    }
 
     if (st->failed == NULL) {
         rc = ngx_http_taskmgr_attach_insert(r, ctx);
@@ -1984,4 +2119,601 @@ not_found:
 
     return ngx_http_taskmgr_files_refuse(r, NGX_HTTP_NOT_FOUND, "not_found",
                                          "no such file");
+}
+
+
+/* ------------------------------------------------ garbage collection ---- */
+
+
+static void ngx_http_taskmgr_attach_gc_thread(void *data, ngx_log_t *log);
+static void ngx_http_taskmgr_attach_gc_walked(ngx_event_t *ev);
+static void ngx_http_taskmgr_attach_gc_orphans(ngx_http_taskmgr_pg_query_t *q);
+static void ngx_http_taskmgr_attach_gc_removed(ngx_event_t *ev);
+static void ngx_http_taskmgr_attach_gc_next(
+    ngx_http_taskmgr_attach_gc_work_t *w);
+
+
+static ngx_int_t
+ngx_http_taskmgr_attach_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_taskmgr_main_conf_t        *mcf;
+    ngx_http_taskmgr_attach_gc_t        *gc;
+    ngx_http_taskmgr_attach_main_conf_t *amcf;
+
+    gc = &ngx_http_taskmgr_attach_gc;
+    ngx_memzero(gc, sizeof(ngx_http_taskmgr_attach_gc_t));
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_taskmgr_attach_module);
+    mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_taskmgr_module);
+
+    if (amcf == NULL || mcf == NULL || amcf->path.len == 0
+        || amcf->gc_interval == 0 || amcf->thread_pool == NULL
+        || mcf->pg_keywords == NULL
+        || (ngx_process == NGX_PROCESS_WORKER && ngx_worker != 0))
+    {
+        return NGX_OK;
+    }
+
+    gc->amcf = amcf;
+    gc->timer.handler = ngx_http_taskmgr_attach_gc_run;
+    gc->timer.log = cycle->log;
+    gc->timer.data = gc;
+    gc->timer.cancelable = 1;
+
+    ngx_add_timer(&gc->timer, amcf->gc_interval);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_taskmgr_attach_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_taskmgr_attach_gc_t *gc;
+
+    (void) cycle;
+
+    gc = &ngx_http_taskmgr_attach_gc;
+    gc->stopping = 1;
+
+    if (gc->timer.timer_set) {
+        ngx_del_timer(&gc->timer);
+    }
+
+    /* a slice in flight keeps its pool (reachable from gc): its thread or
+     * query may still hold it */
+}
+
+
+/*
+ * The end of a slice (w: NULL if it never started): its pool goes, the
+ * next one is timed; after a slice that stopped at its count of candidates,
+ * within a second.
+ */
+static void
+ngx_http_taskmgr_attach_gc_next(ngx_http_taskmgr_attach_gc_work_t *w)
+{
+    ngx_msec_t                    after;
+    ngx_http_taskmgr_attach_gc_t *gc;
+
+    gc = &ngx_http_taskmgr_attach_gc;
+
+    after = gc->amcf->gc_interval;
+
+    if (w && w->full && after > 1000) {
+        after = 1000;
+    }
+
+    if (gc->pool) {
+        ngx_destroy_pool(gc->pool);
+        gc->pool = NULL;
+    }
+
+    if (gc->stopping || ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+    ngx_add_timer(&gc->timer, after);
+}
+
+
+static ngx_int_t
+ngx_http_taskmgr_attach_gc_post(ngx_http_taskmgr_attach_gc_work_t *w,
+                                ngx_event_handler_pt               done)
+{
+    ngx_thread_task_t            *task;
+    ngx_http_taskmgr_attach_gc_t *gc;
+
+    gc = &ngx_http_taskmgr_attach_gc;
+
+    task = ngx_thread_task_alloc(gc->pool, 0);
+    if (task == NULL) {
+        return NGX_ERROR;
+    }
+
+    task->ctx = w;
+    task->handler = ngx_http_taskmgr_attach_gc_thread;
+    task->event.data = w;
+    task->event.handler = done;
+    task->event.log = gc->timer.log;
+
+    return ngx_thread_task_post(gc->amcf->thread_pool, task);
+}
+
+
+/* the timer: a slice of the walk */
+static void
+ngx_http_taskmgr_attach_gc_run(ngx_event_t *ev)
+{
+    ngx_http_taskmgr_attach_gc_t        *gc;
+    ngx_http_taskmgr_attach_gc_work_t   *w;
+    ngx_http_taskmgr_attach_main_conf_t *amcf;
+
+    gc = ev->data;
+    amcf = gc->amcf;
+
+    if (gc->stopping || gc->pool || ngx_exiting || ngx_quit || ngx_terminate)
+    {
+        return;
+    }
+
+    w = NULL;
+
+    gc->pool = ngx_create_pool(4096, ev->log);
+    if (gc->pool == NULL) {
+        goto failed;
+    }
+
+    w = ngx_pcalloc(gc->pool, sizeof(ngx_http_taskmgr_attach_gc_work_t));
+    if (w == NULL) {
+        goto failed;
+    }
+
+    /* <path>/ab/cd/<64 hex>.gc and its NUL */
+    w->path = ngx_pnalloc(gc->pool, amcf->path.len + 7
+                                        + NGX_HTTP_TASKMGR_ATT_SHA_LEN + 4);
+    w->tomb = ngx_pnalloc(gc->pool, amcf->path.len + 7
+                                        + NGX_HTTP_TASKMGR_ATT_SHA_LEN + 4);
+    w->sha = ngx_pnalloc(gc->pool, NGX_HTTP_TASKMGR_GC_FILES
+                                       * NGX_HTTP_TASKMGR_ATT_SHA_LEN);
+    if (w->path == NULL || w->tomb == NULL || w->sha == NULL) {
+        goto failed;
+    }
+
+    ngx_memcpy(w->path, amcf->path.data, amcf->path.len);
+    w->dir_len = amcf->path.len;
+    w->before = ngx_time() - amcf->gc_grace;
+    w->walk = 1;
+    w->cursor = gc->cursor;
+
+    if (ngx_http_taskmgr_attach_gc_post(w, ngx_http_taskmgr_attach_gc_walked)
+        == NGX_OK)
+    {
+        return;
+    }
+
+failed:
+
+    ngx_http_taskmgr_attach_gc_next(w);
+}
+
+
+static ngx_uint_t
+ngx_http_taskmgr_attach_gc_is_sha(u_char *p, size_t len)
+{
+    size_t i;
+
+    if (len != NGX_HTTP_TASKMGR_ATT_SHA_LEN) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f'))) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static void
+ngx_http_taskmgr_attach_gc_error(ngx_http_taskmgr_attach_gc_work_t *w,
+                                 const char *call, ngx_err_t err)
+{
+    if (w->errors++ == 0) {
+        w->err = err;
+        w->failed = call;
+    }
+}
+
+
+/* w->path and w->tomb: <leaf>/<sha256> and <leaf>/<sha256>.gc */
+static void
+ngx_http_taskmgr_attach_gc_names(ngx_http_taskmgr_attach_gc_work_t *w,
+                                 size_t leaf_len, u_char *sha)
+{
+    u_char *p;
+
+    ngx_memcpy(w->path + leaf_len, sha, NGX_HTTP_TASKMGR_ATT_SHA_LEN);
+    w->path[leaf_len + NGX_HTTP_TASKMGR_ATT_SHA_LEN] = '\0';
+
+    p = ngx_cpymem(w->tomb, w->path, leaf_len + NGX_HTTP_TASKMGR_ATT_SHA_LEN);
+    ngx_memcpy(p, ".gc", sizeof(".gc"));
+}
+
+
+/*
+ * In a thread: one leaf directory's candidates (files older than the
+ * grace).  A <sha256>.gc left by a removal that did not finish goes back to
+ * its name when the file is missing, and goes when the file is there.
+ * leaf_len: w->path holds "<path>/ab/cd/" up to it.
+ */
+static void
+ngx_http_taskmgr_attach_gc_leaf(ngx_http_taskmgr_attach_gc_work_t *w,
+                                size_t                             leaf_len)
+{
+    DIR           *dir;
+    size_t         len;
+    ngx_err_t      err;
+    ngx_uint_t     seen, found;
+    struct stat    sb;
+    struct dirent *de;
+
+    w->path[leaf_len - 1] = '\0';
+
+    dir = opendir((char *) w->path);
+
+    w->path[leaf_len - 1] = '/';
+
+    if (dir == NULL) {
+        err = ngx_errno;
+        if (err != NGX_ENOENT && err != NGX_ENOTDIR) {
+            ngx_http_taskmgr_attach_gc_error(w, "opendir()", err);
+        }
+        return;
+    }
+
+    found = 0;
+
+    /* bounded: at most GC_FILES candidates of one directory a cycle */
+    for (seen = 0; seen < 4 * NGX_HTTP_TASKMGR_GC_FILES; seen++) {
+        ngx_set_errno(0);
+        de = readdir(dir);
+
+        if (de == NULL) {
+            err = ngx_errno;
+            if (err) {
+                ngx_http_taskmgr_attach_gc_error(w, "readdir()", err);
+            }
+            break;
+        }
+
+        len = ngx_strlen(de->d_name);
+
+        if (len == NGX_HTTP_TASKMGR_ATT_SHA_LEN + 3
+            && ngx_strcmp(de->d_name + NGX_HTTP_TASKMGR_ATT_SHA_LEN, ".gc") == 0
+            && ngx_http_taskmgr_attach_gc_is_sha((u_char *) de->d_name,
+                                                 NGX_HTTP_TASKMGR_ATT_SHA_LEN))
+        {
+            ngx_http_taskmgr_attach_gc_names(w, leaf_len,
+                                             (u_char *) de->d_name);
+
+            if (lstat((char *) w->path, &sb) == 0) {
+                if (unlink((char *) w->tomb) == -1 && ngx_errno != NGX_ENOENT)
+                {
+                    ngx_http_taskmgr_attach_gc_error(w, "unlink()", ngx_errno);
+                }
+
+            } else if (rename((char *) w->tomb, (char *) w->path) == 0) {
+                w->restored++;
+
+            } else if (ngx_errno != NGX_ENOENT) {
+                ngx_http_taskmgr_attach_gc_error(w, "rename()", ngx_errno);
+            }
+
+            continue;
+        }
+
+        if (!ngx_http_taskmgr_attach_gc_is_sha((u_char *) de->d_name, len)) {
+            continue;
+        }
+
+        ngx_http_taskmgr_attach_gc_names(w, leaf_len, (u_char *) de->d_name);
+
+        if (lstat((char *) w->path, &sb) == -1) {
+            err = ngx_errno;
+            if (err != NGX_ENOENT) {
+                ngx_http_taskmgr_attach_gc_error(w, "lstat()", err);
+            }
+            continue;
+        }
+
+        if (!S_ISREG(sb.st_mode) || sb.st_mtime >= w->before) {
+            continue;
+        }
+
+        ngx_memcpy(w->sha + w->n * NGX_HTTP_TASKMGR_ATT_SHA_LEN, de->d_name,
+                   NGX_HTTP_TASKMGR_ATT_SHA_LEN);
+        w->n++;
+
+        if (w->n == NGX_HTTP_TASKMGR_GC_FILES
+            || ++found == NGX_HTTP_TASKMGR_GC_FILES)
+        {
+            break;
+        }
+    }
+
+    closedir(dir);
+}
+
+
+/* In a thread: a slice of the walk, or the removal of the orphans. */
+static void
+ngx_http_taskmgr_attach_gc_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_taskmgr_attach_gc_work_t *w = data;
+
+    u_char      *leaf;
+    size_t       leaf_len;
+    ngx_uint_t   i, visited;
+    struct stat  sb;
+
+    (void) log;
+
+    if (w->walk) {
+        for (visited = 0;
+             visited < NGX_HTTP_TASKMGR_GC_DIRS
+             && w->cursor < NGX_HTTP_TASKMGR_GC_LEAVES
+             && w->n < NGX_HTTP_TASKMGR_GC_FILES;
+             visited++)
+        {
+            leaf = ngx_sprintf(w->path + w->dir_len, "/%02xi",
+                               w->cursor >> 8);
+            *leaf = '\0';
+
+            /* a missing first level: its 256 leaves at once */
+            if ((w->cursor & 0xff) == 0 && lstat((char *) w->path, &sb) == -1)
+            {
+                if (ngx_errno != NGX_ENOENT) {
+                    ngx_http_taskmgr_attach_gc_error(w, "lstat()", ngx_errno);
+                }
+
+                w->cursor += 256;
+                continue;
+            }
+
+            leaf = ngx_sprintf(leaf, "/%02xi/", w->cursor & 0xff);
+            leaf_len = leaf - w->path;
+
+            ngx_http_taskmgr_attach_gc_leaf(w, leaf_len);
+
+            w->cursor++;
+        }
+
+        return;
+    }
+
+    for (i = 0; i < w->n; i++) {
+        leaf = ngx_sprintf(w->path + w->dir_len, "/%*s/%*s/", (size_t) 2,
+                           w->sha + i * NGX_HTTP_TASKMGR_ATT_SHA_LEN,
+                           (size_t) 2,
+                           w->sha + i * NGX_HTTP_TASKMGR_ATT_SHA_LEN + 2);
+        leaf_len = leaf - w->path;
+
+        ngx_http_taskmgr_attach_gc_names(
+            w, leaf_len, w->sha + i * NGX_HTTP_TASKMGR_ATT_SHA_LEN);
+
+        /*
+         * Renamed first: an upload that touches the file from now on finds
+         * it gone and links its own copy.  One that touched it before the
+         * rename (its row may be on its way) left a new mtime: the file
+         * goes back.
+         */
+        if (lstat((char *) w->path, &sb) == -1 || sb.st_mtime >= w->before) {
+            w->kept++;
+            continue;
+        }
+
+        if (rename((char *) w->path, (char *) w->tomb) == -1) {
+            if (ngx_errno != NGX_ENOENT) {
+                ngx_http_taskmgr_attach_gc_error(w, "rename()", ngx_errno);
+            }
+            continue;
+        }
+
+        if (lstat((char *) w->tomb, &sb) == 0 && sb.st_mtime < w->before) {
+            if (unlink((char *) w->tomb) == 0) {
+                w->removed++;
+
+            } else {
+                ngx_http_taskmgr_attach_gc_error(w, "unlink()", ngx_errno);
+            }
+
+            continue;
+        }
+
+        w->kept++;
+
+        if (rename((char *) w->tomb, (char *) w->path) == -1) {
+            ngx_http_taskmgr_attach_gc_error(w, "rename()", ngx_errno);
+        }
+    }
+}
+
+
+/* the walk is done: which of its candidates does no row name? */
+static void
+ngx_http_taskmgr_attach_gc_walked(ngx_event_t *ev)
+{
+    u_char                            *p;
+    ngx_str_t                          arr;
+    ngx_uint_t                         i;
+    ngx_http_taskmgr_attach_gc_t      *gc;
+    ngx_http_taskmgr_pg_query_t       *q;
+    ngx_http_taskmgr_attach_gc_work_t *w;
+
+    w = ev->data;
+    gc = &ngx_http_taskmgr_attach_gc;
+
+    if (w->errors) {
+        ngx_log_error(NGX_LOG_ERR, ev->log, w->err,
+                      "taskmgr: attachment gc: %s failed (%ui errors) in "
+                      "\"%V\"",
+                      w->failed, w->errors, &gc->amcf->path);
+    }
+
+    if (w->restored) {
+        ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
+                      "taskmgr: attachment gc: restored %ui files from "
+                      "an unfinished removal",
+                      w->restored);
+    }
+
+    /* a whole pass done: start again at the first leaf */
+    gc->cursor = (w->cursor >= NGX_HTTP_TASKMGR_GC_LEAVES) ? 0 : w->cursor;
+    w->full = (w->n == NGX_HTTP_TASKMGR_GC_FILES);
+
+    if (w->n == 0 || gc->stopping || ngx_exiting || ngx_quit || ngx_terminate)
+    {
+        ngx_http_taskmgr_attach_gc_next(w);
+        return;
+    }
+
+    /* {sha,sha,...} */
+    arr.data = ngx_pnalloc(gc->pool, w->n * (NGX_HTTP_TASKMGR_ATT_SHA_LEN + 1)
+                                         + 2);
+    if (arr.data == NULL) {
+        ngx_http_taskmgr_attach_gc_next(w);
+        return;
+    }
+
+    p = arr.data;
+    *p++ = '{';
+
+    for (i = 0; i < w->n; i++) {
+        if (i) {
+            *p++ = ',';
+        }
+        p = ngx_cpymem(p, w->sha + i * NGX_HTTP_TASKMGR_ATT_SHA_LEN,
+                       NGX_HTTP_TASKMGR_ATT_SHA_LEN);
+    }
+
+    *p++ = '}';
+    arr.len = p - arr.data;
+
+    q = ngx_http_taskmgr_pg_query_create_bg(gc->pool, ev->log,
+                                            NGX_HTTP_TASKMGR_SQL_ATTACH_ORPHANS,
+                                            ngx_http_taskmgr_attach_gc_orphans);
+    if (q == NULL) {
+        ngx_http_taskmgr_attach_gc_next(w);
+        return;
+    }
+
+    q->data = w;
+    ngx_http_taskmgr_pg_param(q, &arr);
+
+    if (ngx_http_taskmgr_pg_submit(q) != NGX_OK) {
+        ngx_http_taskmgr_attach_gc_next(w);
+    }
+}
+
+
+/* the orphans: removed in the thread pool */
+static void
+ngx_http_taskmgr_attach_gc_orphans(ngx_http_taskmgr_pg_query_t *q)
+{
+    int                                i, rows;
+    ngx_http_taskmgr_attach_gc_t      *gc;
+    ngx_http_taskmgr_attach_gc_work_t *w;
+
+    w = q->data;
+    gc = &ngx_http_taskmgr_attach_gc;
+
+    if (q->rc != NGX_OK || q->res == NULL) {
+        ngx_log_error(NGX_LOG_WARN, q->log, 0,
+                      "taskmgr: attachment gc: the database did not answer");
+        goto next;
+    }
+
+    if (q->sqlstate) {
+        ngx_log_error(NGX_LOG_ERR, q->log, 0,
+                      "taskmgr: attachment gc failed (%s): %s", q->sqlstate,
+                      PQresultErrorMessage(q->res));
+        goto next;
+    }
+
+    rows = PQntuples(q->res);
+
+    if (PQnfields(q->res) != 1 || rows < 0
+        || (ngx_uint_t) rows > w->n)
+    {
+        ngx_log_error(NGX_LOG_ERR, q->log, 0,
+                      "taskmgr: attachment gc: unexpected answer");
+        goto next;
+    }
+
+    /* the orphans replace the candidates (the answer goes with the pool) */
+    w->n = 0;
+
+    for (i = 0; i < rows; i++) {
+        if (PQgetisnull(q->res, i, 0)
+            || PQgetlength(q->res, i, 0) != NGX_HTTP_TASKMGR_ATT_SHA_LEN
+            || !ngx_http_taskmgr_attach_gc_is_sha(
+                (u_char *) PQgetvalue(q->res, i, 0),
+                NGX_HTTP_TASKMGR_ATT_SHA_LEN))
+        {
+            continue;
+        }
+
+        ngx_memcpy(w->sha + w->n * NGX_HTTP_TASKMGR_ATT_SHA_LEN,
+                   PQgetvalue(q->res, i, 0), NGX_HTTP_TASKMGR_ATT_SHA_LEN);
+        w->n++;
+    }
+
+    if (w->n == 0 || gc->stopping || ngx_exiting || ngx_quit || ngx_terminate)
+    {
+        goto next;
+    }
+
+    w->walk = 0;
+    w->errors = 0;
+
+    if (ngx_http_taskmgr_attach_gc_post(w, ngx_http_taskmgr_attach_gc_removed)
+        == NGX_OK)
+    {
+        return;
+    }
+
+next:
+
+    ngx_http_taskmgr_attach_gc_next(w);
+}
+
+
+static void
+ngx_http_taskmgr_attach_gc_removed(ngx_event_t *ev)
+{
+    ngx_http_taskmgr_attach_gc_t      *gc;
+    ngx_http_taskmgr_attach_gc_work_t *w;
+
+    w = ev->data;
+    gc = &ngx_http_taskmgr_attach_gc;
+
+    if (w->errors) {
+        ngx_log_error(NGX_LOG_ERR, ev->log, w->err,
+                      "taskmgr: attachment gc: %s failed (%ui errors) in "
+                      "\"%V\"",
+                      w->failed, w->errors, &gc->amcf->path);
+    }
+
+    if (w->removed || w->kept) {
+        ngx_log_error(NGX_LOG_INFO, ev->log, 0,
+                      "taskmgr: attachment gc removed %ui files, kept %ui "
+                      "in use again",
+                      w->removed, w->kept);
+    }
+
+    ngx_http_taskmgr_attach_gc_next(w);
 }

@@ -173,6 +173,7 @@ ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[] = {
     { "tm_attach_list", TM_CALL("attachment_list", "$1, $2, $3, $4") },
     { "tm_attach_get", TM_CALL("attachment_get", "$1, $2, $3, $4") },
     { "tm_attach_delete", TM_CALL("attachment_delete", "$1, $2, $3, $4") },
+    { "tm_attach_orphans", "SELECT tm_api.attachment_orphans($1::text[])" },
     { NULL, NULL }
 };
 

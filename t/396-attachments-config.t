@@ -17,7 +17,7 @@ close $fh or die $!;
 
 run_blocks($t, no_done => 1);
 
-# TEST 8 (the last block) is still running: its start-up said why links will
+# TEST 10 (the last block) is still running: its start-up said why links will
 # not survive a reload
 my $stderr = do { local (@ARGV, $/) = ($t->dir . '/nginx.stderr'); <> } // '';
 like($t->error_log . $stderr, qr/\[warn\].*taskmgr_attachment_url_key_file is not set: download links are signed with a random key of this configuration/,
@@ -74,7 +74,23 @@ taskmgr_attachment_thread_pool nosuch;
 [emerg]
 unknown thread pool "nosuch"
 
-=== TEST 7: without taskmgr_attachment_path attachments are off: downloads 404
+=== TEST 7: the collection's interval is off or 100ms..24h
+--- must_die
+--- http_config
+taskmgr_attachment_gc 10ms;
+--- error_log
+[emerg]
+taskmgr_attachment_gc takes "off" or an interval between 100ms and 24h, not "10ms"
+
+=== TEST 8: the collection's grace is at least a second
+--- must_die
+--- http_config
+taskmgr_attachment_gc_grace 0s;
+--- error_log
+[emerg]
+taskmgr_attachment_gc_grace must be between 1s and 365d
+
+=== TEST 9: without taskmgr_attachment_path attachments are off: downloads 404
 --- http_config
 # no taskmgr_attachment_path here
 --- request
@@ -82,7 +98,7 @@ GET /v1/files/00000000-0000-7000-8000-000000000000/00000000000000000000000000000
 --- error_code: 404
 --- response_json_like: {"code":"not_found","detail":"attachments are not enabled"}
 
-=== TEST 8: without a key file, links are signed with a random key and nginx says so
+=== TEST 10: without a key file, links are signed with a random key and nginx says so
 --- http_config
 # no taskmgr_attachment_url_key_file here
 --- request
