@@ -2511,7 +2511,12 @@ ngx_http_taskmgr_attach_gc_thread(void *data, ngx_log_t *log)
          * rename (its row may be on its way) left a new mtime: the file
          * goes back.
          */
-        if (lstat((char *) w->path, &sb) == -1 || sb.st_mtime >= w->before) {
+        if (lstat((char *) w->path, &sb) == -1) {
+            /* gone since the walk (another instance's collection) */
+            continue;
+        }
+
+        if (sb.st_mtime >= w->before) {
             w->kept++;
             continue;
         }
