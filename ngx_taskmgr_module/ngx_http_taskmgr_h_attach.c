@@ -2548,6 +2548,21 @@ ngx_http_taskmgr_attach_gc_thread(void *data, ngx_log_t *log)
 }
 
 
+/* the first file-system error of a slice and their count */
+static void
+ngx_http_taskmgr_attach_gc_log_errors(ngx_http_taskmgr_attach_gc_work_t *w,
+                                      ngx_log_t                         *log)
+{
+    if (w->errors) {
+        ngx_log_error(NGX_LOG_ERR, log, w->err,
+                      "taskmgr: attachment gc: %s failed (%ui errors) in "
+                      "\"%V\"",
+                      w->failed, w->errors,
+                      &ngx_http_taskmgr_attach_gc.amcf->path);
+    }
+}
+
+
 /* the walk is done: which of its candidates does no row name? */
 static void
 ngx_http_taskmgr_attach_gc_walked(ngx_event_t *ev)
@@ -2562,12 +2577,7 @@ ngx_http_taskmgr_attach_gc_walked(ngx_event_t *ev)
     w = ev->data;
     gc = &ngx_http_taskmgr_attach_gc;
 
-    if (w->errors) {
-        ngx_log_error(NGX_LOG_ERR, ev->log, w->err,
-                      "taskmgr: attachment gc: %s failed (%ui errors) in "
-                      "\"%V\"",
-                      w->failed, w->errors, &gc->amcf->path);
-    }
+    ngx_http_taskmgr_attach_gc_log_errors(w, ev->log);
 
     if (w->restored) {
         ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
@@ -2700,18 +2710,11 @@ next:
 static void
 ngx_http_taskmgr_attach_gc_removed(ngx_event_t *ev)
 {
-    ngx_http_taskmgr_attach_gc_t      *gc;
     ngx_http_taskmgr_attach_gc_work_t *w;
 
     w = ev->data;
-    gc = &ngx_http_taskmgr_attach_gc;
 
-    if (w->errors) {
-        ngx_log_error(NGX_LOG_ERR, ev->log, w->err,
-                      "taskmgr: attachment gc: %s failed (%ui errors) in "
-                      "\"%V\"",
-                      w->failed, w->errors, &gc->amcf->path);
-    }
+    ngx_http_taskmgr_attach_gc_log_errors(w, ev->log);
 
     if (w->removed || w->kept) {
         ngx_log_error(NGX_LOG_INFO, ev->log, 0,
