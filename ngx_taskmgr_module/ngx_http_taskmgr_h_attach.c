@@ -2541,7 +2541,10 @@ ngx_http_taskmgr_attach_gc_thread(void *data, ngx_log_t *log)
 
         w->kept++;
 
-        if (rename((char *) w->tomb, (char *) w->path) == -1) {
+        /* ENOENT: another instance's walk put it back already */
+        if (rename((char *) w->tomb, (char *) w->path) == -1
+            && ngx_errno != NGX_ENOENT)
+        {
             ngx_http_taskmgr_attach_gc_error(w, "rename()", ngx_errno);
         }
     }
