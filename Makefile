@@ -33,7 +33,7 @@ RUN_REDIS_PORT := 26379
 # Debian packages everything here needs (build, run, test, bench).
 DEB_PACKAGES := build-essential nginx-core nginx-dev libpq-dev \
                 postgresql-15 postgresql-client-15 redis-server redis-tools \
-                libjansson-dev libjwt-dev libargon2-dev libssl-dev libhiredis-dev \
+                libjansson-dev libargon2-dev libssl-dev libhiredis-dev \
                 wrk perl curl jq procps util-linux passwd coreutils john-data
 
 .PHONY: all deps build build-asan unit run test test-asan migrate bench stop status \
