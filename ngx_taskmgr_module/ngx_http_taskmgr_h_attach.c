@@ -1523,6 +1523,7 @@ ngx_http_taskmgr_attach_insert(ngx_http_request_t         *r,
     ngx_http_taskmgr_pg_param(q, &actx->type);
     ngx_http_taskmgr_pg_param(q, &actx->name);
     ngx_http_taskmgr_pg_param(q, &exp);
+    ngx_http_taskmgr_api_audit_params(r, q);
     ngx_http_taskmgr_idem_params(q, ctx);
 
     /* a stored file whose row is never written stays: content-addressed,
@@ -1796,6 +1797,11 @@ ngx_http_taskmgr_attach_read(ngx_http_request_t         *r,
     if (q != NULL) {
         ngx_http_taskmgr_pg_param(q, &ctx->params[0]);
         ngx_http_taskmgr_pg_param(q, &ctx->params[1]);
+
+        if (stmt == NGX_HTTP_TASKMGR_SQL_ATTACH_DELETE) {
+            /* a write: its audit entry's request id and address */
+            ngx_http_taskmgr_api_audit_params(r, q);
+        }
     }
 
     return ngx_http_taskmgr_api_submit(r, q);

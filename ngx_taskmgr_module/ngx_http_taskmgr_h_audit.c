@@ -141,8 +141,8 @@ ngx_http_taskmgr_audit_is_type(ngx_str_t *v)
 {
     ngx_uint_t i;
 
-    static const char *types[] = { "task", "project", "comment", "member",
-                                   NULL };
+    static const char *types[] = { "task",   "project",    "comment",
+                                   "member", "attachment", NULL };
 
     for (i = 0; types[i]; i++) {
         if (v->len == ngx_strlen(types[i])

@@ -48,7 +48,8 @@
  * before the write), so that a replay signs the same links */
 #define TM_ATTACH_CREATE                                                       \
     "SELECT status, body, meta || ' ' || $9 AS meta "                          \
-    "FROM tm_api.attachment_create($1, $2, $3, $4, $5, $6, $7, $8)"
+    "FROM tm_api.attachment_create(" TM_AUDIT("$10", "$11")                    \
+    ", $2, $3, $4, $5, $6, $7, $8)"
 
 
 ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[] = {
@@ -169,10 +170,11 @@ ngx_http_taskmgr_sql_stmt_t ngx_http_taskmgr_sql_stmts[] = {
     { "tm_attach_check", TM_CALL("attachment_check", "$1, $2, $3, $4") },
     { "tm_attach_create", TM_ATTACH_CREATE },
     { "tm_attach_create_idem",
-      TM_IDEM(TM_ATTACH_CREATE, "status", "$10", "$11") },
+      TM_IDEM(TM_ATTACH_CREATE, "status", "$12", "$13") },
     { "tm_attach_list", TM_CALL("attachment_list", "$1, $2, $3, $4") },
     { "tm_attach_get", TM_CALL("attachment_get", "$1, $2, $3, $4") },
-    { "tm_attach_delete", TM_CALL("attachment_delete", "$1, $2, $3, $4") },
+    { "tm_attach_delete",
+      TM_CALL("attachment_delete", TM_AUDIT("$5", "$6") ", $2, $3, $4") },
     { "tm_attach_orphans", "SELECT tm_api.attachment_orphans($1::text[])" },
     { NULL, NULL }
 };

@@ -1,6 +1,7 @@
-# The audit trail (sql/0007_audit.sql): every write to tasks, projects,
-# comments and workspace members records exactly one entry per row (who,
-# what changed, request id, client IP), in the write's own transaction;
+# The audit trail (sql/0007_audit.sql, 0017): every write to tasks,
+# projects, comments, workspace members and attachments records exactly one
+# entry per row (who, what changed, request id, client IP), in the write's
+# own transaction;
 # failed writes record nothing; GET .../tasks/{id}/activity (members) and
 # GET .../audit-log (admins and owners) page newest first; nothing changes
 # or deletes audit rows, and no route writes them.
@@ -11,6 +12,7 @@ use lib "$FindBin::Bin/lib";
 
 use Test::More;
 use JSON::PP ();
+use Digest::SHA ();
 use MIME::Base64 ();
 use Taskmgr::Test;
 use Taskmgr::Load qw(setup_user create_task);
@@ -467,6 +469,50 @@ my $log = "/v1/workspaces/$ws/audit-log";
         is(req($m => $log, $alice, body => {})->{status}, 405, "audit-log: $m is 405");
     }
     is(req(DELETE => $act, $alice)->{status}, 405, 'activity: DELETE is 405');
+}
+
+# --- attachments: upload and delete; a task's purge takes them without entries ---------
+
+{
+    my $at = mk($bob, 'with files');
+    my $body = "audit me $t->{rand}\n";
+    my %file = (name => 'a.txt', content_type => 'text/plain', size => length $body,
+                sha256 => Digest::SHA::sha256_hex($body));
+    my $upload = sub {
+        my ($u) = @_;
+        return req(POST => "$tasks/$at/attachments?name=a.txt", $u,
+                   headers => { 'Content-Type' => 'text/plain' }, body => $body);
+    };
+    my $up = $upload->($bob);
+    is($up->{status}, 201, 'attachment upload: 201') or diag $up->{body};
+    my $aid = $up->{json}{id};
+    one_entry($up, $bob, 'attachment upload', entity_type => 'attachment', entity_id => $aid,
+              task_id => $at, action => 'create', changes => \%file);
+    my $vu = $upload->($carol);
+    is($vu->{status}, 403, "a viewer's upload: 403");
+    no_entry($vu, "a viewer's upload");
+    my $ad = req(DELETE => "/v1/workspaces/$ws/attachments/$aid", $dave);
+    is($ad->{status}, 204, 'attachment delete by an admin: 204');
+    one_entry($ad, $dave, 'attachment delete', entity_type => 'attachment', entity_id => $aid,
+              task_id => $at, action => 'delete', changes => \%file);
+    no_entry(req(DELETE => "/v1/workspaces/$ws/attachments/$aid", $dave),
+             'the same delete again (404)');
+    my $act = req(GET => "$tasks/$at/activity", $bob);
+    is_deeply([ map { "$_->{entity_type} $_->{action}" } @{ $act->{json}{data} } ],
+              [ 'attachment delete', 'attachment create', 'task create' ],
+              "the task's activity lists its attachments' entries");
+
+    my $up2 = $upload->($bob);
+    is($up2->{status}, 201, 'another upload: 201');
+    my $pg2 = req(DELETE => "$tasks/$at?permanent=true", $alice);
+    is($pg2->{status}, 204, 'the task deleted for good: 204');
+    is_deeply([ map { "$_->{entity_type} $_->{action}" } @{ entries($pg2->{rid}) } ],
+              [ 'task purge' ], '... its purge entry only (the attachment it took has none)');
+    my $fl = req(GET => "/v1/workspaces/$ws/audit-log?entity_type=attachment", $alice);
+    is($fl->{status}, 200, 'audit-log ?entity_type=attachment: 200');
+    is_deeply([ map { "$_->{action} $_->{entity_id}" } @{ $fl->{json}{data} } ],
+              [ "create $up2->{json}{id}", "delete $aid", "create $aid" ],
+              '... the three attachment entries, newest first; they outlive the task');
 }
 
 # --- immutability -----------------------------------------------------------------------
