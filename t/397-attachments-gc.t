@@ -60,6 +60,18 @@ sub wait_for {
     return 0;
 }
 
+# after a (re)start: PostgreSQL and Redis connected (the revocation check
+# answers 503 until Redis is)
+sub ready {
+    my $until = time + 15;
+    while (time < $until) {
+        return if $t->request(GET => '/readyz')->{status} == 200;
+        sleep 0.05;
+    }
+    fail('ready after start');
+}
+ready();
+
 my $tag = "$$-" . int rand 1e9;
 my ($keep, $shared, $gone, $purged) = map { "gc $_ $tag\n" } qw(keep shared gone purged);
 
@@ -135,6 +147,7 @@ is(fetch($alice, $again->{id}), $gone, '... and downloads');
 # files younger than the grace stay
 $t->start(http_config => 'taskmgr_attachment_gc 200ms;
     taskmgr_attachment_gc_grace 1h;');
+ready();
 {
     my $young = "gc young $tag\n";
     my $a = upload($alice, $t1, 'young.txt', $young);
@@ -146,6 +159,7 @@ $t->start(http_config => 'taskmgr_attachment_gc 200ms;
 # taskmgr_attachment_gc off: nothing is collected
 $t->start(http_config => 'taskmgr_attachment_gc off;
     taskmgr_attachment_gc_grace 1s;');
+ready();
 {
     my $off = "gc off $tag\n";
     my $a = upload($alice, $t1, 'off.txt', $off);
@@ -155,6 +169,7 @@ $t->start(http_config => 'taskmgr_attachment_gc off;
 
     # and on again: it goes
     $t->start(http_config => $gc_conf);
+    ready();
     ok(wait_for(1, file_of($off)), '... collected once the collection is on');
 }
 
