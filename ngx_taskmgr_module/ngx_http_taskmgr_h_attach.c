@@ -165,8 +165,8 @@ static ngx_int_t ngx_http_taskmgr_attach_commit(ngx_http_request_t         *r,
                                                 ngx_http_taskmgr_api_ctx_t *ctx);
 static void ngx_http_taskmgr_attach_store_thread(void *data, ngx_log_t *log);
 static void ngx_http_taskmgr_attach_stored(ngx_event_t *ev);
-static ngx_int_t ngx_http_taskmgr_attach_insert(ngx_http_request_t         *r,
-                                                ngx_http_taskmgr_api_ctx_t *ctx);
+static ngx_int_t ngx_http_taskmgr_attach_insert(
+    ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx);
 static void ngx_http_taskmgr_attach_answer(ngx_http_taskmgr_pg_query_t *q);
 static ngx_int_t ngx_http_taskmgr_files_handler(ngx_http_request_t *r);
 
