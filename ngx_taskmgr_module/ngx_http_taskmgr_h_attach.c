@@ -772,6 +772,26 @@ ngx_http_taskmgr_sniff_text(u_char *p, size_t n, off_t size)
 /* ------------------------------------------------------------ upload ---- */
 
 
+/* a SHA-256 as the store names it: 64 lowercase hex digits */
+static ngx_uint_t
+ngx_http_taskmgr_attach_is_sha(u_char *p, size_t len)
+{
+    size_t i;
+
+    if (len != NGX_HTTP_TASKMGR_ATT_SHA_LEN) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f'))) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 static ngx_int_t
 ngx_http_taskmgr_attach_refuse(ngx_http_request_t *r, ngx_uint_t status,
                                const char *code, const char *detail)
@@ -1983,12 +2003,8 @@ ngx_http_taskmgr_files_handler(ngx_http_request_t *r)
         goto not_found;
     }
 
-    for (len = 0; len < sha.len; len++) {
-        if (!((sha.data[len] >= '0' && sha.data[len] <= '9')
-              || (sha.data[len] >= 'a' && sha.data[len] <= 'f')))
-        {
-            goto not_found;
-        }
+    if (!ngx_http_taskmgr_attach_is_sha(sha.data, sha.len)) {
+        goto not_found;
     }
 
     if (ngx_http_taskmgr_files_arg(r, "exp", &sexp, NGX_TIME_T_LEN) != NGX_OK
@@ -2192,6 +2208,15 @@ ngx_http_taskmgr_attach_exit_process(ngx_cycle_t *cycle)
 }
 
 
+/* no new slice or step: the worker is exiting or the collection stopped */
+static ngx_uint_t
+ngx_http_taskmgr_attach_gc_stopping(void)
+{
+    return ngx_http_taskmgr_attach_gc.stopping || ngx_exiting || ngx_quit
+           || ngx_terminate;
+}
+
+
 /*
  * The end of a slice (w: NULL if it never started): its pool goes, the
  * next one is timed; after a slice that stopped at its count of candidates,
@@ -2216,7 +2241,7 @@ ngx_http_taskmgr_attach_gc_next(ngx_http_taskmgr_attach_gc_work_t *w)
         gc->pool = NULL;
     }
 
-    if (gc->stopping || ngx_exiting || ngx_quit || ngx_terminate) {
+    if (ngx_http_taskmgr_attach_gc_stopping()) {
         return;
     }
 
@@ -2259,8 +2284,7 @@ ngx_http_taskmgr_attach_gc_run(ngx_event_t *ev)
     gc = ev->data;
     amcf = gc->amcf;
 
-    if (gc->stopping || gc->pool || ngx_exiting || ngx_quit || ngx_terminate)
-    {
+    if (gc->pool || ngx_http_taskmgr_attach_gc_stopping()) {
         return;
     }
 
@@ -2302,25 +2326,6 @@ ngx_http_taskmgr_attach_gc_run(ngx_event_t *ev)
 failed:
 
     ngx_http_taskmgr_attach_gc_next(w);
-}
-
-
-static ngx_uint_t
-ngx_http_taskmgr_attach_gc_is_sha(u_char *p, size_t len)
-{
-    size_t i;
-
-    if (len != NGX_HTTP_TASKMGR_ATT_SHA_LEN) {
-        return 0;
-    }
-
-    for (i = 0; i < len; i++) {
-        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f'))) {
-            return 0;
-        }
-    }
-
-    return 1;
 }
 
 
@@ -2400,7 +2405,7 @@ ngx_http_taskmgr_attach_gc_leaf(ngx_http_taskmgr_attach_gc_work_t *w,
 
         if (len == NGX_HTTP_TASKMGR_ATT_SHA_LEN + 3
             && ngx_strcmp(de->d_name + NGX_HTTP_TASKMGR_ATT_SHA_LEN, ".gc") == 0
-            && ngx_http_taskmgr_attach_gc_is_sha((u_char *) de->d_name,
+            && ngx_http_taskmgr_attach_is_sha((u_char *) de->d_name,
                                                  NGX_HTTP_TASKMGR_ATT_SHA_LEN))
         {
             ngx_http_taskmgr_attach_gc_names(w, leaf_len,
@@ -2422,7 +2427,7 @@ ngx_http_taskmgr_attach_gc_leaf(ngx_http_taskmgr_attach_gc_work_t *w,
             continue;
         }
 
-        if (!ngx_http_taskmgr_attach_gc_is_sha((u_char *) de->d_name, len)) {
+        if (!ngx_http_taskmgr_attach_is_sha((u_char *) de->d_name, len)) {
             continue;
         }
 
@@ -2599,8 +2604,7 @@ ngx_http_taskmgr_attach_gc_walked(ngx_event_t *ev)
     gc->cursor = (w->cursor >= NGX_HTTP_TASKMGR_GC_LEAVES) ? 0 : w->cursor;
     w->full = (w->n == NGX_HTTP_TASKMGR_GC_FILES);
 
-    if (w->n == 0 || gc->stopping || ngx_exiting || ngx_quit || ngx_terminate)
-    {
+    if (w->n == 0 || ngx_http_taskmgr_attach_gc_stopping()) {
         ngx_http_taskmgr_attach_gc_next(w);
         return;
     }
@@ -2649,11 +2653,9 @@ static void
 ngx_http_taskmgr_attach_gc_orphans(ngx_http_taskmgr_pg_query_t *q)
 {
     int                                i, rows;
-    ngx_http_taskmgr_attach_gc_t      *gc;
     ngx_http_taskmgr_attach_gc_work_t *w;
 
     w = q->data;
-    gc = &ngx_http_taskmgr_attach_gc;
 
     if (q->rc != NGX_OK || q->res == NULL) {
         ngx_log_error(NGX_LOG_WARN, q->log, 0,
@@ -2684,7 +2686,7 @@ ngx_http_taskmgr_attach_gc_orphans(ngx_http_taskmgr_pg_query_t *q)
     for (i = 0; i < rows; i++) {
         if (PQgetisnull(q->res, i, 0)
             || PQgetlength(q->res, i, 0) != NGX_HTTP_TASKMGR_ATT_SHA_LEN
-            || !ngx_http_taskmgr_attach_gc_is_sha(
+            || !ngx_http_taskmgr_attach_is_sha(
                 (u_char *) PQgetvalue(q->res, i, 0),
                 NGX_HTTP_TASKMGR_ATT_SHA_LEN))
         {
@@ -2696,8 +2698,7 @@ ngx_http_taskmgr_attach_gc_orphans(ngx_http_taskmgr_pg_query_t *q)
         w->n++;
     }
 
-    if (w->n == 0 || gc->stopping || ngx_exiting || ngx_quit || ngx_terminate)
-    {
+    if (w->n == 0 || ngx_http_taskmgr_attach_gc_stopping()) {
         goto next;
     }
 
