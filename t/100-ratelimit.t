@@ -471,7 +471,7 @@ SKIP: {
     # fallback answers the first requests), and with bodies that fail
     # validation at once: a password hash per request (slow under ASan)
     # would let the bucket refill between requests
-    ok(wait_until_ready($t), 'taskmgr.conf: Redis is up');
+    ok($t->wait_ready, 'taskmgr.conf: Redis is up');
     my @st = map {
         $t->request(POST => '/v1/auth/login', body => {})->{status}
     } 1 .. 7;
@@ -496,14 +496,3 @@ SKIP: {
 
 $t2->done if $t2;
 $t->done;
-
-
-sub wait_until_ready {
-    my ($tt) = @_;
-    for (1 .. 100) {
-        my $r = $tt->request(GET => '/readyz');
-        return 1 if $r->{status} == 200;
-        select undef, undef, undef, 0.05;
-    }
-    return 0;
-}

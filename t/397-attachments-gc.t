@@ -62,14 +62,7 @@ sub wait_for {
 
 # after a (re)start: PostgreSQL and Redis connected (the revocation check
 # answers 503 until Redis is)
-sub ready {
-    my $until = time + 15;
-    while (time < $until) {
-        return if $t->request(GET => '/readyz')->{status} == 200;
-        sleep 0.05;
-    }
-    fail('ready after start');
-}
+sub ready { $t->wait_ready(15) or fail('ready after start') }
 ready();
 
 my $tag = "$$-" . int rand 1e9;

@@ -558,6 +558,18 @@ sub access_log {
     return -f $f ? _slurp($f) : '';
 }
 
+# wait_ready([$seconds]): polls GET /readyz (the shipped server block has it)
+# until 200: PostgreSQL and Redis connected after a start.  True when ready.
+sub wait_ready {
+    my ($self, $seconds) = @_;
+    my $until = Time::HiRes::time() + ($seconds // 5);
+    while (Time::HiRes::time() < $until) {
+        return 1 if $self->request(GET => '/readyz')->{status} == 200;
+        select undef, undef, undef, 0.05;
+    }
+    return 0;
+}
+
 # Worker pids (children of the master), from /proc.
 sub worker_pids {
     my ($self) = @_;
