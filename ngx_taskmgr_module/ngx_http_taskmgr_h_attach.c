@@ -1375,14 +1375,8 @@ ngx_http_taskmgr_attach_stored(ngx_event_t *ev)
                                            "the file could not be stored");
     }
 
-    if (rc != NGX_DONE) {
-        /* no row: a claimed Idempotency-Key goes, as idem_begun does */
-        rc = ngx_http_taskmgr_idem_release(r, ctx, rc);
-    }
-
-    if (rc != NGX_DONE) {
-        ngx_http_taskmgr_api_finish(r, rc);
-    }
+    /* no row: a claimed Idempotency-Key goes */
+    ngx_http_taskmgr_idem_step_done(r, ctx, rc);
 
     ngx_http_run_posted_requests(c);
 }

@@ -83,9 +83,9 @@ ngx_int_t  ngx_http_taskmgr_idem_replay(ngx_http_request_t            *r,
                                         ngx_uint_t                     stmt,
                                         ngx_http_taskmgr_pg_handler_pt handler);
 ngx_int_t  ngx_http_taskmgr_idem_failed(ngx_http_taskmgr_pg_query_t *q);
-ngx_int_t  ngx_http_taskmgr_idem_release(ngx_http_request_t         *r,
-                                         ngx_http_taskmgr_api_ctx_t *ctx,
-                                         ngx_int_t                   rc);
+void       ngx_http_taskmgr_idem_step_done(ngx_http_request_t         *r,
+                                           ngx_http_taskmgr_api_ctx_t *ctx,
+                                           ngx_int_t                   rc);
 
 /* ngx_http_taskmgr_h_auth.c */
 extern ngx_http_taskmgr_field_t ngx_http_taskmgr_register_fields[];

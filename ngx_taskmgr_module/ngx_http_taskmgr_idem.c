@@ -31,6 +31,9 @@ static void      ngx_http_taskmgr_idem_begun(ngx_http_taskmgr_pg_query_t *q);
 static void      ngx_http_taskmgr_idem_replayed(ngx_http_taskmgr_pg_query_t *q);
 static void      ngx_http_taskmgr_idem_aborted(ngx_http_taskmgr_pg_query_t *q);
 static void      ngx_http_taskmgr_idem_released(ngx_http_taskmgr_pg_query_t *q);
+static ngx_int_t ngx_http_taskmgr_idem_release(ngx_http_request_t         *r,
+                                               ngx_http_taskmgr_api_ctx_t *ctx,
+                                               ngx_int_t                   rc);
 static ngx_http_taskmgr_pg_query_t *ngx_http_taskmgr_idem_abort_query(
     ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx,
     ngx_http_taskmgr_pg_handler_pt handler);
@@ -192,19 +195,7 @@ ngx_http_taskmgr_idem_begun(ngx_http_taskmgr_pg_query_t *q)
             return;
         }
 
-        rc = next(r, ctx);
-
-        if (rc != NGX_DONE) {
-            /* answered without a write (e.g. a 503): let go of the key;
-             * the answer may reach the client first, so a retry at once
-             * can still see the claim in flight (409) */
-            rc = ngx_http_taskmgr_idem_release(r, ctx, rc);
-        }
-
-        if (rc != NGX_DONE) {
-            ngx_http_taskmgr_api_finish(r, rc);
-        }
-
+        ngx_http_taskmgr_idem_step_done(r, ctx, next(r, ctx));
         return;
     }
 
@@ -381,11 +372,28 @@ ngx_http_taskmgr_idem_aborted(ngx_http_taskmgr_pg_query_t *aq)
 
 
 /*
- * A write that was claimed did not happen: the claim goes, then r is
- * finalized with rc (NGX_DONE), or rc is answered at once (no claim, or
- * the release could not be sent).
+ * A step of a claimed write (the route's handler, or an upload's step after
+ * its file is stored) returned rc: NGX_DONE, its query is on its way; else
+ * it answered without a write (e.g. a 503), so the claim goes first.  The
+ * answer may reach the client before the release, so a retry at once can
+ * still see the claim in flight (409).  Without a claim, rc is answered.
  */
-ngx_int_t
+void
+ngx_http_taskmgr_idem_step_done(ngx_http_request_t         *r,
+                                ngx_http_taskmgr_api_ctx_t *ctx, ngx_int_t rc)
+{
+    if (rc != NGX_DONE) {
+        rc = ngx_http_taskmgr_idem_release(r, ctx, rc);
+    }
+
+    if (rc != NGX_DONE) {
+        ngx_http_taskmgr_api_finish(r, rc);
+    }
+}
+
+
+/* the claim goes, then r is finalized with rc (NGX_DONE) or rc at once */
+static ngx_int_t
 ngx_http_taskmgr_idem_release(ngx_http_request_t         *r,
                               ngx_http_taskmgr_api_ctx_t *ctx, ngx_int_t rc)
 {
