@@ -703,9 +703,9 @@ EXPLAIN SELECT t.id FROM tm.tasks t WHERE t.workspace_id = \$1 ORDER BY $order L
 }
 
 ###########################################################################
-# offset pages through an assignee, a project or a label (sql/0015): an
-# index of the assignee's or the project's tasks in the sort's order is one
-# range for any depth; the indexes of the sorts hold the labels, so the ids
+# offset pages through an assignee, a project, a status or a label (sql/0015,
+# 0019): an index of the assignee's, the project's or the status's tasks in
+# the sort's order is one range for any depth; the indexes of the sorts hold the labels, so the ids
 # of a label's offset page come from an index-only scan.  The rows are the
 # oracle's.
 
@@ -730,6 +730,7 @@ EXPLAIN SELECT t.id FROM tm.tasks t WHERE t.workspace_id = \$1 ORDER BY $order L
     my $A = "t.assignee_id = '$u->{user_id}'";
     my $P = "t.project_id = '$project'";
     my $L = "t.labels @> '{deep}'";
+    my $S = "t.status = 'todo'";
     for my $c (
         [ "filter[assignee_id]=$u->{user_id}&sort=title", $A, 't.title ASC, t.id ASC', 'tasks_assignee_title_idx' ],
         [ "filter[assignee_id]=$u->{user_id}&sort=due_at", $A, 't.due_at ASC NULLS LAST, t.id ASC',
@@ -742,6 +743,11 @@ EXPLAIN SELECT t.id FROM tm.tasks t WHERE t.workspace_id = \$1 ORDER BY $order L
           'tasks_project_due_idx' ],
         [ "filter[project_id]=$project&sort=updated_at", $P, 't.updated_at ASC, t.id ASC',
           'tasks_project_updated_idx' ],
+        [ 'filter[status]=todo&sort=title', $S, 't.title ASC, t.id ASC', 'tasks_status_title_idx' ],
+        [ 'filter[status]=todo&sort=-due_at', $S, 't.due_at DESC NULLS FIRST, t.id DESC',
+          'tasks_status_due_idx' ],
+        [ 'filter[status]=todo&sort=updated_at', $S, 't.updated_at ASC, t.id ASC',
+          'tasks_status_updated_idx' ],
         [ 'filter[label]=deep&sort=title', $L, 't.title ASC, t.id ASC' ],
         [ 'filter[label]=deep', $L, 't.created_at DESC, t.id DESC' ],
         [ 'filter[label]=deep&sort=-due_at', $L, 't.due_at DESC NULLS FIRST, t.id DESC' ],
@@ -790,6 +796,8 @@ EXPLAIN SELECT t.id FROM tm.tasks t WHERE t.workspace_id = \$1 ORDER BY $order L
                [ " AND $A", 't.created_at DESC, t.id DESC', 'tasks_assignee_list_idx' ],
                [ " AND $P", 't.due_at ASC NULLS LAST, t.id ASC', 'tasks_project_due_idx' ],
                [ " AND t.status = 'todo'", 't.created_at DESC, t.id DESC', 'tasks_status_idx' ],
+               [ " AND t.status = 'todo'", 't.updated_at DESC, t.id DESC', 'tasks_status_updated_idx' ],
+               [ " AND t.status = 'todo'", 't.title ASC, t.id ASC', 'tasks_status_title_idx' ],
                [ ' AND t.priority = 3', 't.id DESC', 'tasks_priority_id_idx' ],
                [ " AND t.status = 'done'", 't.id ASC', 'tasks_status_id_idx' ]) {
         my ($and, $order, $index) = @$c;
