@@ -8,6 +8,7 @@
 
 
 #include "ngx_http_taskmgr_handlers.h"
+#include "ngx_http_taskmgr_query.h"
 #include <ngx_md5.h>
 
 
@@ -79,6 +80,13 @@ static ngx_command_t  ngx_http_taskmgr_api_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_taskmgr_api_loc_conf_t, cache_max_entry_size),
+      NULL },
+
+    { ngx_string("taskmgr_search_offset_max"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_taskmgr_api_loc_conf_t, search_offset_max),
       NULL },
 
     { ngx_string("taskmgr_password_blocklist"),
@@ -207,6 +215,7 @@ ngx_http_taskmgr_api_create_loc_conf(ngx_conf_t *cf)
     alcf->cache = NGX_CONF_UNSET;
     alcf->cache_ttl = NGX_CONF_UNSET_MSEC;
     alcf->cache_max_entry_size = NGX_CONF_UNSET_SIZE;
+    alcf->search_offset_max = NGX_CONF_UNSET_UINT;
     alcf->pw_blocklist = NGX_CONF_UNSET_PTR;
     alcf->login_max_failures = NGX_CONF_UNSET_UINT;
     alcf->login_failure_window = NGX_CONF_UNSET;
@@ -240,6 +249,18 @@ ngx_http_taskmgr_api_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->cache_ttl, prev->cache_ttl, 30000);
     ngx_conf_merge_size_value(conf->cache_max_entry_size,
                               prev->cache_max_entry_size, 256 * 1024);
+    ngx_conf_merge_uint_value(conf->search_offset_max, prev->search_offset_max,
+                              1000);
+
+    if (conf->search_offset_max < 1
+        || conf->search_offset_max > NGX_HTTP_TASKMGR_LIST_OFFSET_MAX)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "taskmgr_search_offset_max must be between 1 and "
+                           "%d",
+                           NGX_HTTP_TASKMGR_LIST_OFFSET_MAX);
+        return NGX_CONF_ERROR;
+    }
 
     if (conf->cache) {
         mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_taskmgr_module);

@@ -22,6 +22,8 @@ typedef struct {
     ngx_flag_t cache;
     ngx_msec_t cache_ttl;
     size_t     cache_max_entry_size;
+    /* a search's offset pages end at this many matches */
+    ngx_uint_t search_offset_max;
 
     /* passwords and login brute force (h_auth.c) */
     ngx_hash_t *pw_blocklist; /* NULL: no list */

@@ -255,3 +255,24 @@ location /v1/ { taskmgr_api; proxy_pass http://127.0.0.1:9; }
 taskmgr_refresh_ttl 10s;
 --- error_log
 taskmgr_refresh_ttl must be between 1m and 365d
+
+=== TEST 29: taskmgr_search_offset_max 0
+--- must_die
+--- http_config
+taskmgr_search_offset_max 0;
+--- error_log
+taskmgr_search_offset_max must be between 1 and 100000
+
+=== TEST 30: taskmgr_search_offset_max past the offset limit
+--- must_die
+--- http_config
+taskmgr_search_offset_max 100001;
+--- error_log
+taskmgr_search_offset_max must be between 1 and 100000
+
+=== TEST 31: taskmgr_search_offset_max that is not a number
+--- must_die
+--- http_config
+taskmgr_search_offset_max many;
+--- error_log
+~\[emerg\] .*"taskmgr_search_offset_max" directive invalid number

@@ -387,7 +387,19 @@ my @bad = (
     [ 'offset=1&per_page=5', 'per_page' ],
     [ 'page=1&cursor=abc', 'cursor' ],
     [ 'offset=0&cursor=abc', 'cursor' ],
+    # a search's offset pages end at taskmgr_search_offset_max (1000) matches
+    [ 'q=alpha&sort=title&page=21&per_page=50', 'page',
+      'with q, offset pages end at the first 1000 matches: use the cursor' ],
+    [ 'q=alpha&offset=951&limit=50', 'offset',
+      'with q, offset pages end at the first 1000 matches: use the cursor' ],
+    [ 'q=alpha&page=2&per_page=1000', 'per_page' ],
 );
+# ... up to there: the last page of the window, a page of one
+for my $q ('q=alpha&sort=title&page=20&per_page=50', 'q=alpha&offset=999&limit=1', 'q=alpha&page=5&per_page=200') {
+    my $r = get($q);
+    is($r->{status}, 200, "$q: 200 (within the first 1000 matches)") or diag $r->{body};
+    ok(defined $r->{headers}{'x-total-count'}, "$q: an offset page");
+}
 {
     # 17 distinct (field, operator) pairs
     my @many;
