@@ -233,7 +233,7 @@ queries=(
     "offset 9,950, project, sort=-priority|filter[project_id]=$project&sort=-priority&page=200&per_page=50"
     "offset 9,950, assignee + label=security, sort=title|filter[assignee_id]=$member&filter[label]=security&sort=title&page=200&per_page=50"
     "offset 950, q=invoice (common), newest first|q=invoice&sort=-created_at&page=20&per_page=50"
-    "offset 900 + 100 (a search's last offset page), q=invoice, by due date|q=invoice&sort=due_at&page=10&per_page=100"
+    "offset 950 (a search's last offset page), q=invoice, by due date|q=invoice&sort=due_at&page=20&per_page=50"
     "offset 9,950, status=todo + label=security, sort=-updated_at|filter[status]=todo&filter[label]=security&sort=-updated_at&page=200&per_page=50"
     "offset 950, label=security, sort=-priority|filter[label]=security&sort=-priority&page=20&per_page=50"
     "offset 950, label=security, sort=status|filter[label]=security&sort=status&page=20&per_page=50"
