@@ -27,7 +27,10 @@
 --    whole to find where it starts, so X-Total-Count is the offset plus
 --    its rows, or "offset + page" and capped when the row after the page
 --    exists.  Its rows are kept until then, since the count row comes
---    first.
+--    first.  And each branch an offset page passes is read once: its ids,
+--    up to the offset left plus the page, counted and the page's taken
+--    from them (0013 counted the branch where the page starts up to the
+--    offset, then read it again for the ids).
 
 CREATE OR REPLACE FUNCTION tm_api.task_find(p_uid uuid, p_sid uuid, p_ws uuid,
                                  p_where text, p_after text, p_order text,
@@ -352,20 +355,25 @@ BEGIN
   -- full; its rows are kept until X-Total-Count is known (v_late)
   v_need := p_limit + 1;
   FOR v_i IN 1 .. cardinality(p_split) / 2 LOOP
+    v_bfrom := v_from || ' AND ' || p_split[2 * v_i - 1];
     IF v_skip > 0 THEN
-      EXECUTE 'SELECT count(*) FROM (SELECT 1 ' || v_from || ' AND '
-              || p_split[2 * v_i - 1] || ' LIMIT ' || v_skip || ') s'
-         INTO v_n
+      -- an offset page: one pass over the branch's ids, up to the offset
+      -- left plus the rows wanted, counts them and holds the page's ids
+      -- after the offset (0013 counted up to the offset, then read the
+      -- branch where the page starts again from its first row); a branch
+      -- that ends before the offset is skipped whole
+      EXECUTE 'SELECT count(*), (array_agg(s.id))[' || (v_skip + 1) || ':'
+              || (v_skip + v_need) || ']::text FROM (SELECT t.id ' || v_bfrom
+              || ' ORDER BY ' || p_split[2 * v_i] || ' LIMIT '
+              || (v_skip + v_need) || ') s'
+         INTO v_n, v_ids
         USING p_ws, p_args, p_q;
-      IF v_n < v_skip THEN
+      IF v_n <= v_skip THEN
         v_skip := v_skip - v_n;
         CONTINUE;
       END IF;
-    END IF;
-    v_bfrom := v_from || ' AND ' || p_split[2 * v_i - 1];
-    IF v_skip > 0 THEN
-      -- the branch where an offset page starts: its ids first (see above)
-      v_bfrom := tm.task_ids_from(v_bfrom, p_split[2 * v_i], v_need, v_skip);
+      v_bfrom := v_bfrom || ' AND t.id = ANY(' || quote_literal(v_ids)
+                 || '::uuid[])';
     END IF;
     v_n := 0;
     FOR v_row IN EXECUTE

@@ -190,7 +190,7 @@ for my $q ('sort=status&filter[status]=todo&filter[status][ne]=todo',
     my $want = list_oracle($LIVE, 't.status ASC, t.priority DESC, t.id DESC');
     my $archived = $t->psql(q{SELECT count(*) FROM tm.tasks WHERE workspace_id = $1
                               AND deleted_at IS NULL AND status = 'archived'}, $ws);
-    for my $off ($archived - 3, 0, 4000, $#$want - 2) {
+    for my $off ($archived - 3, $archived, $archived + 1, 0, 4000, $#$want - 2) {
         my $r = get("sort=status,-priority&offset=$off&limit=7");
         is($r->{status}, 200, "offset $off: 200");
         my $end = $off + 6 > $#$want ? $#$want : $off + 6;
