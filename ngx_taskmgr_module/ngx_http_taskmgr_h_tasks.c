@@ -150,24 +150,25 @@ static ngx_int_t ngx_http_taskmgr_task_json(ngx_http_request_t *r,
 static ngx_http_taskmgr_pg_query_t *ngx_http_taskmgr_task_query(
     ngx_http_request_t *r, ngx_http_taskmgr_api_ctx_t *ctx, ngx_uint_t stmt,
     ngx_http_taskmgr_pg_handler_pt handler, ngx_uint_t with_id, ngx_int_t *rc);
-static ngx_int_t ngx_http_taskmgr_task_search_window(
-    ngx_http_request_t *r, ngx_http_taskmgr_list_t *list, ngx_int_t *rc);
 
 
 ngx_int_t
 ngx_http_taskmgr_h_task_list(ngx_http_request_t         *r,
                              ngx_http_taskmgr_api_ctx_t *ctx)
 {
-    ngx_int_t                rc;
-    ngx_str_t                route;
-    ngx_http_taskmgr_list_t *list;
+    ngx_int_t                        rc;
+    ngx_str_t                        route;
+    ngx_http_taskmgr_list_t         *list;
+    ngx_http_taskmgr_api_loc_conf_t *alcf;
 
     list = ngx_pcalloc(r->pool, sizeof(ngx_http_taskmgr_list_t));
     if (list == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_taskmgr_list_parse(r, list);
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_taskmgr_api_module);
+
+    rc = ngx_http_taskmgr_list_parse(r, list, alcf->search_offset_max);
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -176,10 +177,6 @@ ngx_http_taskmgr_h_task_list(ngx_http_request_t         *r,
     if (rc == NGX_DECLINED) {
         return ngx_http_taskmgr_api_bad_arg(r, &list->bad_name,
                                             list->bad_message);
-    }
-
-    if (ngx_http_taskmgr_task_search_window(r, list, &rc) != NGX_OK) {
-        return rc;
     }
 
     if (ngx_http_taskmgr_api_uuid_param(r, ctx, 0, "workspace not found", &rc)
@@ -311,59 +308,6 @@ ngx_http_taskmgr_task_list_db(ngx_http_request_t         *r,
     ngx_http_taskmgr_pg_param(q, sql.split.data ? &sql.split : NULL);
 
     return ngx_http_taskmgr_api_submit(r, q);
-}
-
-
-/*
- * A search's offset pages end at taskmgr_search_offset_max matches (offset +
- * limit; default 1000): reaching a deep offset walks the sort's index and
- * reads the heap row of every task passed to test the words (a common word
- * at offset 9,950 of the bench's 1,000,000 tasks: 62-64 ms p50, 74-83 p99).
- * Keyset pages (the cursor) reach every match at the cost of one page.
- * NGX_OK: within; else *rc is the handler's answer (the 400 was sent).
- */
-static ngx_int_t
-ngx_http_taskmgr_task_search_window(ngx_http_request_t      *r,
-                                    ngx_http_taskmgr_list_t *list,
-                                    ngx_int_t               *rc)
-{
-    u_char                          *p;
-    size_t                           len;
-    ngx_str_t                        name;
-    ngx_http_taskmgr_api_loc_conf_t *alcf;
-
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_taskmgr_api_module);
-
-    if (!list->offset_mode || list->q.data == NULL
-        || (ngx_uint_t) (list->offset + list->limit) <= alcf->search_offset_max)
-    {
-        return NGX_OK;
-    }
-
-    if (list->page) {
-        ngx_str_set(&name, "page");
-    } else {
-        ngx_str_set(&name, "offset");
-    }
-
-    len = sizeof("with q, offset pages end at the first  matches: "
-                 "use the cursor")
-        + NGX_INT_T_LEN;
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        return NGX_ERROR;
-    }
-
-    *ngx_snprintf(p, len - 1,
-                  "with q, offset pages end at the first %ui matches: "
-                  "use the cursor",
-                  alcf->search_offset_max) = '\0';
-
-    *rc = ngx_http_taskmgr_api_bad_arg(r, &name, (const char *) p);
-
-    return NGX_DECLINED;
 }
 
 

@@ -198,9 +198,11 @@ ngx_http_taskmgr_list_bad(ngx_http_taskmgr_list_t *list, ngx_str_t *name,
 
 ngx_int_t
 ngx_http_taskmgr_list_parse(ngx_http_request_t      *r,
-                            ngx_http_taskmgr_list_t *list)
+                            ngx_http_taskmgr_list_t *list,
+                            ngx_uint_t               search_max)
 {
     u_char    *p, *end, *amp, *eq, *b;
+    size_t     len;
     ngx_int_t  n, per_page;
     ngx_str_t  name, value, raw;
     ngx_uint_t seen, bit, position;
@@ -443,6 +445,40 @@ ngx_http_taskmgr_list_parse(ngx_http_request_t      *r,
             ngx_str_set(&name, "cursor");
             return ngx_http_taskmgr_list_bad(
                 list, &name, "cannot be combined with page or offset");
+        }
+
+        /*
+         * a search's offset pages end at search_max matches: reaching a
+         * deep offset walks the sort's index and reads the heap row of
+         * every task passed to test the words (a common word at offset
+         * 9,950 of the bench's 1,000,000 tasks: 62-64 ms p50, 74-83 p99);
+         * the cursor reaches every match at the cost of one page
+         */
+
+        if (list->q.data != NULL
+            && (ngx_uint_t) (list->offset + list->limit) > search_max)
+        {
+            if (list->page) {
+                ngx_str_set(&name, "page");
+            } else {
+                ngx_str_set(&name, "offset");
+            }
+
+            len = sizeof("with q, offset pages end at the first  matches: "
+                         "use the cursor")
+                + NGX_INT_T_LEN;
+
+            p = ngx_pnalloc(r->pool, len);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            *ngx_snprintf(p, len - 1,
+                          "with q, offset pages end at the first %ui matches: "
+                          "use the cursor",
+                          search_max) = '\0';
+
+            return ngx_http_taskmgr_list_bad(list, &name, (const char *) p);
         }
     }
 

@@ -71,10 +71,12 @@ typedef struct {
 
 /*
  * Parses r->args.  NGX_OK; NGX_DECLINED with bad_name and bad_message set
- * (answer 400); NGX_ERROR (no memory).
+ * (answer 400); NGX_ERROR (no memory).  search_max: how deep a search's
+ * offset pages go (offset + limit; taskmgr_search_offset_max).
  */
 ngx_int_t ngx_http_taskmgr_list_parse(ngx_http_request_t      *r,
-                                      ngx_http_taskmgr_list_t *list);
+                                      ngx_http_taskmgr_list_t *list,
+                                      ngx_uint_t               search_max);
 
 /* the cache route of this page: "l:<hex sha256>" */
 ngx_int_t ngx_http_taskmgr_list_route(ngx_http_request_t      *r,
