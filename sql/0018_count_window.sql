@@ -113,10 +113,10 @@ DECLARE
                       AND p_gin = c_match;
   v_incl   boolean := p_ranked AND v_timed AND v_dcond = 'true';
   v_ids    text;
-  -- an offset page's ids and X-Total-Count in one pass (see above): the
-  -- rows from the offset on it counted (0: none, or not counted so; -1:
-  -- counted from the first row, and the offset is past the last)
-  v_rest   bigint := 0;
+  -- an offset page's ids and X-Total-Count in one pass (see above): done,
+  -- and the rows from the offset on that an OFFSET pass counted
+  v_folded boolean := false;
+  v_rest   bigint;
   v_recent boolean := p_ranked AND (v_gist OR v_incl);
   -- a keyset page of a search in created_at order (either way) that the
   -- probe would send to the GIN bitmap: the first page_size + 1 matches in
@@ -316,13 +316,6 @@ BEGIN
                 || ' LIMIT ' || (v_cap + 1) || ') s'
            INTO v_total, v_ids
           USING p_ws, p_args, p_q;
-        v_rest := greatest(v_total - p_offset, 0);
-        IF v_rest = 0 THEN
-          -- past the last row: counted, no page
-          v_from := v_from || ' AND false';
-          v_offset := 0;
-          v_rest := -1;
-        END IF;
       ELSE
         EXECUTE 'SELECT count(*), (array_agg(s.id))[1:' || (p_limit + 1)
                 || ']::text FROM (SELECT t.id ' || v_from
@@ -330,18 +323,20 @@ BEGIN
                 || (v_cap - p_offset + 1) || ' OFFSET ' || p_offset || ') s'
            INTO v_rest, v_ids
           USING p_ws, p_args, p_q;
+        -- none after the offset: counted from the first row below
+        v_total := CASE WHEN v_rest > 0 THEN p_offset + v_rest END;
       END IF;
-      IF v_rest > 0 THEN
-        -- the page: those rows, still matching (the next statement has a
-        -- snapshot of its own; a row changed meanwhile drops out, as from
-        -- any offset page)
-        v_total := p_offset + v_rest;
-        v_from := v_from || ' AND t.id = ANY(' || quote_literal(v_ids)
-                  || '::uuid[])';
+      IF v_total IS NOT NULL THEN
+        -- the page: those rows (none past the last row), still matching
+        -- (the next statement has a snapshot of its own; a row changed
+        -- meanwhile drops out, as from any offset page)
+        v_folded := true;
+        v_from := v_from || ' AND t.id = ANY('
+                  || quote_literal(coalesce(v_ids, '{}')) || '::uuid[])';
         v_offset := 0;
       END IF;
     END IF;
-    IF v_rest = 0 THEN
+    IF NOT v_folded THEN
       EXECUTE 'SELECT count(*) FROM (SELECT 1 ' || v_from || ' LIMIT '
               || (v_cap + 1) || ') s'
          INTO v_total
@@ -353,7 +348,7 @@ BEGIN
   END IF;
 
   IF p_split IS NULL THEN
-    IF p_offset > 0 AND NOT p_ranked AND v_rest = 0 THEN
+    IF p_offset > 0 AND NOT p_ranked AND NOT v_folded THEN
       -- an offset page: the ids of its rows first (an index-only scan of
       -- the order's index where the filters are in it), then those rows;
       -- the page at offset 99,950 fetched 100,000 rows: 251 ms
