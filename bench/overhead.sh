@@ -31,6 +31,7 @@ done
 say() { printf '[bench/overhead.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 run=$bench/.run
+mkdir -p "$run"
 say "setting up the stack (bench/run.sh --keep, a 1 s list run)"
 bash "$bench/run.sh" --keep --no-smoke -s list -d 1 -w 0 -r 1 >"$run/overhead-setup.log" 2>&1 \
     || { tail -20 "$run/overhead-setup.log" >&2; exit 1; }
