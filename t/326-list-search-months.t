@@ -3,7 +3,9 @@
 # newest matches are read month by month from keys of the workspace, the
 # month and each lexeme or the status; older matches than the months read
 # come from the words' GIN index.  Every list is compared row for row with
-# an SQL oracle (the 200 newest matches by (created_at, id), ranked).
+# an SQL oracle (the 200 newest matches by (created_at, id), ranked).  And
+# the filter probe of a project's tasks in an order of its indexes reads
+# that project's tasks (0020 too).
 use strict;
 use warnings;
 use FindBin;
@@ -75,6 +77,20 @@ SELECT $1::uuid, ('00000000-0000-7000-a004-' || lpad(to_hex(i), 12, '0'))::uuid,
        'quartz meadow elsewhere ' || i, 'archived', $2::uuid,
        '2026-11-15 00:00:00+00'::timestamptz + i * interval '1 hour'
   FROM generate_series(1, 50) i}, $clash, $u->{user_id});
+
+# A project of 3000 tasks, 40% to do, updated before every task above (whose
+# updated_at is the time of their insert): the first 500 tasks by
+# -updated_at hold none of it
+my $project = '00000000-0000-7000-a005-000000000001';
+$t->psql(q{INSERT INTO tm.projects (workspace_id, id, name, created_by) VALUES ($1, $2, 'chores', $3)},
+         $ws, $project, $u->{user_id});
+$t->psql(q{
+INSERT INTO tm.tasks (workspace_id, id, project_id, title, status, created_by, created_at, updated_at)
+SELECT $1::uuid, ('00000000-0000-7000-a006-' || lpad(to_hex(i), 12, '0'))::uuid, $2::uuid,
+       'chore ' || i, CASE WHEN i % 5 < 2 THEN 'todo' ELSE 'done' END, $3::uuid,
+       '2025-06-01 00:00:00+00'::timestamptz + i * interval '1 hour',
+       '2026-11-01 00:00:00+00'::timestamptz + i * interval '1 minute'
+  FROM generate_series(1, 3000) i}, $ws, $project, $u->{user_id});
 
 # the rows came in bulk, behind autovacuum's back: the planner needs their
 # statistics as a live table has them (without any, it reads the tenant's
@@ -215,6 +231,42 @@ my $words = 'quartz meadow';
               'q=meadow pebble&filter[status]=archived: none (the words are never together)');
     my $many = join '+', 'quartz', 'meadow', map { "word$_" } 1 .. 18;
     is_deeply(walk("q=$many&limit=50"), [], 'twenty words (past the month path\'s 16): none, no error');
+}
+
+###########################################################################
+# the filter probe of a project's tasks by -updated_at reads the project's
+# first 500 (0020): its index answers, not a bitmap of all its tasks
+
+{
+    my $before = scans('tasks_project_updated_idx');
+    my $want = oracle(qq{SELECT id FROM tm.tasks t WHERE t.workspace_id = \$1 AND t.deleted_at IS NULL
+                           AND t.project_id = '$project' AND t.status = 'todo'
+                         ORDER BY t.updated_at DESC, t.id DESC});
+    is(scalar @$want, 1200, "the project's 1200 tasks to do");
+    my $got = walk("filter[project_id]=$project&filter[status]=todo&sort=-updated_at&limit=200");
+    is_deeply($got, $want, "filter[project_id] + filter[status]=todo by -updated_at: every page");
+    ok(read_since('tasks_project_updated_idx', $before), '... read from tasks_project_updated_idx');
+
+    # the probe reads the project's first 500 by -updated_at, where 0018's
+    # read the first 500 of all tasks (tasks_updated_idx), found none of the
+    # project's and sent the page to a bitmap of all its tasks
+    my $read = sub {
+        $t->psql(q{SELECT idx_tup_read FROM pg_stat_user_indexes
+                    WHERE schemaname = 'tm' AND indexrelname = $1}, $_[0]);
+    };
+    # a backend reports its statistics at the end of a transaction at most
+    # once a second, else after 10 s idle: wait out the walk's, then this
+    # page's
+    sleep 11;
+    my $u0 = $read->('tasks_updated_idx');
+    is(get("filter[project_id]=$project&filter[status]=todo&sort=-updated_at&limit=49")->{status}, 200,
+       'a first page of 49');
+    sleep 11;
+    is($read->('tasks_updated_idx') - $u0, 0, 'it read no entry of all tasks by -updated_at');
+
+    my $r = get("filter[project_id]=$project&filter[status]=todo&sort=-updated_at&page=3&per_page=50");
+    is_deeply([ map { $_->{id} } @{ $r->{json}{data} } ], [ @$want[100 .. 149] ], 'offset page 3');
+    is($r->{headers}{'x-total-count'}, 1200, 'X-Total-Count 1200');
 }
 
 ###########################################################################
