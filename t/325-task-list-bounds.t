@@ -14,6 +14,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use Taskmgr::Test;
 use Taskmgr::Load qw(setup_user);
+use Taskmgr::List qw(list_walk psql_ids index_scans index_read_since);
 
 my $t = Taskmgr::Test->new(name => 'list_bounds');
 # the seed's soft-deleted tasks are older than the purge's 30 days: no purge
@@ -65,8 +66,7 @@ sub get {
 
 sub oracle {
     my ($sql) = @_;
-    my $out = $t->psql($sql, $ws);
-    return [ grep { length } split /\n/, $out ];
+    return psql_ids($t, $sql, $ws);
 }
 
 sub list_oracle {
@@ -78,18 +78,7 @@ sub list_oracle {
 # every page of the list, following next_cursor
 sub walk {
     my ($q, $max) = @_;
-    my (@ids, $cursor, $r);
-    for my $page (1 .. ($max // 200)) {
-        $r = get($q . (defined $cursor ? "&cursor=$cursor" : ''));
-        if ($r->{status} != 200) {
-            diag "$q: $r->{status} $r->{body}";
-            return undef;
-        }
-        push @ids, map { $_->{id} } @{ $r->{json}{data} };
-        $cursor = $r->{json}{next_cursor};
-        last unless defined $cursor;
-    }
-    return \@ids;
+    return list_walk($t, $ws, $u->{token}, $q, $max);
 }
 
 my $LIVE = 't.deleted_at IS NULL';
@@ -350,21 +339,14 @@ sub rank_oracle {
 
 sub recent_scans {
     my ($index) = @_;
-    return $t->psql(q{SELECT idx_scan FROM pg_stat_user_indexes
-                       WHERE schemaname = 'tm' AND indexrelname = $1},
-                    $index // 'tasks_search_recent_idx');
+    return index_scans($t, $index // 'tasks_search_recent_idx');
 }
 
 # did the index (tasks_search_recent_idx unless named) serve a scan since
-# $before (a backend reports its statistics when idle, within about a
-# second; up to 10 s when busy)
+# $before
 sub recent_read {
     my ($before, $index) = @_;
-    for (1 .. 150) {
-        return 1 if recent_scans($index) > $before;
-        select undef, undef, undef, 0.1;
-    }
-    return 0;
+    return index_read_since($t, $index // 'tasks_search_recent_idx', $before);
 }
 
 {

@@ -14,6 +14,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use Taskmgr::Test;
 use Taskmgr::Load qw(setup_user);
+use Taskmgr::List qw(list_walk psql_ids index_scans index_read_since);
 
 my $t = Taskmgr::Test->new(name => 'list_search_months');
 $t->start(http_config => 'taskmgr_task_purge_after 0;');
@@ -104,7 +105,7 @@ sub get {
 
 sub oracle {
     my ($sql) = @_;
-    return [ grep { length } split /\n/, $t->psql($sql, $ws) ];
+    return psql_ids($t, $sql, $ws);
 }
 
 # the 200 newest live tasks of $where, ranked for $q
@@ -122,35 +123,11 @@ sub rank_oracle {
 # every page, following next_cursor
 sub walk {
     my ($q) = @_;
-    my (@ids, $cursor);
-    for (1 .. 50) {
-        my $r = get($q . (defined $cursor ? "&cursor=$cursor" : ''));
-        if ($r->{status} != 200) {
-            diag "$q: $r->{status} $r->{body}";
-            return undef;
-        }
-        push @ids, map { $_->{id} } @{ $r->{json}{data} };
-        $cursor = $r->{json}{next_cursor};
-        last unless defined $cursor;
-    }
-    return \@ids;
+    return list_walk($t, $ws, $u->{token}, $q, 50);
 }
 
-sub scans {
-    my ($index) = @_;
-    return $t->psql(q{SELECT idx_scan FROM pg_stat_user_indexes
-                       WHERE schemaname = 'tm' AND indexrelname = $1}, $index);
-}
-
-# did $index serve a scan since $before (statistics arrive within seconds)
-sub read_since {
-    my ($index, $before) = @_;
-    for (1 .. 150) {
-        return 1 if scans($index) > $before;
-        select undef, undef, undef, 0.1;
-    }
-    return 0;
-}
+sub scans { index_scans($t, $_[0]) }
+sub read_since { index_read_since($t, @_) }
 
 ###########################################################################
 # the keys: UTC months whatever the session's time zone
