@@ -284,7 +284,9 @@ DECLARE
   -- a rank of 2 to 16 words, all required, none negated, no phrase: the
   -- month path when the newest 2000 hold few matches, or with a status
   -- filter (see above)
-  v_words  text[] := CASE WHEN v_tsq ~ '^''[^'']+''( & ''[^'']+'')+$'
+  -- (a lexeme with a quote or a backslash, escaped in the query's text,
+  -- takes no part: its key would be spelled otherwise)
+  v_words  text[] := CASE WHEN v_tsq ~ '^''[^''\\]+''( & ''[^''\\]+'')+$'
                           THEN ARRAY(SELECT m[1] FROM regexp_matches(
                                        v_tsq, '''([^'']+)''', 'g') m)
                      END;
