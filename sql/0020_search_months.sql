@@ -58,16 +58,24 @@
 -- bulk, never analyzed) it took the table for tiny, read the tenant's
 -- tasks through another index and computed each one's keys (21,000 calls
 -- for a page of a 15,000-task tenant); the migration ends with ANALYZE.
+-- The keys' prefix of a workspace and a time: '<ws8><yyyymm>' (UTC), the
+-- one spelling tm.search_months and tm.task_month_ids share.
+CREATE FUNCTION tm.search_month(p_ws uuid, p_at timestamptz)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF AS $$
+  SELECT left(p_ws::text, 8)
+         || CASE WHEN isfinite(p_at)
+                 THEN (extract(year FROM p_at AT TIME ZONE 'UTC')::int * 100
+                       + extract(month FROM p_at AT TIME ZONE 'UTC')::int)::text
+                 ELSE 'inf' END
+$$;
+
 CREATE FUNCTION tm.search_months(p_ws uuid, p_at timestamptz,
                                  p_search tsvector, p_status text)
 RETURNS text[]
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF COST 500 AS $$
 DECLARE
-  v_prefix text := left(p_ws::text, 8)
-                   || CASE WHEN isfinite(p_at)
-                           THEN (extract(year FROM p_at AT TIME ZONE 'UTC')::int * 100
-                                 + extract(month FROM p_at AT TIME ZONE 'UTC')::int)::text
-                           ELSE 'inf' END;
+  v_prefix text := tm.search_month(p_ws, p_at);
 BEGIN
   RETURN array_prepend(v_prefix || '=' || p_status,
                        ARRAY(SELECT v_prefix || ':' || l
@@ -79,7 +87,8 @@ CREATE INDEX tasks_search_months_idx ON tm.tasks
   USING gin (tm.search_months(workspace_id, created_at, search, status))
   WHERE deleted_at IS NULL;
 
-GRANT EXECUTE ON FUNCTION tm.search_months(uuid, timestamptz, tsvector, text)
+GRANT EXECUTE ON FUNCTION tm.search_month(uuid, timestamptz),
+                          tm.search_months(uuid, timestamptz, tsvector, text)
   TO taskmgr_app;
 
 -- the planner's statistics of the new keys (autovacuum would gather them
@@ -105,11 +114,13 @@ CREATE FUNCTION tm.task_month_ids(p_from text, p_ws uuid, p_args text[],
 RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
-  v_ws8    text := left(p_ws::text, 8);
+  -- what follows a month's prefix in the keys every match has
+  v_sfx    text[] := ARRAY(SELECT ':' || w FROM unnest(p_words) w)
+                     || CASE WHEN p_status IS NOT NULL THEN ARRAY['=' || p_status]
+                             ELSE '{}'::text[] END;
   v_newest timestamptz;
   v_oldest timestamptz;
   v_month  timestamp;
-  v_start  timestamptz;
   v_end    timestamptz := 'infinity';
   v_span   int := 2;
   v_rate   float8;
@@ -140,54 +151,46 @@ BEGIN
           set_config('enable_seqscan', 'off', true);
   FOR v_round IN 1 .. 5 LOOP
     IF v_round < 5 THEN
+      -- one arm per month, v_span months back from v_month
       v_arms := '';
       FOR v_i IN 0 .. v_span - 1 LOOP
         v_arms := v_arms || CASE WHEN v_i > 0 THEN ' OR ' ELSE '' END
                   || 'tm.search_months(t.workspace_id, t.created_at, t.search, t.status) @> '
                   || quote_literal(ARRAY(
-                       SELECT v_ws8
-                              || (extract(year FROM m.at)::int * 100
-                                  + extract(month FROM m.at)::int)::text
-                              || w
-                         FROM (SELECT v_month - v_i * interval '1 month' AS at) m,
-                              unnest(ARRAY(SELECT ':' || x FROM unnest(p_words) x)
-                                     || CASE WHEN p_status IS NOT NULL
-                                             THEN ARRAY['=' || p_status]
-                                             ELSE '{}'::text[] END) w)::text)
+                       SELECT tm.search_month(p_ws, (v_month - v_i * interval '1 month')
+                                                    AT TIME ZONE 'UTC') || x
+                         FROM unnest(v_sfx) x)::text)
                   || '::text[]';
       END LOOP;
-      v_start := (v_month - (v_span - 1) * interval '1 month') AT TIME ZONE 'UTC';
+      v_month := v_month - v_span * interval '1 month';
+      v_end := (v_month + interval '1 month') AT TIME ZONE 'UTC';
       EXECUTE 'SELECT array_agg(s.id) FROM (SELECT t.id ' || p_from
               || ' AND (' || v_arms
               || ') ORDER BY t.created_at DESC, t.id DESC LIMIT '
               || (p_n - cardinality(v_ids)) || ') s'
          INTO v_got
-        USING p_ws, p_args, p_q, v_start, v_end;
-      v_month := v_month - v_span * interval '1 month';
-      v_end := v_start;
-      v_ids := v_ids || coalesce(v_got, '{}');
-      -- the next months: as many as the matches so far per month say the
-      -- rest needs, and a quarter more (a bitmap reads its months whole);
-      -- none so far: four times as many
-      v_rate := cardinality(v_ids)
-                / greatest(extract(epoch FROM v_newest - v_start) / 2629746.0, 0.03);
-      v_span := CASE WHEN cardinality(v_ids) = 0 THEN v_span * 4
-                     ELSE ceil((p_n - cardinality(v_ids)) / v_rate * 1.25)::int END;
-      v_span := least(greatest(v_span, 1), 24);
-      v_got := NULL;
+        USING p_ws, p_args, p_q;
     ELSE
       -- older than the months read: the words' GIN index
       EXECUTE 'SELECT array_agg(s.id) FROM (SELECT t.id ' || p_from
-              || ' AND t.created_at < $5'
+              || ' AND t.created_at < $4'
                  ' AND t.search @@ websearch_to_tsquery(''english'', $3)'
                  ' ORDER BY t.created_at DESC, t.id DESC LIMIT '
               || (p_n - cardinality(v_ids)) || ') s'
          INTO v_got
-        USING p_ws, p_args, p_q, v_start, v_end;
+        USING p_ws, p_args, p_q, v_end;
     END IF;
     v_ids := v_ids || coalesce(v_got, '{}');
     -- enough, or no task older than the months read
     EXIT WHEN cardinality(v_ids) >= p_n OR v_end <= v_oldest;
+    -- the next months: as many as the matches so far per month say the
+    -- rest needs, and a quarter more (a bitmap reads its months whole);
+    -- none so far: four times as many
+    v_rate := cardinality(v_ids)
+              / greatest(extract(epoch FROM v_newest - v_end) / 2629746.0, 0.03);
+    v_span := CASE WHEN cardinality(v_ids) = 0 THEN v_span * 4
+                   ELSE ceil((p_n - cardinality(v_ids)) / v_rate * 1.25)::int END;
+    v_span := least(greatest(v_span, 1), 24);
   END LOOP;
   PERFORM set_config('enable_indexscan', v_scan, true),
           set_config('enable_seqscan', v_seq, true);
