@@ -35,13 +35,14 @@
 -- page of rare words reads their bitmap once for X-Total-Count and the
 -- page (0018's one pass), the page's rows then by their keys.
 --
--- Also: where the older probe of a ranked search with filters in p_where
--- still runs (one word, a phrase), it reads the newest matching tasks'
--- ids (an index-only scan where the order's index has the filters'
--- columns: tasks_list_idx includes deleted_at, status, priority and
--- labels), then each one's row; it read the rows whole and tested the
--- filters on each (priority=4, 5% of the tasks: 41,000 rows for the
--- newest 2000, 75 ms).
+-- Also: where the older probes of a search with filters in p_where still
+-- run (ranked: one word, a phrase; sorted: words common among the
+-- newest), they read the matching tasks' ids first (an index-only scan
+-- where the order's index has the filters' columns: tasks_list_idx
+-- includes deleted_at, status, priority and labels), then each one's row;
+-- they read the rows whole and tested the filters on each (priority=4, 5%
+-- of the tasks: 41,000 rows for the newest 2000, 75 ms; by -updated_at
+-- with a label, 26,000 rows, 57 ms).
 --
 -- Six words with those filters: 26-34 ms p50; four words with priority=4:
 -- 38 ms (bench/README.md, session 11).
@@ -298,12 +299,24 @@ BEGIN
       -- the tasks under a sort took 57 ms through the bitmap).  An offset
       -- page: a twentieth (up to ~100,000 rows in order), since the bitmap
       -- then fetches and sorts every match (see above)
+      -- (0021) a search with filters in p_where: the ids first, then
+      -- their rows (as the ranked probe below): priority=4 and a label by
+      -- -updated_at fetched 26,000 rows to test the priority, 57 ms (a
+      -- label alone keeps the rows: reading them by key too cost 3-13 ms)
       v_n := CASE WHEN p_offset > 0 THEN (p_offset + p_limit + 1) / 20
                   ELSE (p_offset + p_limit + 1 + 4) / 5 - 1 END;
-      EXECUTE 'SELECT count(*) FROM (SELECT 1 FROM (SELECT t.labels, t.search'
-              ' FROM tm.tasks t WHERE t.workspace_id = $1 AND ' || p_where
+      EXECUTE 'SELECT count(*) FROM (SELECT 1 FROM (SELECT '
+              || CASE WHEN v_filters = '' OR coalesce(p_q, '') = ''
+                      THEN 't.labels, t.search'
+                      ELSE 't.id' END
+              || ' FROM tm.tasks t WHERE t.workspace_id = $1 AND ' || p_where
               || coalesce(' AND ' || p_after, '')
-              || ' ORDER BY ' || p_order || ' LIMIT 5000) t WHERE ' || p_gin
+              || ' ORDER BY ' || p_order || ' LIMIT 5000) '
+              || CASE WHEN v_filters = '' OR coalesce(p_q, '') = '' THEN 't'
+                      ELSE 'i, LATERAL (SELECT t.labels, t.search'
+                           ' FROM tm.tasks t WHERE t.workspace_id = $1'
+                           ' AND t.id = i.id OFFSET 0) t' END
+              || ' WHERE ' || p_gin
               || ' LIMIT ' || (v_n + 1) || ') s'
          INTO v_found
         USING p_ws, p_args, p_q;

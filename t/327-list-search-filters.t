@@ -191,6 +191,13 @@ is(index_scans($t, 'tasks_labels_idx') - $labels0, 0,
         is_deeply(walk($q), $want, "$q: ranked, every page");
     }
     ok(index_read_since($t, 'tasks_search_months_idx', $months0), '... from tasks_search_months_idx');
+
+    # sorted: the sort's probe reads the ids with priority 4 first, then
+    # their rows; every page as the oracle
+    my $want = list_oracle('t.priority = 4', 'quartz filler', 't.updated_at DESC, t.id DESC');
+    is(scalar @$want, 500, 'q=quartz filler&filter[priority]=4: 500 matches');
+    is_deeply(walk('q=quartz+filler&filter[priority]=4&sort=-updated_at&limit=100'), $want,
+              '... by -updated_at, every page');
 }
 
 # the same words with a rare label (50 tasks, 0.2%): the bitmap way, where
