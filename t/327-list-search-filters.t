@@ -156,6 +156,22 @@ sleep 11;
 is(index_scans($t, 'tasks_labels_idx') - $labels0, 0,
    'tasks_labels_idx served none of them (the labels are tested on the words\' matches)');
 
+# ranked offset pages from the words' bitmap: the candidates read once,
+# counted, then ranked (rare words and a label; common words and a rare
+# label)
+for my $c ([ 'q=quartz+meadow&filter[label]=security', "t.labels @> '{security}'", $W ],
+           [ 'q=quartz+filler&filter[label]=rare', "t.labels @> '{rare}'", 'quartz filler' ]) {
+    my ($q, $where, $words) = @$c;
+    my $want = rank_oracle($where, $words);
+    for my $page (1, 2, 9) {
+        my $r = get("$q&page=$page&per_page=10");
+        is($r->{status}, 200, "$q, ranked offset page $page");
+        is($r->{headers}{'x-total-count'}, scalar @$want, '... X-Total-Count: every candidate');
+        my @slice = grep { defined } @$want[ ($page - 1) * 10 .. $page * 10 - 1 ];
+        is_deeply([ map { $_->{id} } @{ $r->{json}{data} } ], \@slice, '... the oracle\'s rows of that page');
+    }
+}
+
 # with a status too: the month path (0020), the other filters tested on its
 # rows
 {
