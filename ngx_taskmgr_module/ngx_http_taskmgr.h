@@ -192,6 +192,11 @@ ngx_int_t ngx_http_taskmgr_password_hash(
 ngx_int_t ngx_http_taskmgr_password_verify(
     ngx_http_request_t *r, ngx_str_t *password, ngx_str_t *encoded,
     ngx_http_taskmgr_pw_handler_pt handler);
+/* the answer when either could not start (rc: what it returned): 503
+ * dependency_unavailable when the thread pool's queue is full (NGX_BUSY),
+ * else 500 */
+ngx_int_t ngx_http_taskmgr_password_refused(ngx_http_request_t *r,
+    ngx_int_t rc);
 
 
 #endif /* _NGX_HTTP_TASKMGR_H_INCLUDED_ */

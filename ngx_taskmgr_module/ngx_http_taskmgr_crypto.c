@@ -396,12 +396,28 @@ ngx_http_taskmgr_pw_start(ngx_http_request_t *r, ngx_str_t *password,
     r->main->blocked++;
 
     if (ngx_thread_task_post(mcf->pw_thread_pool, task) != NGX_OK) {
+        /* the pool's queue is full; nginx has logged it */
         r->main->blocked--;
         ngx_explicit_memzero(ctx->password, ctx->password_len);
-        return NGX_ERROR;
+        return NGX_BUSY;
     }
 
     return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_taskmgr_password_refused(ngx_http_request_t *r, ngx_int_t rc)
+{
+    if (rc == NGX_BUSY) {
+        return ngx_http_taskmgr_send_problem(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                             "dependency_unavailable",
+                                             "password hashing is busy, "
+                                             "retry shortly");
+    }
+
+    return ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                         "internal", NULL);
 }
 
 

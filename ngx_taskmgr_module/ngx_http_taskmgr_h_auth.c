@@ -271,11 +271,10 @@ ngx_http_taskmgr_h_register(ngx_http_request_t         *r,
         return rc;
     }
 
-    if (ngx_http_taskmgr_password_hash(r, &pw, ngx_http_taskmgr_register_hashed)
-        != NGX_OK)
-    {
-        return ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                             "internal", NULL);
+    rc = ngx_http_taskmgr_password_hash(r, &pw,
+                                        ngx_http_taskmgr_register_hashed);
+    if (rc != NGX_OK) {
+        return ngx_http_taskmgr_password_refused(r, rc);
     }
 
     return NGX_DONE;
@@ -622,14 +621,11 @@ ngx_http_taskmgr_login_looked_up(ngx_http_taskmgr_pg_query_t *q)
 
     (void) ngx_http_taskmgr_json_string(ctx->body, "password", &pw);
 
-    if (ngx_http_taskmgr_password_verify(r, &pw, encoded,
-                                         ngx_http_taskmgr_login_verified)
-        != NGX_OK)
-    {
-        ngx_http_taskmgr_api_finish(
-            r,
-            ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                          "internal", NULL));
+    rc = ngx_http_taskmgr_password_verify(r, &pw, encoded,
+                                          ngx_http_taskmgr_login_verified);
+    if (rc != NGX_OK) {
+        ngx_http_taskmgr_api_finish(r,
+                                    ngx_http_taskmgr_password_refused(r, rc));
     }
 }
 
@@ -1143,14 +1139,11 @@ ngx_http_taskmgr_password_looked_up(ngx_http_taskmgr_pg_query_t *q)
 
     (void) ngx_http_taskmgr_json_string(ctx->body, "current_password", &pw);
 
-    if (ngx_http_taskmgr_password_verify(r, &pw, &ctx->str[3],
-                                         ngx_http_taskmgr_password_verified)
-        != NGX_OK)
-    {
-        ngx_http_taskmgr_api_finish(
-            r,
-            ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                          "internal", NULL));
+    rc = ngx_http_taskmgr_password_verify(r, &pw, &ctx->str[3],
+                                          ngx_http_taskmgr_password_verified);
+    if (rc != NGX_OK) {
+        ngx_http_taskmgr_api_finish(r,
+                                    ngx_http_taskmgr_password_refused(r, rc));
     }
 }
 
@@ -1179,15 +1172,14 @@ ngx_http_taskmgr_password_verified(ngx_http_request_t *r, ngx_int_t rc,
 
     (void) ngx_http_taskmgr_json_string(ctx->body, "new_password", &pw);
 
-    if (rc != NGX_OK
-        || ngx_http_taskmgr_password_hash(r, &pw,
-                                          ngx_http_taskmgr_password_hashed)
-            != NGX_OK)
-    {
-        ngx_http_taskmgr_api_finish(
-            r,
-            ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                          "internal", NULL));
+    if (rc == NGX_OK) {
+        rc = ngx_http_taskmgr_password_hash(r, &pw,
+                                            ngx_http_taskmgr_password_hashed);
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_taskmgr_api_finish(r,
+                                    ngx_http_taskmgr_password_refused(r, rc));
     }
 }
 
@@ -1368,13 +1360,10 @@ ngx_http_taskmgr_reset_looked_up(ngx_http_taskmgr_pg_query_t *q)
         return;
     }
 
-    if (ngx_http_taskmgr_password_hash(r, &pw, ngx_http_taskmgr_reset_hashed)
-        != NGX_OK)
-    {
-        ngx_http_taskmgr_api_finish(
-            r,
-            ngx_http_taskmgr_send_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                          "internal", NULL));
+    rc = ngx_http_taskmgr_password_hash(r, &pw, ngx_http_taskmgr_reset_hashed);
+    if (rc != NGX_OK) {
+        ngx_http_taskmgr_api_finish(r,
+                                    ngx_http_taskmgr_password_refused(r, rc));
     }
 }
 
