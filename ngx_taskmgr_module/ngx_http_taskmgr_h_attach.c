@@ -34,7 +34,10 @@
  * in the thread pool.  A removal renames the file to <sha256>.gc first and
  * deletes it only if its mtime is still old; an upload of the same content
  * touches the file (or links it anew if it is gone) before its row is
- * written, so a file is never removed under a row being written.
+ * written, so a file is never removed under a row being written.  The walk
+ * also removes directories it reads empty (<path>/ab/cd, then <path>/ab
+ * after its last leaf); an upload whose directory went between its mkdir()
+ * and its link() makes it again.
  */
 
 
@@ -103,6 +106,7 @@ typedef struct {
     ngx_uint_t  removed;
     ngx_uint_t  kept;     /* touched by an upload since the walk */
     ngx_uint_t  restored; /* <sha256>.gc whose file was missing */
+    ngx_uint_t  dirs;     /* empty directories removed by the walk */
     ngx_uint_t  errors;
     ngx_err_t   err;      /* the first error and its call */
     const char *failed;
@@ -1202,7 +1206,9 @@ ngx_http_taskmgr_attach_file(ngx_pool_t *pool, ngx_str_t *dir, u_char *hex,
 
 /*
  * In a thread: creates the directory file[0 .. end) (one level; one that
- * exists is fine).  NGX_OK or NGX_ERROR with st->err and st->failed set.
+ * exists is fine).  NGX_OK; NGX_AGAIN when its parent is gone (the garbage
+ * collection removed it, empty, since it was made); or NGX_ERROR with
+ * st->err and st->failed set.
  */
 static ngx_int_t
 ngx_http_taskmgr_attach_mkdir(ngx_http_taskmgr_attach_store_t *st, size_t end)
@@ -1217,6 +1223,11 @@ ngx_http_taskmgr_attach_mkdir(ngx_http_taskmgr_attach_store_t *st, size_t end)
 
     if (ngx_create_dir(st->file, 0700) == NGX_FILE_ERROR) {
         err = ngx_errno;
+    }
+
+    if (err == NGX_ENOENT) {
+        st->file[end] = save;
+        return NGX_AGAIN;
     }
 
     if (err != 0 && err != NGX_EEXIST) {
@@ -1241,7 +1252,9 @@ ngx_http_taskmgr_attach_store_thread(void *data, ngx_log_t *log)
 {
     ngx_http_taskmgr_attach_store_t *st = data;
 
+    ngx_int_t       rc;
     ngx_err_t       err;
+    ngx_uint_t      tries;
     ngx_file_info_t fi;
 
     (void) log;
@@ -1264,19 +1277,41 @@ ngx_http_taskmgr_attach_store_thread(void *data, ngx_log_t *log)
         }
     }
 
-    /* <path>/ab, then <path>/ab/cd */
-    if (ngx_http_taskmgr_attach_mkdir(st, st->dir_len + 3) != NGX_OK
-        || ngx_http_taskmgr_attach_mkdir(st, st->dir_len + 6) != NGX_OK)
-    {
-        return;
-    }
+    /*
+     * <path>/ab, then <path>/ab/cd, then the link.  The collection removes
+     * empty directories: one it removed between these steps is made again
+     * (bounded; it only removes a directory it found empty).
+     */
+    for (tries = 0; /* void */; tries++) {
+        rc = ngx_http_taskmgr_attach_mkdir(st, st->dir_len + 3);
 
-    if (link((char *) st->temp, (char *) st->file) == -1) {
-        err = ngx_errno;
+        if (rc == NGX_OK) {
+            rc = ngx_http_taskmgr_attach_mkdir(st, st->dir_len + 6);
+        }
 
-        if (err != NGX_EEXIST) {
+        if (rc == NGX_ERROR) {
+            return;
+        }
+
+        if (rc == NGX_OK) {
+            if (link((char *) st->temp, (char *) st->file) == 0) {
+                return;
+            }
+
+            err = ngx_errno;
+
+            if (err == NGX_EEXIST) {
+                return;
+            }
+
+        } else {
+            err = NGX_ENOENT;
+        }
+
+        if (err != NGX_ENOENT || tries == 3) {
             st->err = err;
-            st->failed = "link()";
+            st->failed = (rc == NGX_OK) ? "link()" : ngx_create_dir_n;
+            return;
         }
     }
 }
@@ -2147,6 +2182,8 @@ static void ngx_http_taskmgr_attach_gc_orphans(ngx_http_taskmgr_pg_query_t *q);
 static void ngx_http_taskmgr_attach_gc_removed(ngx_event_t *ev);
 static void ngx_http_taskmgr_attach_gc_next(
     ngx_http_taskmgr_attach_gc_work_t *w);
+static void ngx_http_taskmgr_attach_gc_rmdir(
+    ngx_http_taskmgr_attach_gc_work_t *w);
 
 
 static ngx_int_t
@@ -2362,7 +2399,7 @@ ngx_http_taskmgr_attach_gc_leaf(ngx_http_taskmgr_attach_gc_work_t *w,
     DIR           *dir;
     size_t         len;
     ngx_err_t      err;
-    ngx_uint_t     seen, found;
+    ngx_uint_t     seen, found, entries, complete;
     struct stat    sb;
     struct dirent *de;
 
@@ -2381,6 +2418,8 @@ ngx_http_taskmgr_attach_gc_leaf(ngx_http_taskmgr_attach_gc_work_t *w,
     }
 
     found = 0;
+    entries = 0;
+    complete = 0;
 
     /* bounded: at most GC_FILES candidates of one directory a cycle */
     for (seen = 0; seen < 4 * NGX_HTTP_TASKMGR_GC_FILES; seen++) {
@@ -2391,9 +2430,21 @@ ngx_http_taskmgr_attach_gc_leaf(ngx_http_taskmgr_attach_gc_work_t *w,
             err = ngx_errno;
             if (err) {
                 ngx_http_taskmgr_attach_gc_error(w, "readdir()", err);
+
+            } else {
+                complete = 1;
             }
             break;
         }
+
+        if (de->d_name[0] == '.'
+            && (de->d_name[1] == '\0'
+                || (de->d_name[1] == '.' && de->d_name[2] == '\0')))
+        {
+            continue;
+        }
+
+        entries++;
 
         len = ngx_strlen(de->d_name);
 
@@ -2451,6 +2502,37 @@ ngx_http_taskmgr_attach_gc_leaf(ngx_http_taskmgr_attach_gc_work_t *w,
     }
 
     closedir(dir);
+
+    /*
+     * Read to its end and empty (its last files removed by an earlier
+     * slice): it goes.  An upload that links into it meanwhile makes it
+     * again (ngx_http_taskmgr_attach_store_thread).
+     */
+    if (complete && entries == 0) {
+        w->path[leaf_len - 1] = '\0';
+        ngx_http_taskmgr_attach_gc_rmdir(w);
+        w->path[leaf_len - 1] = '/';
+    }
+}
+
+
+/* In a thread: removes the directory w->path if it is empty. */
+static void
+ngx_http_taskmgr_attach_gc_rmdir(ngx_http_taskmgr_attach_gc_work_t *w)
+{
+    ngx_err_t err;
+
+    if (rmdir((char *) w->path) == 0) {
+        w->dirs++;
+        return;
+    }
+
+    err = ngx_errno;
+
+    /* not empty (any more), or gone already */
+    if (err != ENOTEMPTY && err != NGX_EEXIST && err != NGX_ENOENT) {
+        ngx_http_taskmgr_attach_gc_error(w, "rmdir()", err);
+    }
 }
 
 
@@ -2493,6 +2575,12 @@ ngx_http_taskmgr_attach_gc_thread(void *data, ngx_log_t *log)
             leaf_len = leaf - w->path;
 
             ngx_http_taskmgr_attach_gc_leaf(w, leaf_len);
+
+            /* after its last leaf, <path>/ab itself, if empty now */
+            if ((w->cursor & 0xff) == 0xff) {
+                w->path[w->dir_len + 3] = '\0';
+                ngx_http_taskmgr_attach_gc_rmdir(w);
+            }
 
             w->cursor++;
         }
@@ -2592,6 +2680,12 @@ ngx_http_taskmgr_attach_gc_walked(ngx_event_t *ev)
                       "taskmgr: attachment gc: restored %ui files from "
                       "an unfinished removal",
                       w->restored);
+    }
+
+    if (w->dirs) {
+        ngx_log_error(NGX_LOG_INFO, ev->log, 0,
+                      "taskmgr: attachment gc removed %ui empty directories",
+                      w->dirs);
     }
 
     /* a whole pass done: start again at the first leaf */

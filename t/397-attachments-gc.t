@@ -102,6 +102,21 @@ is_deeply([ glob("$store/*/*/*.gc") ], [], 'no <sha256>.gc left');
 del_attachment($bob, $b_shared->{id}, "bob's shared.txt");
 ok(wait_for(1, file_of($shared)), 'the last row of shared content gone: its file is collected');
 
+# the directories the collected files left empty go too: <path>/ab/cd, and
+# <path>/ab unless a file still kept lives under it; the same content
+# uploaded again makes them again (below)
+sub leaf_of { (my $d = file_of($_[0])) =~ s{/[^/]+$}{}; $d }
+sub top_of  { (my $d = leaf_of($_[0])) =~ s{/[^/]+$}{}; $d }
+{
+    my %kept_top = map { top_of($_) => 1 } $keep;
+    my @empty = map { (leaf_of($_), $kept_top{ top_of($_) } ? () : top_of($_)) } $gone, $purged, $shared;
+    ok(wait_for(1, @empty), 'the directories the collected files left empty are removed')
+        or diag(join ' ', grep { -e } @empty);
+    ok(-d leaf_of($keep), 'the directory of a file kept stays');
+    like($t->error_log_since($mark), qr/\[info\].*taskmgr: attachment gc removed \d+ empty directories/,
+         'the log counts the directories removed');
+}
+
 # the same content uploaded again after its file was collected: linked anew
 my $again = upload($alice, $t1, 'gone-again.txt', $gone);
 ok(-f file_of($gone), 'content collected, uploaded again: stored again');
