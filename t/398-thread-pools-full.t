@@ -92,10 +92,23 @@ my @busy = (
     },
 );
 
+# The workers' resident memory: argon2 fills its 256 MiB as it runs, so a
+# rise of 64 MiB says the slow login's verification holds the thread.
+sub workers_rss_kb {
+    my $kb = 0;
+    for my $pid ($t->worker_pids) {
+        open my $fh, '<', "/proc/$pid/status" or next;
+        while (<$fh>) { $kb += $1 if /^VmRSS:\s+(\d+) kB/ }
+    }
+    return $kb;
+}
+my $rss0 = workers_rss_kb();
+
 my $slow = async_request($t, POST => '/v1/auth/login',
                          body => { email => $alice->{email}, password => $pw });
-Time::HiRes::sleep(0.3);    # its account lookup done, its verification running
-ok(!$slow->answered, 'the slow login is still being verified') or BAIL_OUT('argon2 too fast for this test');
+ok(wait_until(10, sub { workers_rss_kb() > $rss0 + 64 * 1024 }, 0.01),
+   'the slow login\'s verification is running (argon2 took its memory)');
+ok(!$slow->answered, 'the slow login is still being verified');
 
 for my $c (@busy) {
     my $r = $t->request(@{ $c->{req} });
