@@ -172,13 +172,17 @@ for my $c ([ 'q=quartz+meadow&filter[label]=security', "t.labels @> '{security}'
     }
 }
 
-# with a status too: the month path (0020), the other filters tested on its
-# rows
+# with a status too: (0022) these rare words take the bitmap as without
+# it (the month path until 0022), every filter tested on its rows
 {
     my $want = rank_oracle("t.labels @> '{security}' AND t.priority >= 2 AND t.status = 'todo'", $W);
     cmp_ok(scalar @$want, '>', 10, 'todo matches with security and priority >= 2 (' . scalar(@$want) . ')');
     is_deeply(walk('q=quartz+meadow&filter[label]=security&filter[priority][gte]=2&filter[status]=todo&limit=25'),
               $want, 'q=quartz meadow, a label, a priority and a status: every page, as the oracle');
+    $want = rank_oracle("t.labels && '{ops,nobody}' AND t.status = 'done'", $W);
+    cmp_ok(scalar @$want, '>', 10, 'done matches with ops or nobody (' . scalar(@$want) . ')');
+    is_deeply(walk('q=quartz+meadow&filter[label][in]=ops,nobody&filter[status]=done&limit=20'),
+              $want, 'q=quartz meadow, two labels (in) and a status: every page, as the oracle');
 }
 
 # an offset page and its count
@@ -216,14 +220,15 @@ for my $c ([ 'q=quartz+meadow&filter[label]=security', "t.labels @> '{security}'
               '... by -updated_at, every page');
 }
 
-# the same words with a rare label (50 tasks, 0.2%): the bitmap way, where
-# the label's index answers (not the month path nor the time-ordered one)
+# the same words with a rare label (50 tasks, 0.2%): (0022) the facet way,
+# one condition of tasks_facets_idx for the words and the label (not the
+# month path nor the time-ordered one)
 {
     my $want = rank_oracle("t.labels @> '{rare}'", 'quartz filler');
     is(scalar @$want, 50, 'q=quartz filler&filter[label]=rare: 50 matches');
-    my $labels = index_scans($t, 'tasks_labels_idx');
+    my $facets = index_scans($t, 'tasks_facets_idx');
     is_deeply(walk('q=quartz+filler&filter[label]=rare&limit=20'), $want, '... ranked, every page');
-    ok(index_read_since($t, 'tasks_labels_idx', $labels), '... from tasks_labels_idx');
+    ok(index_read_since($t, 'tasks_facets_idx', $facets), '... from tasks_facets_idx');
     # and a sort: the probes as before
     $want = list_oracle("t.labels @> '{rare}'", 'quartz filler', 't.title ASC, t.id ASC');
     is_deeply(walk('q=quartz+filler&filter[label]=rare&sort=title&limit=20'), $want,
