@@ -51,8 +51,29 @@ GRANT EXECUTE ON FUNCTION tm.task_facets(uuid, tsvector, smallint, text[],
 
 ANALYZE tm.tasks;
 
+-- the live tasks of a workspace the planner expects to match a search (its
+-- statistics of the lexemes), for tm_api.task_find's decisions
+-- (volatile: a function declared stable may not run EXPLAIN)
+CREATE FUNCTION tm.search_expected(p_ws uuid, p_q text)
+RETURNS float8
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_plan json;
+BEGIN
+  EXECUTE 'EXPLAIN (FORMAT JSON) SELECT 1 FROM tm.tasks t'
+          ' WHERE t.workspace_id = $1 AND t.deleted_at IS NULL'
+          ' AND t.search @@ websearch_to_tsquery(''english'', $2)'
+     INTO v_plan
+    USING p_ws, p_q;
+  RETURN (v_plan -> 0 -> 'Plan' ->> 'Plan Rows')::float8;
+END
+$$;
+
+GRANT EXECUTE ON FUNCTION tm.search_expected(uuid, text) TO taskmgr_app;
+
 -- 0021's tm_api.task_find; changed: the variables declared after v_wconds,
--- the decision for a rank with a status (v_st), the facet way in the
+-- the planner's expectation of the words (tm.search_expected), the decision
+-- for a rank with a status (v_st), the facet way in the
 -- decision (after v_kw), its condition on the bitmap way, and the one pass
 -- of its offset pages (as rare words').
 CREATE OR REPLACE FUNCTION tm_api.task_find(p_uid uuid, p_sid uuid, p_ws uuid,
@@ -228,12 +249,7 @@ BEGIN
       -- (0022) A rank with a status asks the planner first: common words
       -- keep the month path without the count of the newest (~2 ms)
       IF v_st THEN
-        EXECUTE 'EXPLAIN (FORMAT JSON) SELECT 1 FROM tm.tasks t'
-                ' WHERE t.workspace_id = $1 AND t.deleted_at IS NULL'
-                ' AND t.search @@ websearch_to_tsquery(''english'', $2)'
-           INTO v_plan
-          USING p_ws, p_q;
-        v_rare := (v_plan -> 0 -> 'Plan' ->> 'Plan Rows')::float8 <= c_rare_max;
+        v_rare := tm.search_expected(p_ws, p_q) <= c_rare_max;
       END IF;
       v_kw := CASE WHEN v_st AND NOT v_rare THEN 50 ELSE (SELECT count(*)
                  FROM (SELECT 1
@@ -247,12 +263,7 @@ BEGIN
       IF v_st THEN
         v_rare := v_rare AND v_kw <= 9;
       ELSIF v_kw <= 9 THEN
-        EXECUTE 'EXPLAIN (FORMAT JSON) SELECT 1 FROM tm.tasks t'
-                ' WHERE t.workspace_id = $1 AND t.deleted_at IS NULL'
-                ' AND t.search @@ websearch_to_tsquery(''english'', $2)'
-           INTO v_plan
-          USING p_ws, p_q;
-        v_rare := (v_plan -> 0 -> 'Plan' ->> 'Plan Rows')::float8 <= c_rare_max;
+        v_rare := tm.search_expected(p_ws, p_q) <= c_rare_max;
       END IF;
       IF p_ranked AND (v_rare OR NOT v_st) THEN
         -- ranked: the share of the tenant's tasks the planner expects the

@@ -108,17 +108,8 @@ sub oracle {
     return psql_ids($t, $sql, $ws);
 }
 
-# the 200 newest live tasks of $where, ranked for $q
-sub rank_oracle {
-    my ($where, $q) = @_;
-    return oracle(qq{SELECT id FROM (SELECT * FROM tm.tasks t
-                                      WHERE t.workspace_id = \$1 AND t.deleted_at IS NULL
-                                        AND t.search @@ websearch_to_tsquery('english', '$q')
-                                        AND $where
-                                      ORDER BY t.created_at DESC, t.id DESC LIMIT 200) t
-                      ORDER BY ts_rank(t.search, websearch_to_tsquery('english', '$q')) DESC,
-                               t.id DESC});
-}
+# the 200 newest live tasks of $where, ranked for $q (Taskmgr::List)
+sub rank_oracle { Taskmgr::List::rank_oracle($t, $ws, @_) }
 
 # every page, following next_cursor
 sub walk {

@@ -76,32 +76,15 @@ SELECT $1::uuid, ('00000000-0000-7000-b004-' || lpad(to_hex(i), 12, '0'))::uuid,
   FROM generate_series(1, 20000) i}, $ws, $u->{user_id});
 $t->psql('ANALYZE tm.tasks');
 
-my $LIVE = 't.workspace_id = $1 AND t.deleted_at IS NULL';
 
 sub get {
     my ($q) = @_;
     return $t->request(GET => "/v1/workspaces/$ws/tasks?$q", token => $u->{token});
 }
 
-# the 200 newest live tasks of $where with the words of $q, ranked
-sub rank_oracle {
-    my ($where, $q) = @_;
-    return psql_ids($t, qq{SELECT id FROM (SELECT * FROM tm.tasks t
-                                            WHERE $LIVE
-                                              AND t.search @@ websearch_to_tsquery('english', '$q')
-                                              AND $where
-                                            ORDER BY t.created_at DESC, t.id DESC LIMIT 200) t
-                            ORDER BY ts_rank(t.search, websearch_to_tsquery('english', '$q')) DESC,
-                                     t.id DESC}, $ws);
-}
-
-# every live task of $where with the words of $q, in $order
-sub list_oracle {
-    my ($where, $q, $order) = @_;
-    return psql_ids($t, qq{SELECT id FROM tm.tasks t
-                            WHERE $LIVE AND t.search @@ websearch_to_tsquery('english', '$q')
-                              AND $where ORDER BY $order}, $ws);
-}
+# the oracles (Taskmgr::List) of this workspace
+sub rank_oracle { Taskmgr::List::rank_oracle($t, $ws, @_) }
+sub list_oracle { Taskmgr::List::list_oracle($t, $ws, @_) }
 
 sub walk { list_walk($t, $ws, $u->{token}, $_[0], 60) }
 

@@ -1,12 +1,15 @@
 package Taskmgr::List;
 
-# Shared helpers of the task list tests (t/325, t/326): every page of a list
-# through the API, the ids an SQL oracle answers, and whether an index of
-# tm.tasks served a scan.
+# Shared helpers of the task list tests (t/325 to t/328): every page of a list
+# through the API, the ids an SQL oracle answers (and the oracles of a
+# ranked and of a sorted search), and whether an index of tm.tasks served a
+# scan.
 #
 #     use Taskmgr::List qw(list_walk psql_ids index_scans index_read_since);
 #     my $ids = list_walk($t, $ws, $token, 'q=needle&limit=50');   # [ids] or undef
 #     my $want = psql_ids($t, 'SELECT id FROM tm.tasks t WHERE ...', $ws);
+#     $want = rank_oracle($t, $ws, "t.status = 'todo'", 'quartz meadow');
+#     $want = list_oracle($t, $ws, 'true', 'quartz meadow', 't.title ASC, t.id ASC');
 #     my $before = index_scans($t, 'tasks_search_recent_idx');
 #     ok(index_read_since($t, 'tasks_search_recent_idx', $before));
 
@@ -16,7 +19,7 @@ use warnings;
 use Exporter 'import';
 use Test::More ();
 
-our @EXPORT_OK = qw(list_walk psql_ids index_scans index_read_since);
+our @EXPORT_OK = qw(list_walk psql_ids rank_oracle list_oracle index_scans index_read_since);
 
 # list_walk($t, $ws, $token, $query, $max_pages): the ids of every page of
 # GET /v1/workspaces/$ws/tasks?$query, following next_cursor (at most
@@ -43,6 +46,30 @@ sub list_walk {
 sub psql_ids {
     my ($t, $sql, @binds) = @_;
     return [ grep { length } split /\n/, $t->psql($sql, @binds) ];
+}
+
+# rank_oracle($t, $ws, $where, $words): a ranked search's rows (the 200
+# newest live tasks of the workspace with the words and $where, ranked,
+# ties by id); $where and $words are SQL text the test writes
+sub rank_oracle {
+    my ($t, $ws, $where, $q) = @_;
+    return psql_ids($t, qq{SELECT id FROM (SELECT * FROM tm.tasks t
+                                            WHERE t.workspace_id = \$1 AND t.deleted_at IS NULL
+                                              AND t.search @@ websearch_to_tsquery('english', '$q')
+                                              AND $where
+                                            ORDER BY t.created_at DESC, t.id DESC LIMIT 200) t
+                            ORDER BY ts_rank(t.search, websearch_to_tsquery('english', '$q')) DESC,
+                                     t.id DESC}, $ws);
+}
+
+# list_oracle($t, $ws, $where, $words, $order): every live task of the
+# workspace with the words and $where, in $order
+sub list_oracle {
+    my ($t, $ws, $where, $q, $order) = @_;
+    return psql_ids($t, qq{SELECT id FROM tm.tasks t
+                            WHERE t.workspace_id = \$1 AND t.deleted_at IS NULL
+                              AND t.search @@ websearch_to_tsquery('english', '$q')
+                              AND $where ORDER BY $order}, $ws);
 }
 
 # index_scans($t, $index): the scans an index of schema tm has served
