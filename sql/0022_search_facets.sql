@@ -51,28 +51,30 @@ GRANT EXECUTE ON FUNCTION tm.task_facets(uuid, tsvector, smallint, text[],
 
 ANALYZE tm.tasks;
 
--- the live tasks of a workspace the planner expects to match a search (its
--- statistics of the lexemes), for tm_api.task_find's decisions
+-- the live tasks of a workspace the planner expects to pass p_conds (each
+-- " AND ...", written by tm_api.task_find: $2 the filters' values, $3 the
+-- search), for task_find's decisions; p_conds '' for all of them
 -- (volatile: a function declared stable may not run EXPLAIN)
-CREATE FUNCTION tm.search_expected(p_ws uuid, p_q text)
+CREATE FUNCTION tm.live_expected(p_ws uuid, p_conds text, p_args text[],
+                                 p_q text)
 RETURNS float8
 LANGUAGE plpgsql AS $$
 DECLARE
   v_plan json;
 BEGIN
   EXECUTE 'EXPLAIN (FORMAT JSON) SELECT 1 FROM tm.tasks t'
-          ' WHERE t.workspace_id = $1 AND t.deleted_at IS NULL'
-          ' AND t.search @@ websearch_to_tsquery(''english'', $2)'
+          ' WHERE t.workspace_id = $1 AND t.deleted_at IS NULL' || p_conds
      INTO v_plan
-    USING p_ws, p_q;
+    USING p_ws, p_args, p_q;
   RETURN (v_plan -> 0 -> 'Plan' ->> 'Plan Rows')::float8;
 END
 $$;
 
-GRANT EXECUTE ON FUNCTION tm.search_expected(uuid, text) TO taskmgr_app;
+GRANT EXECUTE ON FUNCTION tm.live_expected(uuid, text, text[], text)
+  TO taskmgr_app;
 
 -- 0021's tm_api.task_find; changed: the variables declared after v_wconds,
--- the planner's expectation of the words (tm.search_expected), the decision
+-- the planner's expectations in one function (tm.live_expected), the decision
 -- for a rank with a status (v_st), the facet way in the
 -- decision (after v_kw), its condition on the bitmap way, and the one pass
 -- of its offset pages (as rare words').
@@ -191,8 +193,8 @@ DECLARE
   -- v_kw: those of the newest 2000 with the words (up to 50); v_pf, v_m:
   -- the share of the tasks the filters pass, and the matches that makes
   v_rare   boolean := false;
-  v_plan   json;
-  v_plan2  json;
+  -- the planner's expectation of the live tasks (v_live), in all
+  v_live   float8;
   v_kw     int;
   v_pf     float8;
   v_m      float8;
@@ -249,7 +251,8 @@ BEGIN
       -- (0022) A rank with a status asks the planner first: common words
       -- keep the month path without the count of the newest (~2 ms)
       IF v_st THEN
-        v_rare := tm.search_expected(p_ws, p_q) <= c_rare_max;
+        v_rare := tm.live_expected(p_ws, ' AND ' || c_match, NULL, p_q)
+                  <= c_rare_max;
       END IF;
       v_kw := CASE WHEN v_st AND NOT v_rare THEN 50 ELSE (SELECT count(*)
                  FROM (SELECT 1
@@ -263,32 +266,22 @@ BEGIN
       IF v_st THEN
         v_rare := v_rare AND v_kw <= 9;
       ELSIF v_kw <= 9 THEN
-        v_rare := tm.search_expected(p_ws, p_q) <= c_rare_max;
+        v_rare := tm.live_expected(p_ws, ' AND ' || c_match, NULL, p_q)
+                  <= c_rare_max;
       END IF;
       IF p_ranked AND (v_rare OR NOT v_st) THEN
         -- ranked: the share of the tenant's tasks the planner expects the
         -- filters to pass (v_pf), and the matches that makes (v_m)
-        EXECUTE 'EXPLAIN (FORMAT JSON) SELECT 1 FROM tm.tasks t'
-                ' WHERE t.workspace_id = $1 AND t.deleted_at IS NULL'
-                || v_filters || ' AND ' || replace(p_gin, c_match, 'true')
-           INTO v_plan
-          USING p_ws, p_args, p_q;
-        EXECUTE 'EXPLAIN (FORMAT JSON) SELECT 1 FROM tm.tasks t'
-                ' WHERE t.workspace_id = $1 AND t.deleted_at IS NULL'
-           INTO v_plan2
-          USING p_ws;
-        v_pf := (v_plan -> 0 -> 'Plan' ->> 'Plan Rows')::float8
-                / greatest((v_plan2 -> 0 -> 'Plan' ->> 'Plan Rows')::float8, 1);
-        v_m := v_kw / 2000.0 * (v_plan2 -> 0 -> 'Plan' ->> 'Plan Rows')::float8
-               * v_pf;
+        v_live := tm.live_expected(p_ws, '', NULL, NULL);
+        v_pf := tm.live_expected(p_ws, v_filters || ' AND '
+                                       || replace(p_gin, c_match, 'true'),
+                                 p_args, p_q)
+                / greatest(v_live, 1);
+        v_m := v_kw / 2000.0 * v_live * v_pf;
         IF v_st THEN
-          EXECUTE 'EXPLAIN (FORMAT JSON) SELECT 1 FROM tm.tasks t'
-                  ' WHERE t.workspace_id = $1 AND t.deleted_at IS NULL'
-                  ' AND t.status = $2'
-             INTO v_plan
-            USING p_ws, v_status;
-          v_sshare := (v_plan -> 0 -> 'Plan' ->> 'Plan Rows')::float8
-                      / greatest((v_plan2 -> 0 -> 'Plan' ->> 'Plan Rows')::float8, 1);
+          v_sshare := tm.live_expected(p_ws, ' AND t.status = ($2[1])::text',
+                                       ARRAY[v_status], NULL)
+                      / greatest(v_live, 1);
         END IF;
         -- the month path (0020), the filters tested on each month's
         -- matches: it fetches ~200 / v_pf of them, and a quarter more
@@ -338,19 +331,9 @@ BEGIN
                  ' (?:= \(|@> ARRAY\[)\$2\[([0-9]+)\](?:\)::smallint'
                  '|\)::uuid|\]))(?= AND |$)', 'g') f;
         IF v_fconds IS NOT NULL THEN
-          EXECUTE 'EXPLAIN (FORMAT JSON) SELECT 1 FROM tm.tasks t'
-                  ' WHERE t.workspace_id = $1 AND t.deleted_at IS NULL'
-                  || v_fconds
-             INTO v_plan
-            USING p_ws, p_args, p_q;
-          IF v_plan2 IS NULL THEN
-            EXECUTE 'EXPLAIN (FORMAT JSON) SELECT 1 FROM tm.tasks t'
-                    ' WHERE t.workspace_id = $1 AND t.deleted_at IS NULL'
-               INTO v_plan2
-              USING p_ws;
-          END IF;
-          v_fshare := (v_plan -> 0 -> 'Plan' ->> 'Plan Rows')::float8
-                      / greatest((v_plan2 -> 0 -> 'Plan' ->> 'Plan Rows')::float8, 1);
+          v_live := coalesce(v_live, tm.live_expected(p_ws, '', NULL, NULL));
+          v_fshare := tm.live_expected(p_ws, v_fconds, p_args, p_q)
+                      / greatest(v_live, 1);
           v_facet := v_fshare <= CASE WHEN v_kw >= 50 THEN c_facet_common
                                       ELSE c_facet_max END;
         END IF;
