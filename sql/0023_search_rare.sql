@@ -25,8 +25,10 @@
 -- query a branch that each read the bitmaps again (four words, a due
 -- range, by -priority: 3 x 36 ms).
 
--- 0022's tm_api.task_find; changed: v_wexp, v_fexp and v_few (declared
--- last), the decision before the probes (v_few), v_bmway, and the split
+-- 0022's tm_api.task_find; changed: c_test (the search's test as no index
+-- condition, spelled once) and v_pcond (a phrase's pairs' condition, once),
+-- v_wexp, v_fexp and v_few (declared last; v_wexp also kept by the words'
+-- block), the decision before the probes (v_few), v_bmway, and the split
 -- sort's one query where the bitmaps are read.
 CREATE OR REPLACE FUNCTION tm_api.task_find(p_uid uuid, p_sid uuid, p_ws uuid,
                                  p_where text, p_after text, p_order text,
@@ -44,6 +46,9 @@ DECLARE
   -- the search test nginx writes into p_gin
   c_match constant text :=
     't.search @@ websearch_to_tsquery(''english'', $3)';
+  -- (0023) the same test, no index condition (the function of @@)
+  c_test constant text :=
+    'ts_match_vq(t.search, websearch_to_tsquery(''english'', $3))';
   c_cols constant text :=
     ', t.id, t.workspace_id, t.project_id, t.parent_id, t.title,'
     ' t.description, t.status, t.priority, t.due_at, t.assignee_id,'
@@ -98,6 +103,10 @@ DECLARE
   -- the pairs of adjacent lexemes every match has (tm.query_pairs)
   v_pairs  text[] := CASE WHEN v_phrase
                           THEN tm.query_pairs(v_tsq::tsquery) END;
+  -- (0023) their condition on tasks_search_pairs_idx
+  v_pcond  text := CASE WHEN v_pairs IS NOT NULL
+                        THEN 'tm.search_pairs(t.search) @> '
+                             || quote_literal(v_pairs::text) || '::text[]' END;
   -- a search the time-ordered index can ask (no split sort, no phrase
   -- under a negation), of live tasks (v_gist) or with deleted=include
   -- (v_incl, a rank only: see above)
@@ -224,8 +233,8 @@ BEGIN
       -- (0022) A rank with a status asks the planner first: common words
       -- keep the month path without the count of the newest (~2 ms)
       IF v_st THEN
-        v_rare := tm.live_expected(p_ws, ' AND ' || c_match, NULL, p_q)
-                  <= c_rare_max;
+        v_wexp := tm.live_expected(p_ws, ' AND ' || c_match, NULL, p_q);
+        v_rare := v_wexp <= c_rare_max;
       END IF;
       v_kw := CASE WHEN v_st AND NOT v_rare THEN 50 ELSE (SELECT count(*)
                  FROM (SELECT 1
@@ -239,8 +248,8 @@ BEGIN
       IF v_st THEN
         v_rare := v_rare AND v_kw <= 9;
       ELSIF v_kw <= 9 THEN
-        v_rare := tm.live_expected(p_ws, ' AND ' || c_match, NULL, p_q)
-                  <= c_rare_max;
+        v_wexp := tm.live_expected(p_ws, ' AND ' || c_match, NULL, p_q);
+        v_rare := v_wexp <= c_rare_max;
       END IF;
       IF p_ranked AND (v_rare OR NOT v_st) THEN
         -- ranked: the share of the tenant's tasks the planner expects the
@@ -334,12 +343,11 @@ BEGIN
       -- tasks in that order; a rank and a split sort read the newest:
       -- created_at), the filters'
       v_live := coalesce(v_live, tm.live_expected(p_ws, '', NULL, NULL));
-      v_wexp := tm.live_expected(p_ws, ' AND '
-                  || CASE WHEN cardinality(v_pairs) > 0
-                          THEN 'tm.search_pairs(t.search) @> '
-                               || quote_literal(v_pairs::text) || '::text[]'
+      -- (the words' block above may have asked it of the words already)
+      v_wexp := coalesce(v_wexp, tm.live_expected(p_ws, ' AND '
+                  || CASE WHEN cardinality(v_pairs) > 0 THEN v_pcond
                           ELSE c_match END,
-                  NULL, p_q);
+                  NULL, p_q));
       IF (v_filters <> '' OR p_gin <> c_match)
          AND v_filters !~ ('t\.(' || CASE WHEN p_ranked OR p_split IS NOT NULL
                                           THEN 'created_at'
@@ -491,8 +499,7 @@ BEGIN
       -- of an assignee's 37,000 tasks for the 1,800 with priority=4, where
       -- the bitmap of that index fetched them all: 37,500 rows, 75 ms)
       v_bmway := true;
-      v_where := replace(v_where, c_match,
-                   'ts_match_vq(t.search, websearch_to_tsquery(''english'', $3))');
+      v_where := replace(v_where, c_match, c_test);
     ELSIF v_found <= v_n THEN
       PERFORM set_config('enable_indexscan', 'off', true),
               set_config('enable_seqscan', 'off', true);
@@ -506,11 +513,7 @@ BEGIN
         -- test is written so that it is no index condition (ts_match_vq is
         -- @@), or the planner may AND both bitmaps (GIN intersecting the
         -- posting lists of common words: 50-75 ms)
-        v_where := replace(v_where, c_match,
-                     'tm.search_pairs(t.search) @> '
-                     || quote_literal(v_pairs::text) || '::text[]'
-                     ' AND ts_match_vq(t.search,'
-                     ' websearch_to_tsquery(''english'', $3))');
+        v_where := replace(v_where, c_match, v_pcond || ' AND ' || c_test);
       ELSIF v_facet THEN
         -- (0022) the words' and the facet filters' keys in one condition
         -- of tasks_facets_idx (exact for required words: their lexemes
@@ -627,8 +630,7 @@ BEGIN
     -- tasks_search_months_idx (tm.task_month_ids), tested again here (a
     -- task changed since drops out); the words are no index condition
     -- (0021) a label tested on each (tm.label_tests_unindexed)
-    v_from := tm.label_tests_unindexed(replace(v_from, c_match,
-                'ts_match_vq(t.search, websearch_to_tsquery(''english'', $3))'));
+    v_from := tm.label_tests_unindexed(replace(v_from, c_match, c_test));
     v_ids := tm.task_month_ids(v_from, p_ws, p_args, p_q, v_words, v_status,
                                c_rank_max);
     v_from := v_from || ' AND t.id = ANY(' || quote_literal(v_ids) || '::uuid[])';
@@ -699,8 +701,7 @@ BEGIN
           -- (0021) the page's rows by their keys: the words' test no
           -- index condition (the planner ANDed the words' bitmap again to
           -- the keys', 25 ms)
-          v_from := replace(v_from, v_wconds,
-                      'ts_match_vq(t.search, websearch_to_tsquery(''english'', $3))');
+          v_from := replace(v_from, v_wconds, c_test);
         END IF;
       END IF;
     END IF;
@@ -718,8 +719,7 @@ BEGIN
       v_total := cardinality(v_ids::uuid[]);
       v_folded := true;
       v_from := 'FROM tm.tasks t WHERE t.workspace_id = $1 AND '
-                || replace(v_where, v_wconds,
-                     'ts_match_vq(t.search, websearch_to_tsquery(''english'', $3))')
+                || replace(v_where, v_wconds, c_test)
                 || ' AND t.id = ANY(' || quote_literal(v_ids) || '::uuid[])';
     END IF;
     IF NOT v_folded THEN

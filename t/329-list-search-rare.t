@@ -59,14 +59,11 @@ sub get {
 
 sub walk { list_walk($t, $ws, $u->{token}, $_[0], 80) }
 
-# the oracles: every live task with the search (SQL text; '' none) and
-# $where, in $order, or ranked (the 200 newest matches)
+# the oracles (Taskmgr::List) of this workspace: every live task with the
+# search ('' none) and $where in $order, or ranked (the 200 newest matches)
 sub oracle {
     my ($q, $where, $order) = @_;
-    my $match = $q eq '' ? 'true' : "t.search @@ websearch_to_tsquery('english', '$q')";
-    return psql_ids($t, qq{SELECT id FROM tm.tasks t
-                            WHERE t.workspace_id = \$1 AND t.deleted_at IS NULL AND $match
-                              AND $where ORDER BY $order}, $ws);
+    return Taskmgr::List::list_oracle($t, $ws, $where, $q, $order);
 }
 sub rank_oracle { Taskmgr::List::rank_oracle($t, $ws, @_) }
 

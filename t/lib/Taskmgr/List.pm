@@ -1,6 +1,6 @@
 package Taskmgr::List;
 
-# Shared helpers of the task list tests (t/325 to t/328): every page of a list
+# Shared helpers of the task list tests (t/325 to t/329): every page of a list
 # through the API, the ids an SQL oracle answers (and the oracles of a
 # ranked and of a sorted search), and whether an index of tm.tasks served a
 # scan.
@@ -63,13 +63,13 @@ sub rank_oracle {
 }
 
 # list_oracle($t, $ws, $where, $words, $order): every live task of the
-# workspace with the words and $where, in $order
+# workspace with the words ('': any task) and $where, in $order
 sub list_oracle {
     my ($t, $ws, $where, $q, $order) = @_;
+    my $match = $q eq '' ? 'true' : "t.search @@ websearch_to_tsquery('english', '$q')";
     return psql_ids($t, qq{SELECT id FROM tm.tasks t
                             WHERE t.workspace_id = \$1 AND t.deleted_at IS NULL
-                              AND t.search @@ websearch_to_tsquery('english', '$q')
-                              AND $where ORDER BY $order}, $ws);
+                              AND $match AND $where ORDER BY $order}, $ws);
 }
 
 # index_scans($t, $index): the scans an index of schema tm has served
