@@ -32,7 +32,7 @@ my $u2  = $few->{user_id};
 # (i % 5 = 0), "lima" in a fifth (i / 5 % 5 = 0), "mike" in a fifth
 # (i / 25 % 5 = 0), all three adjacent in 160 (i % 125 = 0); "zeppelin" in
 # 50 (i % 397 = 11); each status and priority; the label security
-# (i % 3 = 0); assigned to $few (i % 199 = 5) or $u (i % 3 = 1); due on 800
+# (i % 3 = 0), ops (i % 31 = 0); assigned to $few (i % 199 = 5) or $u (i % 3 = 1); due on 800
 # days (none for i % 7 = 0); every 23rd soft-deleted
 $t->psql(q{
 INSERT INTO tm.tasks (workspace_id, id, title, status, priority, assignee_id, labels, due_at,
@@ -47,7 +47,8 @@ SELECT $1::uuid,
        (ARRAY['todo', 'in_progress', 'done', 'archived'])[i % 4 + 1],
        (i / 7) % 5,
        CASE WHEN i % 199 = 5 THEN $3::uuid WHEN i % 3 = 1 THEN $2::uuid END,
-       CASE WHEN i % 3 = 0 THEN '{security}'::text[] ELSE '{}' END,
+       CASE WHEN i % 3 = 0 THEN '{security}'::text[] ELSE '{}' END
+       || CASE WHEN i % 31 = 0 THEN '{ops}'::text[] ELSE '{}' END,
        CASE WHEN i % 7 <> 0 THEN '2027-01-01 00:00:00+00'::timestamptz + (i % 800) * interval '1 day' END,
        $2::uuid,
        '2026-01-01 00:00:00+00'::timestamptz + i * interval '20 minutes',
@@ -184,6 +185,9 @@ my @cases = (
       't.priority IN (0, 1, 2)', 't.due_at ASC NULLS LAST, t.id ASC', 10 ],
     [ "q=amber+-zeppelin&filter[assignee_id]=$u2&sort=-priority", 'amber -zeppelin', "t.assignee_id = '$u2'",
       't.priority DESC, t.id DESC', 12 ],
+    # rare pairs with a label (tested on each of their tasks)
+    [ 'q=%22kilo+lima+mike%22&filter[label]=security&sort=title', '"kilo lima mike"',
+      "t.labels @> '{security}'", 't.title ASC, t.id ASC', 8 ],
 );
 
 for my $c (@cases) {
@@ -196,7 +200,7 @@ for my $c (@cases) {
 
 # a page of each is the same through the cursors (keyset pages keep the
 # ways before 0024)
-for my $c (@cases[0, 4, 7]) {
+for my $c (@cases[0, 4, 7, 11]) {
     my ($q, $words, $where, $order) = @$c;
     is_deeply(list_walk($t, $ws, $u->{token}, "$q&limit=7", 80), oracle($words, $where, $order),
               "$q: every page through the cursors, as the oracle");
@@ -228,5 +232,26 @@ unread('q=kilo+lima+mike&filter[status]=todo&sort=-priority&page=2&per_page=10',
 # through tasks_priority_id_idx)
 unread('q=kilo+lima&filter[label]=security&filter[priority]=4&sort=-updated_at&page=3&per_page=10',
        'tasks_facets_idx', qw(tasks_labels_idx tasks_priority_idx tasks_search_idx tasks_updated_idx));
+
+# rare pairs with a label: the label tested on each of their tasks, its
+# index unread, offset and keyset pages as the oracle.  (On the 1M bench
+# 0023's planner ANDed the bitmap of a label on 12% of the tasks to the
+# pairs', 45 ms; on this small tenant it took the pairs' alone under 0023
+# too, so this check guards the way, it does not show the change)
+{
+    my $q = 'q=%22kilo+lima+mike%22&filter[label]=ops&sort=-updated_at';
+    my $want = oracle('"kilo lima mike"', "t.labels @> '{ops}'", 't.updated_at DESC, t.id DESC');
+    cmp_ok(scalar @$want, '>=', 4, "$q: the oracle has matches (" . scalar(@$want) . ')');
+    sleep 11;
+    my %before = map { $_ => index_scans($t, $_) } qw(tasks_search_pairs_idx tasks_labels_idx);
+    is_deeply(list_walk($t, $ws, $u->{token}, "$q&limit=2", 80), $want, "$q: every keyset page as the oracle");
+    my $r = get("$q&page=2&per_page=2");
+    is_deeply([ map { $_->{id} } @{ $r->{json}{data} } ], [ @$want[2, 3] ], '... offset page 2 too');
+    is($r->{headers}{'x-total-count'}, scalar @$want, '... X-Total-Count: every match');
+    sleep 11;
+    cmp_ok(index_scans($t, 'tasks_search_pairs_idx'), '>', $before{tasks_search_pairs_idx},
+           '... tasks_search_pairs_idx read');
+    is(index_scans($t, 'tasks_labels_idx') - $before{tasks_labels_idx}, 0, '... tasks_labels_idx unread');
+}
 
 $t->done;
