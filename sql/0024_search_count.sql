@@ -15,19 +15,21 @@
 --   a search by default: taskmgr_search_offset_max), or to the end of a
 --   deeper page; past that it is that number with X-Total-Count-Capped:
 --   true, as past 10,000 without q;
--- - an offset page of live tasks by a sort whose matches the planner
---   expects to be few (up to 10,000 and 1%), and which the order's first
---   rows would not hold (or under a split sort), reads its candidates once:
---   those of the facet keys (plain words with the filters tasks_facets_idx
---   has), of the rare words or few filters 0023 reads through bitmaps, of
---   the words alone or of the filters alone, whichever is few; sorts them,
---   counts them and takes the page's ids from that one pass.
+-- - an offset page (live tasks, or deleted=include) by a sort whose
+--   matches the planner expects to be few (up to 10,000 and 1%), and which
+--   the order's first rows would not hold (or under a split sort), reads
+--   its candidates once: those of the facet keys (plain words with the
+--   filters tasks_facets_idx has; live tasks only), of the rare words or
+--   few filters 0023 reads through bitmaps, of the words alone (live and
+--   deleted from their own indexes) or of the filters alone, whichever is
+--   few; sorts them, counts them and takes the page's ids from that pass;
+-- - rare pairs (a phrase) test a label on each of their tasks.
 
 -- 0023's tm_api.task_find; changed: c_qcount_max and v_cmax (the count's
 -- cap with q), the variables declared after v_bmway, the facet filters'
 -- keys computed before the words' block (same values), the one pass's
--- decision after 0023's (v_fold...), the candidates' subquery, and the
--- count's pass taking it.
+-- decision after 0023's (v_fold...), the candidates' subquery, a label
+-- tested on each task of rare pairs, and the count's pass taking it.
 CREATE OR REPLACE FUNCTION tm_api.task_find(p_uid uuid, p_sid uuid, p_ws uuid,
                                  p_where text, p_after text, p_order text,
                                  p_limit int, p_offset int, p_count boolean,
@@ -224,6 +226,8 @@ DECLARE
   -- keys (v_foldk: v_kcond); v_wcond the candidates' condition, v_pfrom the
   -- page's rows by their keys
   v_fold   boolean := false;
+  -- deleted=include (not the facet keys: tasks_facets_idx has live tasks)
+  v_incl0  boolean := v_dcond = 'true';
   v_foldw  boolean := false;
   v_foldf  boolean := false;
   v_foldk  boolean := false;
@@ -412,7 +416,8 @@ BEGIN
                 AND coalesce(v_fexp <= least(c_fewf_max, c_few_share * v_live),
                              false);
       v_few := v_few OR v_fewf;
-      -- (0024) an offset page (X-Total-Count) of live tasks, by a sort: the
+      -- (0024) an offset page (X-Total-Count) of live tasks (or with
+      -- deleted=include), by a sort: the
       -- count read every match up to its cap in a pass of its own, then
       -- the page read them again in its order (four words with
       -- status=in_progress by title, page 3: the planner ANDed the words'
@@ -428,7 +433,7 @@ BEGIN
       -- or of the filters alone (the words tested on each), whichever the
       -- planner expects at most 10,000 and 1% of
       IF p_count AND NOT p_ranked AND p_after IS NULL
-         AND v_dcond = 't.deleted_at IS NULL'
+         AND v_dcond IN ('t.deleted_at IS NULL', 'true')
       THEN
         IF v_fexp IS NULL AND (v_filters <> '' OR p_gin <> c_match) THEN
           v_fexp := tm.live_expected(p_ws, v_filters || ' AND '
@@ -459,7 +464,7 @@ BEGIN
           -- (the facet keys' candidates: the words and those filters, by
           -- the planner's statistics of their columns; the index's own
           -- are of no use for a key)
-          IF v_fkeys IS NOT NULL AND v_lex IS NOT NULL
+          IF v_fkeys IS NOT NULL AND v_lex IS NOT NULL AND NOT v_incl0
              AND tm.live_expected(p_ws, v_fconds || ' AND ' || c_match,
                                   p_args, p_q)
                  <= v_cand
@@ -736,8 +741,16 @@ BEGIN
                     WHEN cardinality(v_pairs) > 0
                     THEN v_pcond || ' AND ' || c_test
                     ELSE coalesce(v_wconds, c_match) END;
+    -- (deleted=include: the live and the deleted candidates, each from
+    -- its own index: the words' GIN indexes are partial)
     v_from := 'FROM (SELECT t.* FROM tm.tasks t WHERE t.workspace_id = $1'
-              ' AND t.deleted_at IS NULL AND ' || v_wcond || ' OFFSET 0) t'
+              ' AND t.deleted_at IS NULL AND ' || v_wcond
+              || CASE WHEN v_incl0
+                      THEN ' UNION ALL SELECT t.* FROM tm.tasks t'
+                           ' WHERE t.workspace_id = $1'
+                           ' AND t.deleted_at IS NOT NULL AND ' || v_wcond
+                      ELSE '' END
+              || ' OFFSET 0) t'
               ' WHERE ' || replace(p_where || ' AND ' || p_gin, c_match, 'true');
     v_pfrom := 'FROM tm.tasks t WHERE t.workspace_id = $1 AND '
                || replace(p_where || ' AND ' || p_gin, c_match, c_test);

@@ -198,6 +198,20 @@ for my $c (@cases) {
     offset_pages($q, $want, $per);
 }
 
+# deleted=include: the words' live and deleted candidates, each from its own
+# index (the words' GIN indexes are partial)
+{
+    my $q = 'q=kilo+lima+mike&deleted=include&filter[label][ne]=security&sort=title';
+    my $want = psql_ids($t, q{SELECT id FROM tm.tasks t WHERE t.workspace_id = $1
+                                AND t.search @@ websearch_to_tsquery('english', 'kilo lima mike')
+                                AND NOT t.labels @> '{security}' ORDER BY t.title ASC, t.id ASC}, $ws);
+    my $deleted = $t->psql(q{SELECT count(*) FROM tm.tasks t WHERE t.workspace_id = $1 AND t.deleted_at IS NOT NULL
+                               AND t.search @@ websearch_to_tsquery('english', 'kilo lima mike')
+                               AND NOT t.labels @> '{security}'}, $ws);
+    cmp_ok($deleted, '>=', 3, "$q: $deleted deleted tasks among the oracle's " . scalar(@$want));
+    offset_pages($q, $want, 10);
+}
+
 # a page of each is the same through the cursors (keyset pages keep the
 # ways before 0024)
 for my $c (@cases[0, 4, 7, 11]) {
