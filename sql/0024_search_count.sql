@@ -26,10 +26,13 @@
 -- - rare pairs (a phrase) test a label on each of their tasks.
 
 -- 0023's tm_api.task_find; changed: c_qcount_max and v_cmax (the count's
--- cap with q), the variables declared after v_bmway, the facet filters'
--- keys computed before the words' block (same values), the one pass's
--- decision after 0023's (v_fold...), the candidates' subquery, a label
--- tested on each task of rare pairs, and the count's pass taking it.
+-- cap with q), v_lex (v_words derived from it), the constants and variables
+-- declared after v_bmway (c_own_order and c_own also spell 0020's filter
+-- probe's own index), the facet filters' keys and their condition
+-- (v_kcond) computed before the words' block for plain words (same
+-- values), the one pass's decision after 0023's (v_fold...), the
+-- candidates' subquery, a label tested on each task of rare pairs, and the
+-- count's pass taking it.
 CREATE OR REPLACE FUNCTION tm_api.task_find(p_uid uuid, p_sid uuid, p_ws uuid,
                                  p_where text, p_after text, p_order text,
                                  p_limit int, p_offset int, p_count boolean,
@@ -129,10 +132,12 @@ DECLARE
   -- filter (see above)
   -- (a lexeme with a quote or a backslash, escaped in the query's text,
   -- takes no part: its key would be spelled otherwise)
-  v_words  text[] := CASE WHEN v_tsq ~ '^''[^''\\]+''( & ''[^''\\]+'')+$'
+  -- (0024) the search's lexemes when it is one or more plain words
+  v_lex    text[] := CASE WHEN v_tsq ~ '^''[^''\\]+''( & ''[^''\\]+'')*$'
                           THEN ARRAY(SELECT m[1] FROM regexp_matches(
                                        v_tsq, '''([^'']+)''', 'g') m)
                      END;
+  v_words  text[] := CASE WHEN cardinality(v_lex) >= 2 THEN v_lex END;
   -- a filter of one status (nginx writes "t.status = ($2[n])::text"):
   -- its month's key narrows the month path too
   v_status text := p_args[(regexp_match(
@@ -214,6 +219,13 @@ DECLARE
   -- the order to serve it instead
   c_fold_max constant float8 := 10000;
   c_fold_rows constant float8 := 5000;
+  -- (0024) the orders that have an index of a project's, an assignee's or
+  -- a status's tasks (0003, 0015, 0019), and such a filter (0020's filter
+  -- probe reads its tasks alone)
+  c_own_order constant text := '^t\.(created_at|updated_at|due_at|title) ';
+  c_own constant text :=
+    '(?:^| AND )(t\.(?:project_id|assignee_id) = \(\$2\[[0-9]+\]\)::uuid'
+    '|t\.status = \(\$2\[[0-9]+\]\)::text)(?: AND |$)';
   v_cand   float8;
   -- the planner's expectations: the matches (v_mexp), and the tasks the
   -- order reads (v_stream: all, or those of the filter its index starts
@@ -222,24 +234,17 @@ DECLARE
   v_stream float8;
   v_sf     text;
   -- one pass: as the bitmaps would read it (v_fold alone), or of the
-  -- candidates of the words (v_foldw), the filters (v_foldf) or the facet
+  -- candidates of the words (v_foldw), the filters (v_fewf) or the facet
   -- keys (v_foldk: v_kcond); v_wcond the candidates' condition, v_pfrom the
   -- page's rows by their keys
   v_fold   boolean := false;
   -- deleted=include (not the facet keys: tasks_facets_idx has live tasks)
   v_incl0  boolean := v_dcond = 'true';
   v_foldw  boolean := false;
-  v_foldf  boolean := false;
   v_foldk  boolean := false;
   v_wcond  text;
   v_kcond  text;
   v_pfrom  text;
-  -- the search's lexemes when it is one or more plain words (v_words: two
-  -- or more)
-  v_lex    text[] := CASE WHEN v_tsq ~ '^''[^''\\]+''( & ''[^''\\]+'')*$'
-                          THEN ARRAY(SELECT m[1] FROM regexp_matches(
-                                       v_tsq, '''([^'']+)''', 'g') m)
-                     END;
 BEGIN
   IF p_limit < 1 OR p_limit > 200 OR p_offset < 0 OR p_offset > 100000
      OR coalesce(cardinality(p_args), 0) > 512
@@ -260,24 +265,37 @@ BEGIN
   END IF;
 
   IF p_gin IS NOT NULL THEN
-    -- the filters tasks_facets_idx has ("eq" of priority, label, project,
-    -- assignee, as nginx writes them), their conditions alone and their
-    -- keys (0024: for the words' block and the one pass below)
-    SELECT string_agg(' AND ' || f[1], ''),
-           array_agg(right(p_ws::text, 12)
-                     || CASE f[2]
-                          WHEN 'priority'
-                          THEN '=p' || (p_args[f[3]::int])::smallint
-                          WHEN 'project_id'
-                          THEN '=j' || (p_args[f[3]::int])::uuid
-                          WHEN 'assignee_id'
-                          THEN '=a' || (p_args[f[3]::int])::uuid
-                          ELSE '=l' || p_args[f[3]::int] END)
-      INTO v_fconds, v_fkeys
-      FROM regexp_matches(v_fhay,
-             ' AND (t\.(priority|project_id|assignee_id|labels)'
-             ' (?:= \(|@> ARRAY\[)\$2\[([0-9]+)\](?:\)::smallint'
-             '|\)::uuid|\]))(?= AND |$)', 'g') f;
+    IF v_lex IS NOT NULL THEN
+      -- (0024) plain words: the filters tasks_facets_idx has ("eq" of
+      -- priority, label, project, assignee, as nginx writes them), their
+      -- conditions alone, and the one condition of the index with the
+      -- words' and their keys (v_kcond), for the words' block and the one
+      -- pass below
+      SELECT string_agg(' AND ' || f[1], ''),
+             array_agg(right(p_ws::text, 12)
+                       || CASE f[2]
+                            WHEN 'priority'
+                            THEN '=p' || (p_args[f[3]::int])::smallint
+                            WHEN 'project_id'
+                            THEN '=j' || (p_args[f[3]::int])::uuid
+                            WHEN 'assignee_id'
+                            THEN '=a' || (p_args[f[3]::int])::uuid
+                            ELSE '=l' || p_args[f[3]::int] END)
+        INTO v_fconds, v_fkeys
+        FROM regexp_matches(v_fhay,
+               ' AND (t\.(priority|project_id|assignee_id|labels)'
+               ' (?:= \(|@> ARRAY\[)\$2\[([0-9]+)\](?:\)::smallint'
+               '|\)::uuid|\]))(?= AND |$)', 'g') f;
+      IF v_fconds IS NOT NULL THEN
+        v_kcond := 'tm.task_facets(t.workspace_id, t.search, t.priority,'
+                   ' t.labels, t.project_id, t.assignee_id) @> '
+                   || quote_literal((ARRAY(SELECT right(p_ws::text, 12)
+                                                  || ':' || w
+                                             FROM unnest(v_lex) w)
+                                     || v_fkeys)::text)
+                   || '::text[]';
+      END IF;
+    END IF;
     IF v_gist AND NOT v_only_q
        AND coalesce(cardinality(v_words), 0) BETWEEN 2 AND 16
     THEN
@@ -361,8 +379,6 @@ BEGIN
                                       ELSE c_facet_max END;
         END IF;
         IF v_facet THEN
-          v_fkeys := ARRAY(SELECT right(p_ws::text, 12) || ':' || w
-                             FROM unnest(v_words) w) || v_fkeys;
           v_bitmap := true;
         END IF;
       END IF;
@@ -435,27 +451,25 @@ BEGIN
       IF p_count AND NOT p_ranked AND p_after IS NULL
          AND v_dcond IN ('t.deleted_at IS NULL', 'true')
       THEN
-        IF v_fexp IS NULL AND (v_filters <> '' OR p_gin <> c_match) THEN
-          v_fexp := tm.live_expected(p_ws, v_filters || ' AND '
-                                           || replace(p_gin, c_match, 'true'),
+        -- the expected matches (not where 0023 chose the bitmaps: they
+        -- are read once anyway), and the tasks the order reads: a
+        -- project's, an assignee's or a status's in an order their index
+        -- has (0020's filter probe, c_own), or all
+        v_cand := least(c_fold_max, c_few_share * v_live);
+        IF NOT v_few THEN
+          v_mexp := tm.live_expected(p_ws, v_filters || ' AND ' || p_gin,
                                      p_args, p_q);
-        END IF;
-        v_mexp := tm.live_expected(p_ws, v_filters || ' AND ' || p_gin,
-                                   p_args, p_q);
-        -- the tasks the order reads: a project's, an assignee's or a
-        -- status's in an order their index has (0020's filter probe), or all
-        v_stream := v_live;
-        IF p_split IS NULL
-           AND p_order ~ '^t\.(created_at|updated_at|due_at|title) '
-        THEN
-          v_sf := (regexp_match(v_filters,
-                     '(?:^| AND )(t\.(?:project_id|assignee_id) = \(\$2\[[0-9]+\]\)::uuid'
-                     '|t\.status = \(\$2\[[0-9]+\]\)::text)(?: AND |$)'))[1];
-          IF v_sf IS NOT NULL THEN
-            v_stream := tm.live_expected(p_ws, ' AND ' || v_sf, p_args, NULL);
+          v_stream := v_live;
+          IF v_mexp <= v_cand AND p_split IS NULL
+             AND p_order ~ c_own_order
+          THEN
+            v_sf := (regexp_match(v_filters, c_own))[1];
+            IF v_sf IS NOT NULL THEN
+              v_stream := tm.live_expected(p_ws, ' AND ' || v_sf, p_args,
+                                           NULL);
+            END IF;
           END IF;
         END IF;
-        v_cand := least(c_fold_max, c_few_share * v_live);
         IF v_few OR (v_mexp <= v_cand
                      AND (p_split IS NOT NULL
                           OR v_mexp / greatest(v_stream, 1) * c_fold_rows
@@ -464,32 +478,27 @@ BEGIN
           -- (the facet keys' candidates: the words and those filters, by
           -- the planner's statistics of their columns; the index's own
           -- are of no use for a key)
-          IF v_fkeys IS NOT NULL AND v_lex IS NOT NULL AND NOT v_incl0
+          IF v_kcond IS NOT NULL AND NOT v_incl0
              AND tm.live_expected(p_ws, v_fconds || ' AND ' || c_match,
                                   p_args, p_q)
                  <= v_cand
           THEN
             v_foldk := true;
-            v_kcond := 'tm.task_facets(t.workspace_id, t.search, t.priority,'
-                       ' t.labels, t.project_id, t.assignee_id) @> '
-                       || quote_literal((ARRAY(SELECT right(p_ws::text, 12)
-                                                      || ':' || w
-                                                 FROM unnest(v_lex) w)
-                                         || v_fkeys)::text)
-                       || '::text[]';
+            v_fewf := false;
           ELSIF v_few THEN
-            v_fold := true;
+            NULL;
           ELSIF v_wexp <= v_cand THEN
             v_foldw := true;
-          ELSIF v_fexp <= v_cand THEN
-            v_foldf := true;
+          ELSIF v_filters <> '' OR p_gin <> c_match THEN
+            -- the filters' way, as 0023's few filtered tasks
+            v_fewf := coalesce(v_fexp, tm.live_expected(p_ws,
+                                 v_filters || ' AND '
+                                 || replace(p_gin, c_match, 'true'),
+                                 p_args, p_q)) <= v_cand;
           END IF;
-        END IF;
-        -- no probe (v_few); the filters' way as 0023's few filtered tasks
-        IF v_foldw OR v_foldf OR v_foldk THEN
-          v_fold := true;
-          v_fewf := v_foldf;
-          v_few := true;
+          -- no probe
+          v_fold := v_few OR v_foldk OR v_foldw OR v_fewf;
+          v_few := v_fold;
         END IF;
       END IF;
     END IF;
@@ -641,9 +650,7 @@ BEGIN
         -- (0022) the words' and the facet filters' keys in one condition
         -- of tasks_facets_idx (exact for required words: their lexemes
         -- are keys), a label tested on each match (no bitmap of its own)
-        v_wconds := 'tm.task_facets(t.workspace_id, t.search, t.priority,'
-                    ' t.labels, t.project_id, t.assignee_id) @> '
-                    || quote_literal(v_fkeys::text) || '::text[]';
+        v_wconds := v_kcond;
         v_where := tm.label_tests_unindexed(replace(v_where, c_match,
                                                     v_wconds));
       ELSIF coalesce(cardinality(v_words), 0) BETWEEN 2 AND 16 THEN
@@ -698,10 +705,9 @@ BEGIN
               ' FROM (SELECT t.* FROM tm.tasks t WHERE t.workspace_id = $1 AND '
               || v_dcond || coalesce(' AND ' || p_after, '')
               || CASE WHEN p_split IS NULL
-                       AND p_order ~ '^t\.(created_at|updated_at|due_at|title) '
+                       AND p_order ~ c_own_order
                       THEN coalesce(' AND ' || (regexp_match(v_filters,
-                             '(?:^| AND )(t\.(?:project_id|assignee_id) = \(\$2\[[0-9]+\]\)::uuid'
-                             '|t\.status = \(\$2\[[0-9]+\]\)::text)(?: AND |$)'))[1], '')
+                                                             c_own))[1], '')
                       ELSE '' END
               || CASE WHEN p_split IS NULL THEN ' ORDER BY ' || p_order
                       ELSE ' AND ' || p_split[1] || ' ORDER BY ' || p_split[2]
