@@ -1,6 +1,8 @@
 -- Few filtered tasks without a search: their keys first, then the page's
--- rows (bench/README.md "One million tasks", session 16; docs/indexes.md
--- "Few filtered tasks without a search (0025)").
+-- rows; a split sort's keyset page of words from the facet keys or the
+-- filters' tasks; the filters' way up to 20,000 tasks (bench/README.md
+-- "One million tasks", session 16; docs/indexes.md "Few filtered tasks,
+-- and split sorts' keyset pages of searches (0025)").
 --
 -- Where the filter probe finds few matches among the order's first 500
 -- rows, 0020 read the filters' tasks through bitmaps (no index scan in any
@@ -11,18 +13,33 @@
 -- each, cold or warm), and a project's 35,000 for its 1,664 archived ones
 -- by -priority (75-440 ms each), although each list index of a project's
 -- or an assignee's tasks has the status and the priority in its INCLUDE
--- columns and an index-only scan reads them in a few ms.
+-- columns and an index-only scan reads them in a few ms.  A split sort's
+-- keyset page of a search (no count) kept 0023's probe of the newest 5000
+-- tasks and its branches, each ANDing the words' GIN bitmap to a label's
+-- or a common word's (118,000-262,000 entries, 45-75 ms a branch).
 --
--- tm_api.task_find (0024's, restated): in that case the matches' keys and
--- sort columns are read in a query of their own (OFFSET 0: no order asked
--- of it, every index allowed but a sequential scan, so the planner may
--- scan an index only), sorted, and only the page's rows are fetched by
--- their keys; an offset page counts the matches and slices the page's
--- keys in that same pass (0024's one pass).
+-- tm_api.task_find (0024's, restated):
+-- - few filtered tasks without a search: the matches' keys and sort
+--   columns are read in a query of their own (OFFSET 0: no order asked of
+--   it, every index allowed but a sequential scan, so the planner may scan
+--   an index only), sorted, and only the page's rows are fetched by their
+--   keys; an offset page counts the matches and slices the page's keys in
+--   that same pass (0024's one pass);
+-- - a split sort's keyset page of plain words with facet filters: the
+--   facet keys' candidates in one query where the planner expects up to
+--   2,000 (or 10,000 and 1% where those filters pass 5% or more);
+-- - common words with filters that pass up to 20,000 and 2% of the live
+--   tasks (0024: 10,000 and 1%): the filters' tasks, the words tested on
+--   each, in a subquery of their own, for an offset page's one pass and a
+--   split sort's keyset page (in one query with the branches' order where
+--   that order starts with a filter's column).
 --
--- 0024's tm_api.task_find; changed: v_fenced (declared last), the filter
--- probe's bitmaps, the fenced query of keys after v_from, the count's pass
--- taking it, and the page's keys first for it.
+-- 0024's tm_api.task_find; changed: the constants and variables declared
+-- after v_pfrom, the filter probe's bitmaps (v_fenced), the filters' way of
+-- the one pass (c_foldf_max, v_foldf), a split sort's keyset page after
+-- the one pass's decision, the split's conditions (v_sor), the candidates'
+-- subqueries after v_from, the count's pass taking them, and the page's
+-- keys first for v_fenced.
 
 CREATE OR REPLACE FUNCTION tm_api.task_find(p_uid uuid, p_sid uuid, p_ws uuid,
                                  p_where text, p_after text, p_order text,
@@ -245,6 +262,18 @@ DECLARE
   -- (0025) the facet keys' candidates a split sort's keyset page reads
   -- whatever its filters (see below)
   c_keyset_few constant float8 := 2000;
+  -- (0025) the filters' way of the one pass and of a split sort's keyset
+  -- page where the words are common: up to 20,000 filtered tasks and 2% of
+  -- the live tasks, each fetched and the words tested on it (a due range's
+  -- 13,000 tasks: 21 ms, where the planner ANDed the bitmap of a word in a
+  -- quarter of the tasks, 262,000 entries, 75 ms, for the count and again
+  -- for the page)
+  c_foldf_max constant float8 := 20000;
+  v_foldf  boolean := false;
+  -- (0025) a keyset page of a search read as the one pass reads its
+  -- candidates (see below)
+  v_keyset boolean := false;
+  c_foldf_share constant float8 := 0.02;
 BEGIN
   IF p_limit < 1 OR p_limit > 200 OR p_offset < 0 OR p_offset > 100000
      OR coalesce(cardinality(p_args), 0) > 512
@@ -490,23 +519,55 @@ BEGIN
           ELSIF v_wexp <= v_cand THEN
             v_foldw := true;
           ELSIF v_filters <> '' OR p_gin <> c_match THEN
-            -- the filters' way, as 0023's few filtered tasks
-            v_fewf := coalesce(v_fexp, tm.live_expected(p_ws,
+            -- the filters' way, as 0023's few filtered tasks; (0025) up
+            -- to 20,000 and 2% of the live tasks (see above)
+            v_fexp := coalesce(v_fexp, tm.live_expected(p_ws,
                                  v_filters || ' AND '
                                  || replace(p_gin, c_match, 'true'),
-                                 p_args, p_q)) <= v_cand;
+                                 p_args, p_q));
+            v_fewf := v_fexp <= least(c_foldf_max, c_foldf_share * v_live);
+            v_foldf := v_fewf;
           END IF;
           -- no probe
           v_fold := v_few OR v_foldk OR v_foldw OR v_fewf;
           v_few := v_fold;
         END IF;
-      ELSIF NOT p_count AND NOT p_ranked AND p_split IS NOT NULL
-            AND NOT v_few AND v_kcond IS NOT NULL
-            AND v_dcond = 't.deleted_at IS NULL'
+      ELSIF NOT p_count AND NOT p_ranked AND NOT v_few AND NOT v_first
+            AND v_dcond IN ('t.deleted_at IS NULL', 'true')
+            AND (p_split IS NOT NULL
+                 OR v_filters !~ ('t\.' || substring(p_order
+                                                     FROM '^t\.([a-z_]+)')
+                                  || ' '))
       THEN
-        -- (0025) a split sort's page by its cursor (no count), plain words
-        -- with filters tasks_facets_idx has: their facet keys' candidates
-        -- in one query, sorted, where the planner expects few (up to
+        v_cand := least(c_fold_max, c_few_share * v_live);
+        v_keyset := p_split IS NOT NULL;
+        IF NOT v_keyset THEN
+          -- (0025) a keyset page by a sort (not one whose index starts
+          -- at a filter: it reads the order from there): as the one pass,
+          -- where the planner expects at most 10,000 and 1% matches, which
+          -- the order's first 5000 rows (of its stream) would not hold the
+          -- page of (four words with label in (perf,infra) by title: 128
+          -- ms, the probe and the bitmaps; their offset page 3: 56)
+          v_mexp := tm.live_expected(p_ws, v_filters || ' AND ' || p_gin,
+                                     p_args, p_q);
+          v_stream := v_live;
+          IF v_mexp <= v_cand AND p_order ~ c_own_order THEN
+            v_sf := (regexp_match(v_filters, c_own))[1];
+            IF v_sf IS NOT NULL THEN
+              v_stream := tm.live_expected(p_ws, ' AND ' || v_sf, p_args,
+                                           NULL);
+            END IF;
+          END IF;
+          v_keyset := v_mexp <= v_cand
+                      AND v_mexp / greatest(v_stream, 1) * c_fold_rows
+                          < p_limit + 1;
+        END IF;
+      END IF;
+      IF v_keyset THEN
+        -- (0025) a split sort's page by its cursor (no count; or a sort's,
+        -- above), plain words with filters tasks_facets_idx has: their
+        -- facet keys' candidates in one query, sorted, where the planner
+        -- expects few (up to
         -- 2,000), or up to 10,000 and 1% of the live tasks where those
         -- filters pass 5% or more (a label: each branch ANDed its bitmap,
         -- 118,000 entries, 45 ms, to the words'; four words and a label
@@ -515,16 +576,45 @@ BEGIN
         -- narrows each branch to their tasks (3.5%): invoice with an
         -- assignee, 9,500 matches expected, 18 ms by the branches, 37 by
         -- the keys
-        v_mexp := tm.live_expected(p_ws, v_fconds || ' AND ' || c_match,
-                                   p_args, p_q);
-        IF v_mexp <= least(c_fold_max, c_few_share * v_live)
-           AND (v_mexp <= c_keyset_few
-                OR tm.live_expected(p_ws, v_fconds, p_args, p_q)
-                   >= c_few_filters * v_live)
-        THEN
-          v_foldk := true;
-          v_few := true;
+        IF v_kcond IS NOT NULL AND NOT v_incl0 THEN
+          v_mexp := tm.live_expected(p_ws, v_fconds || ' AND ' || c_match,
+                                     p_args, p_q);
+          v_foldk := v_mexp <= least(c_fold_max, c_few_share * v_live)
+                     AND (v_mexp <= c_keyset_few
+                          OR tm.live_expected(p_ws, v_fconds, p_args, p_q)
+                             >= c_few_filters * v_live);
         END IF;
+        -- or the filters' way (0023's few filtered tasks, the words tested
+        -- on each) where the words are not few and the filters pass up to
+        -- 20,000 and 2% of the live tasks (see above: a due range's
+        -- 13,000 tasks, 21 ms, where each branch ANDed the bitmap of a
+        -- word in a quarter of the tasks, 75 ms)
+        IF NOT v_foldk AND (v_filters <> '' OR p_gin <> c_match)
+           AND v_wexp > v_cand
+        THEN
+          v_fexp := coalesce(v_fexp, tm.live_expected(p_ws,
+                               v_filters || ' AND '
+                               || replace(p_gin, c_match, 'true'),
+                               p_args, p_q));
+          v_fewf := v_fexp <= least(c_foldf_max, c_foldf_share * v_live);
+          -- in a subquery of their own (below), but where the branches'
+          -- order starts with a filter's column: the planner then reads
+          -- the order's index from the filter on, in one query (a due
+          -- range by -priority,due_at: 7 ms, 29 in the subquery)
+          v_foldf := v_fewf
+                     AND (p_split IS NULL
+                          OR v_filters !~ ('t\.' || substring(p_split[2]
+                                                      FROM '^t\.([a-z_]+)')
+                                           || ' '));
+        END IF;
+        -- or the words alone, as the one pass reads them (their bitmap,
+        -- the filters tested on each; with deleted=include their live and
+        -- deleted candidates), where the planner expects them in at most
+        -- 10,000 and 1% of the live tasks (four words with
+        -- status=in_progress by status: 158 ms, a probe of the newest 5000
+        -- and the branches; their offset page 3 in one pass: 53)
+        v_foldw := NOT v_foldk AND NOT v_fewf AND v_wexp <= v_cand;
+        v_few := v_foldk OR v_fewf OR v_foldw;
       END IF;
     END IF;
     IF v_deleted THEN
@@ -780,6 +870,19 @@ BEGIN
               || (SELECT string_agg(DISTINCT 't.' || m[1], ', ')
                     FROM regexp_matches(p_order, 't\.([a-z_]+)', 'g') m)
               || ' ' || v_from || ' OFFSET 0) t WHERE true';
+  ELSIF v_foldf THEN
+    -- (0025) the filters' way of the one pass or of a split sort's keyset
+    -- page: their tasks alone in a subquery (OFFSET 0: no order of an
+    -- index asked, the planner walked tasks_priority_id_idx backwards
+    -- testing 45,000 rows for a page of a due range's), the words tested
+    -- on each; the page's rows later by their keys
+    v_from := 'FROM (SELECT t.* FROM tm.tasks t WHERE t.workspace_id = $1'
+              ' AND ' || replace(p_where || ' AND ' || p_gin, c_match, 'true')
+              || ' OFFSET 0) t WHERE ' || c_test
+              || coalesce(' AND ' || v_sor, '');
+    v_pfrom := 'FROM tm.tasks t WHERE t.workspace_id = $1 AND '
+               || replace(p_where || ' AND ' || p_gin, c_match, c_test)
+               || coalesce(' AND ' || v_sor, '');
   ELSIF v_foldw OR v_foldk THEN
     -- (0024) the candidates alone in a subquery (OFFSET 0: the other
     -- conditions are no index conditions of theirs), the others tested on
@@ -892,7 +995,8 @@ BEGIN
         v_folded := true;
         -- (0024) by their keys, not the candidates' subquery, nor a
         -- phrase's pairs (its test stays)
-        v_from := CASE WHEN v_foldw OR v_foldk OR v_fenced THEN v_pfrom
+        v_from := CASE WHEN v_foldw OR v_foldk OR v_fenced OR v_foldf
+                       THEN v_pfrom
                        WHEN v_pcond IS NOT NULL
                        THEN replace(v_from, v_pcond, 'true')
                        ELSE v_from END || ' AND t.id = ANY('

@@ -8,6 +8,11 @@
 # counts and slices its keys in that same pass.  A split sort's page by its
 # cursor (no count) of plain words with filters tasks_facets_idx has reads
 # the facet keys' candidates in one query where the planner expects few.
+# Common words with filters that pass up to 20,000 and 2% of the tasks:
+# the filters' tasks, the words tested on each (an offset page's one pass,
+# a split sort's keyset page).  Keyset pages of words expected in at most
+# 1% of the tasks, under a split sort or a sort whose first rows would not
+# hold the page: the words' candidates, as an offset page's one pass.
 # Every page is compared with an SQL oracle (offset pages: rows,
 # X-Total-Count, the Link to the next; keyset pages: whole walks through
 # the cursors), and the rows each way fetches from the table or the indexes
@@ -207,6 +212,92 @@ for my $c (@facet) {
     sleep 11;
     cmp_ok(index_scans($t, 'tasks_facets_idx'), '>', $before{tasks_facets_idx}, '... tasks_facets_idx read');
     is(index_scans($t, $_) - $before{$_}, 0, "... $_ unread") for qw(tasks_labels_idx tasks_search_idx);
+}
+
+###########################################################################
+# common words with filters that pass up to 20,000 and 2% of the live tasks
+# (here ~300 of 19,000: two weeks of due dates): the filters' tasks, the
+# words tested on each, for an offset page's one pass and a split sort's
+# keyset page; a subquery of their own, but where the branches' order
+# starts with the filter's column (-priority,due_at: its index reads the
+# branch from the range on)
+
+my $DUE = 'filter[due_at][gte]=2027-02-01T00:00:00Z&filter[due_at][lt]=2027-02-15T00:00:00Z';
+my $DUE_SQL = "t.due_at >= '2027-02-01T00:00:00Z' AND t.due_at < '2027-02-15T00:00:00Z'";
+{
+    my $fexp = expected(" AND $DUE_SQL");
+    cmp_ok($fexp, '>', $live / 100, "the due range: expected in more than 1% of the live tasks ($fexp)");
+    cmp_ok($fexp, '<=', $live / 50, '... and at most 2%');
+    cmp_ok(expected($MATCH, 'kilo'), '>', $live / 100, 'kilo: expected in more than 1%');
+}
+my @due = (
+    [ "q=kilo&$DUE&sort=title", 't.title ASC, t.id ASC', 10 ],
+    [ "q=kilo&$DUE&sort=-priority", 't.priority DESC, t.id DESC', 10 ],
+    [ "q=kilo&$DUE&sort=status", 't.status ASC, t.id ASC', 10 ],
+    [ "q=kilo&$DUE&sort=-priority,due_at", 't.priority DESC, t.due_at ASC NULLS LAST, t.id ASC', 10 ],
+);
+for my $c (@due) {
+    my ($q, $order, $per) = @$c;
+    my $want = oracle('kilo', "$LIVE AND $DUE_SQL", $order);
+    cmp_ok(scalar @$want, '>=', 3 * $per, "$q: the oracle has matches (" . scalar(@$want) . ')');
+    offset_pages($q, $want, $per);
+    is_deeply(list_walk($t, $ws, $u->{token}, "$q&limit=7", 200), $want,
+              "$q: every page through the cursors, as the oracle");
+}
+
+# the words' index unread: an offset page and a split sort's keyset page
+for my $q ("q=kilo&$DUE&sort=title&page=2&per_page=10", "q=kilo&$DUE&sort=-priority&limit=7") {
+    sleep 11;
+    my %before = map { $_ => index_scans($t, $_) } qw(tasks_due_idx tasks_search_idx);
+    my $r = get($q);
+    is($r->{status}, 200, "$q: 200");
+    cmp_ok(scalar @{ $r->{json}{data} }, '>=', 7, '... a page');
+    sleep 11;
+    cmp_ok(index_scans($t, 'tasks_due_idx'), '>', $before{tasks_due_idx}, '... tasks_due_idx read');
+    is(index_scans($t, 'tasks_search_idx') - $before{tasks_search_idx}, 0, '... tasks_search_idx unread');
+}
+
+###########################################################################
+# keyset pages of words the planner expects in at most 1% of the live tasks
+# (here kilo lima mike: 160 of 19,000) with filters the facet keys do not
+# have: the words' candidates alone, the filters tested on each, as an
+# offset page's one pass reads them; under a split sort, and under a sort
+# whose first 5000 rows would not hold the page
+
+cmp_ok(expected($MATCH, 'kilo lima mike'), '<=', $live / 100, 'kilo lima mike: expected in at most 1%');
+my @words = (
+    [ 'q=kilo+lima+mike&filter[status]=todo&sort=-priority', "t.status = 'todo'", 't.priority DESC, t.id DESC', 4 ],
+    [ 'q=kilo+lima+mike&filter[status][in]=todo,done&sort=status', "t.status IN ('todo', 'done')",
+      't.status ASC, t.id ASC', 6 ],
+    [ 'q=kilo+lima+mike&filter[label][ne]=security&sort=-priority,due_at,title', "NOT t.labels @> '{security}'",
+      't.priority DESC, t.due_at ASC NULLS LAST, t.title ASC, t.id ASC', 9 ],
+    [ 'q=kilo+lima+mike&filter[label][ne]=security&sort=title', "NOT t.labels @> '{security}'",
+      't.title ASC, t.id ASC', 40 ],
+    [ 'q=kilo+lima+mike&deleted=include&filter[status][in]=todo,done&sort=-priority',
+      "t.status IN ('todo', 'done')", 't.priority DESC, t.id DESC', 8 ],
+);
+for my $c (@words) {
+    my ($q, $where, $order, $per) = @$c;
+    my $want = oracle('kilo lima mike', ($q =~ /deleted=include/ ? '' : "$LIVE AND ") . $where, $order);
+    cmp_ok(scalar @$want, '>=', 2 * $per, "$q: the oracle has matches (" . scalar(@$want) . ')');
+    is_deeply(list_walk($t, $ws, $u->{token}, "$q&limit=$per", 200), $want,
+              "$q: every page through the cursors, as the oracle");
+}
+
+# the words' index read, the status's indexes not (0024's branches ANDed
+# them, or read a branch of a priority through its index)
+for my $q ('q=kilo+lima+mike&filter[status]=todo&sort=-priority&limit=4',
+           'q=kilo+lima+mike&filter[label][ne]=security&sort=title&limit=40') {
+    sleep 11;
+    my @unread = qw(tasks_status_idx tasks_status_priority_idx tasks_status_id_idx tasks_priority_id_idx
+                    tasks_title_idx);
+    my %before = map { $_ => index_scans($t, $_) } 'tasks_search_idx', @unread;
+    my $r = get($q);
+    is($r->{status}, 200, "$q: 200");
+    cmp_ok(scalar @{ $r->{json}{data} }, '>=', 4, '... a page');
+    sleep 11;
+    cmp_ok(index_scans($t, 'tasks_search_idx'), '>', $before{tasks_search_idx}, '... tasks_search_idx read');
+    is(index_scans($t, $_) - $before{$_}, 0, "... $_ unread") for @unread;
 }
 
 unlike($t->error_log, qr/\[(?:alert|emerg|crit)\]/, 'no alerts in the error log');
