@@ -36,10 +36,11 @@
 --
 -- 0024's tm_api.task_find; changed: the constants and variables declared
 -- after v_pfrom, the filter probe's bitmaps (v_fenced), the filters' way of
--- the one pass (c_foldf_max, v_foldf), a split sort's keyset page after
--- the one pass's decision, the split's conditions (v_sor), the candidates'
--- subqueries after v_from, the count's pass taking them, and the page's
--- keys first for v_fenced.
+-- the one pass (c_foldf_max, v_foldf), the expected matches and the
+-- order's stream computed once before the one pass (v_sparse) and a keyset
+-- page's way after it (v_keyset), the split's conditions (v_sor), the
+-- candidates' subqueries after v_from (one tail for the three ways), the
+-- count's pass taking them, and the page's keys first for v_fenced.
 
 CREATE OR REPLACE FUNCTION tm_api.task_find(p_uid uuid, p_sid uuid, p_ws uuid,
                                  p_where text, p_after text, p_order text,
@@ -269,11 +270,13 @@ DECLARE
   -- quarter of the tasks, 262,000 entries, 75 ms, for the count and again
   -- for the page)
   c_foldf_max constant float8 := 20000;
+  c_foldf_share constant float8 := 0.02;
   v_foldf  boolean := false;
   -- (0025) a keyset page of a search read as the one pass reads its
-  -- candidates (see below)
+  -- candidates, and whether the order's first rows would not hold a page
+  -- (see below)
   v_keyset boolean := false;
-  c_foldf_share constant float8 := 0.02;
+  v_sparse boolean := false;
 BEGIN
   IF p_limit < 1 OR p_limit > 200 OR p_offset < 0 OR p_offset > 100000
      OR coalesce(cardinality(p_args), 0) > 512
@@ -477,32 +480,43 @@ BEGIN
       -- filters tested on each: no BitmapAnd of a common filter's entries),
       -- or of the filters alone (the words tested on each), whichever the
       -- planner expects at most 10,000 and 1% of
+      -- (0025) a keyset page (no count) by a split sort, or by a sort
+      -- whose index does not start at a filter (it reads the order from
+      -- there), of live tasks or deleted=include: read as the one pass
+      -- reads its candidates (below), unless the bitmaps took it (v_few)
+      v_keyset := NOT p_count AND NOT p_ranked AND NOT v_few AND NOT v_first
+                  AND v_dcond IN ('t.deleted_at IS NULL', 'true')
+                  AND (p_split IS NOT NULL
+                       OR v_filters !~ ('t\.' || substring(p_order
+                                                           FROM '^t\.([a-z_]+)')
+                                        || ' '));
+      -- the expected matches (not where 0023 chose the bitmaps: they are
+      -- read once anyway), and the tasks the order reads: a project's, an
+      -- assignee's or a status's in an order their index has (0020's
+      -- filter probe, c_own), or all; whether the order's first 5000 rows
+      -- would not hold the page (v_sparse)
+      v_cand := least(c_fold_max, c_few_share * v_live);
+      IF NOT v_few AND NOT p_ranked
+         AND v_dcond IN ('t.deleted_at IS NULL', 'true')
+         AND ((p_count AND p_after IS NULL) OR (v_keyset AND p_split IS NULL))
+      THEN
+        v_mexp := tm.live_expected(p_ws, v_filters || ' AND ' || p_gin,
+                                   p_args, p_q);
+        v_stream := v_live;
+        IF v_mexp <= v_cand AND p_split IS NULL AND p_order ~ c_own_order THEN
+          v_sf := (regexp_match(v_filters, c_own))[1];
+          IF v_sf IS NOT NULL THEN
+            v_stream := tm.live_expected(p_ws, ' AND ' || v_sf, p_args, NULL);
+          END IF;
+        END IF;
+        v_sparse := v_mexp <= v_cand
+                    AND v_mexp / greatest(v_stream, 1) * c_fold_rows
+                        < p_offset + p_limit + 1;
+      END IF;
       IF p_count AND NOT p_ranked AND p_after IS NULL
          AND v_dcond IN ('t.deleted_at IS NULL', 'true')
       THEN
-        -- the expected matches (not where 0023 chose the bitmaps: they
-        -- are read once anyway), and the tasks the order reads: a
-        -- project's, an assignee's or a status's in an order their index
-        -- has (0020's filter probe, c_own), or all
-        v_cand := least(c_fold_max, c_few_share * v_live);
-        IF NOT v_few THEN
-          v_mexp := tm.live_expected(p_ws, v_filters || ' AND ' || p_gin,
-                                     p_args, p_q);
-          v_stream := v_live;
-          IF v_mexp <= v_cand AND p_split IS NULL
-             AND p_order ~ c_own_order
-          THEN
-            v_sf := (regexp_match(v_filters, c_own))[1];
-            IF v_sf IS NOT NULL THEN
-              v_stream := tm.live_expected(p_ws, ' AND ' || v_sf, p_args,
-                                           NULL);
-            END IF;
-          END IF;
-        END IF;
-        IF v_few OR (v_mexp <= v_cand
-                     AND (p_split IS NOT NULL
-                          OR v_mexp / greatest(v_stream, 1) * c_fold_rows
-                             < p_offset + p_limit + 1))
+        IF v_few OR (v_mexp <= v_cand AND p_split IS NOT NULL) OR v_sparse
         THEN
           -- (the facet keys' candidates: the words and those filters, by
           -- the planner's statistics of their columns; the index's own
@@ -532,44 +546,20 @@ BEGIN
           v_fold := v_few OR v_foldk OR v_foldw OR v_fewf;
           v_few := v_fold;
         END IF;
-      ELSIF NOT p_count AND NOT p_ranked AND NOT v_few AND NOT v_first
-            AND v_dcond IN ('t.deleted_at IS NULL', 'true')
-            AND (p_split IS NOT NULL
-                 OR v_filters !~ ('t\.' || substring(p_order
-                                                     FROM '^t\.([a-z_]+)')
-                                  || ' '))
-      THEN
-        v_cand := least(c_fold_max, c_few_share * v_live);
-        v_keyset := p_split IS NOT NULL;
-        IF NOT v_keyset THEN
-          -- (0025) a keyset page by a sort (not one whose index starts
-          -- at a filter: it reads the order from there): as the one pass,
-          -- where the planner expects at most 10,000 and 1% matches, which
-          -- the order's first 5000 rows (of its stream) would not hold the
-          -- page of (four words with label in (perf,infra) by title: 128
-          -- ms, the probe and the bitmaps; their offset page 3: 56)
-          v_mexp := tm.live_expected(p_ws, v_filters || ' AND ' || p_gin,
-                                     p_args, p_q);
-          v_stream := v_live;
-          IF v_mexp <= v_cand AND p_order ~ c_own_order THEN
-            v_sf := (regexp_match(v_filters, c_own))[1];
-            IF v_sf IS NOT NULL THEN
-              v_stream := tm.live_expected(p_ws, ' AND ' || v_sf, p_args,
-                                           NULL);
-            END IF;
-          END IF;
-          v_keyset := v_mexp <= v_cand
-                      AND v_mexp / greatest(v_stream, 1) * c_fold_rows
-                          < p_limit + 1;
-        END IF;
+      ELSIF v_keyset THEN
+        -- (0025) by a sort: as the one pass, where the planner expects at
+        -- most 10,000 and 1% matches, which the order's first 5000 rows
+        -- (of its stream) would not hold the page of (four words with
+        -- label in (perf,infra) by title: 128 ms, the probe and the
+        -- bitmaps; their offset page 3: 56)
+        v_keyset := p_split IS NOT NULL OR v_sparse;
       END IF;
       IF v_keyset THEN
         -- (0025) a split sort's page by its cursor (no count; or a sort's,
         -- above), plain words with filters tasks_facets_idx has: their
         -- facet keys' candidates in one query, sorted, where the planner
-        -- expects few (up to
-        -- 2,000), or up to 10,000 and 1% of the live tasks where those
-        -- filters pass 5% or more (a label: each branch ANDed its bitmap,
+        -- expects few (up to 2,000), or up to 10,000 and 1% of the live
+        -- tasks where those filters pass 5% or more (a label: each branch ANDed its bitmap,
         -- 118,000 entries, 45 ms, to the words'; four words and a label
         -- by -priority: 2 x 75 ms after a probe of the newest 5000, 30-100
         -- ms; their keys: 20 ms).  A project's or an assignee's index
@@ -870,39 +860,38 @@ BEGIN
               || (SELECT string_agg(DISTINCT 't.' || m[1], ', ')
                     FROM regexp_matches(p_order, 't\.([a-z_]+)', 'g') m)
               || ' ' || v_from || ' OFFSET 0) t WHERE true';
-  ELSIF v_foldf THEN
-    -- (0025) the filters' way of the one pass or of a split sort's keyset
-    -- page: their tasks alone in a subquery (OFFSET 0: no order of an
-    -- index asked, the planner walked tasks_priority_id_idx backwards
-    -- testing 45,000 rows for a page of a due range's), the words tested
-    -- on each; the page's rows later by their keys
-    v_from := 'FROM (SELECT t.* FROM tm.tasks t WHERE t.workspace_id = $1'
-              ' AND ' || replace(p_where || ' AND ' || p_gin, c_match, 'true')
-              || ' OFFSET 0) t WHERE ' || c_test
-              || coalesce(' AND ' || v_sor, '');
-    v_pfrom := 'FROM tm.tasks t WHERE t.workspace_id = $1 AND '
-               || replace(p_where || ' AND ' || p_gin, c_match, c_test)
-               || coalesce(' AND ' || v_sor, '');
-  ELSIF v_foldw OR v_foldk THEN
-    -- (0024) the candidates alone in a subquery (OFFSET 0: the other
-    -- conditions are no index conditions of theirs), the others tested on
-    -- each; the page's rows later by their keys, every condition tested
-    v_wcond := CASE WHEN v_foldk THEN v_kcond
-                    WHEN cardinality(v_pairs) > 0
-                    THEN v_pcond || ' AND ' || c_test
-                    ELSE coalesce(v_wconds, c_match) END;
-    -- (deleted=include: the live and the deleted candidates, each from
-    -- its own index: the words' GIN indexes are partial)
-    v_from := 'FROM (SELECT t.* FROM tm.tasks t WHERE t.workspace_id = $1'
-              ' AND t.deleted_at IS NULL AND ' || v_wcond
-              || CASE WHEN v_incl0
-                      THEN ' UNION ALL SELECT t.* FROM tm.tasks t'
-                           ' WHERE t.workspace_id = $1'
-                           ' AND t.deleted_at IS NOT NULL AND ' || v_wcond
-                      ELSE '' END
-              || ' OFFSET 0) t'
-              ' WHERE ' || replace(p_where || ' AND ' || p_gin, c_match, 'true')
-              || coalesce(' AND ' || v_sor, '');
+  ELSIF v_foldf OR v_foldw OR v_foldk THEN
+    -- the candidates alone in a subquery (OFFSET 0: the other conditions
+    -- are no index conditions of theirs, and no order of an index is
+    -- asked), the others tested on each; the page's rows later by their
+    -- keys, every condition tested
+    IF v_foldf THEN
+      -- (0025) the filters' tasks, the words tested on each (the planner
+      -- walked tasks_priority_id_idx backwards, testing 45,000 rows for a
+      -- keyset page of a due range's)
+      v_from := 'FROM (SELECT t.* FROM tm.tasks t WHERE t.workspace_id = $1'
+                ' AND ' || replace(p_where || ' AND ' || p_gin, c_match, 'true')
+                || ' OFFSET 0) t WHERE ' || c_test;
+    ELSE
+      -- (0024) the words' or the facet keys' candidates
+      v_wcond := CASE WHEN v_foldk THEN v_kcond
+                      WHEN cardinality(v_pairs) > 0
+                      THEN v_pcond || ' AND ' || c_test
+                      ELSE coalesce(v_wconds, c_match) END;
+      -- (deleted=include: the live and the deleted candidates, each from
+      -- its own index: the words' GIN indexes are partial)
+      v_from := 'FROM (SELECT t.* FROM tm.tasks t WHERE t.workspace_id = $1'
+                ' AND t.deleted_at IS NULL AND ' || v_wcond
+                || CASE WHEN v_incl0
+                        THEN ' UNION ALL SELECT t.* FROM tm.tasks t'
+                             ' WHERE t.workspace_id = $1'
+                             ' AND t.deleted_at IS NOT NULL AND ' || v_wcond
+                        ELSE '' END
+                || ' OFFSET 0) t'
+                ' WHERE ' || replace(p_where || ' AND ' || p_gin, c_match, 'true');
+    END IF;
+    -- (0025) a split sort's branches, the cursor's keyset condition in its
+    v_from := v_from || coalesce(' AND ' || v_sor, '');
     v_pfrom := 'FROM tm.tasks t WHERE t.workspace_id = $1 AND '
                || replace(p_where || ' AND ' || p_gin, c_match, c_test)
                || coalesce(' AND ' || v_sor, '');
