@@ -17,7 +17,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use Taskmgr::Test;
 use Taskmgr::Load qw(setup_user);
-use Taskmgr::List qw(list_walk psql_ids index_scans);
+use Taskmgr::List qw(list_walk offset_pages psql_ids index_scans);
 
 my $t = Taskmgr::Test->new(name => 'list_search_count');
 $t->start(http_config => 'taskmgr_task_purge_after 0;');
@@ -75,25 +75,6 @@ sub expected {
 }
 my $live = $t->psql(q{SELECT count(*) FROM tm.tasks WHERE workspace_id = $1 AND deleted_at IS NULL}, $ws);
 my $MATCH = q{ AND t.search @@ websearch_to_tsquery('english', $3)};
-
-# every offset page of $q (page size $per), then the one past the last, as
-# the oracle: its rows, X-Total-Count (exact: fewer than 1,000) and whether
-# a next page is linked
-sub offset_pages {
-    my ($q, $want, $per) = @_;
-    my $pages = int((@$want + $per - 1) / $per);
-    for my $page (1 .. $pages + 1) {
-        my $r = get("$q&page=$page&per_page=$per");
-        is($r->{status}, 200, "$q, offset page $page") or do { diag $r->{body}; next };
-        is($r->{headers}{'x-total-count'}, scalar @$want, '... X-Total-Count: every match');
-        ok(!exists $r->{headers}{'x-total-count-capped'}, '... exact');
-        # (indexes within the oracle's list: a slice past its end in grep
-        # would lengthen it)
-        my @slice = @$want[ grep { $_ <= $#$want } ($page - 1) * $per .. $page * $per - 1 ];
-        is_deeply([ map { $_->{id} } @{ $r->{json}{data} // [] } ], \@slice, '... the oracle\'s rows');
-        is(defined $r->{headers}{link}, $page < $pages, '... ' . ($page < $pages ? 'a' : 'no') . ' next page');
-    }
-}
 
 ###########################################################################
 # X-Total-Count with q: exact up to 1000, then 1000 and capped; without q
@@ -195,7 +176,7 @@ for my $c (@cases) {
     my $want = oracle($words, $where, $order);
     cmp_ok(scalar @$want, '>=', 2 * $per, "$q: the oracle has matches (" . scalar(@$want) . ')');
     cmp_ok(scalar @$want, '<', 1000, '... fewer than 1000');
-    offset_pages($q, $want, $per);
+    offset_pages($t, $ws, $u->{token}, $q, $want, $per);
 }
 
 # deleted=include: the words' live and deleted candidates, each from its own
@@ -209,7 +190,7 @@ for my $c (@cases) {
                                AND t.search @@ websearch_to_tsquery('english', 'kilo lima mike')
                                AND NOT t.labels @> '{security}'}, $ws);
     cmp_ok($deleted, '>=', 3, "$q: $deleted deleted tasks among the oracle's " . scalar(@$want));
-    offset_pages($q, $want, 10);
+    offset_pages($t, $ws, $u->{token}, $q, $want, 10);
 }
 
 # a page of each is the same through the cursors (keyset pages keep the

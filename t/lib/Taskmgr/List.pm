@@ -1,12 +1,13 @@
 package Taskmgr::List;
 
-# Shared helpers of the task list tests (t/325 to t/329): every page of a list
+# Shared helpers of the task list tests (t/325 to t/333): every page of a list
 # through the API, the ids an SQL oracle answers (and the oracles of a
 # ranked and of a sorted search), and whether an index of tm.tasks served a
 # scan.
 #
 #     use Taskmgr::List qw(list_walk psql_ids index_scans index_read_since);
 #     my $ids = list_walk($t, $ws, $token, 'q=needle&limit=50');   # [ids] or undef
+#     offset_pages($t, $ws, $token, 'q=needle&sort=title', $want, 40);  # checks
 #     my $want = psql_ids($t, 'SELECT id FROM tm.tasks t WHERE ...', $ws);
 #     $want = rank_oracle($t, $ws, "t.status = 'todo'", 'quartz meadow');
 #     $want = list_oracle($t, $ws, 'true', 'quartz meadow', 't.title ASC, t.id ASC');
@@ -19,7 +20,8 @@ use warnings;
 use Exporter 'import';
 use Test::More ();
 
-our @EXPORT_OK = qw(list_walk psql_ids rank_oracle list_oracle index_scans index_read_since);
+our @EXPORT_OK = qw(list_walk offset_pages psql_ids rank_oracle list_oracle index_scans
+                    index_read_since);
 
 # list_walk($t, $ws, $token, $query, $max_pages): the ids of every page of
 # GET /v1/workspaces/$ws/tasks?$query, following next_cursor (at most
@@ -40,6 +42,27 @@ sub list_walk {
         last unless defined $cursor;
     }
     return \@ids;
+}
+
+# offset_pages($t, $ws, $token, $query, $want, $per): checks every offset
+# page of $query (page size $per), then the one past the last, against the
+# oracle's ids $want: the status, an exact X-Total-Count, the rows and
+# whether a next page is linked
+sub offset_pages {
+    my ($t, $ws, $token, $q, $want, $per) = @_;
+    my $pages = int((@$want + $per - 1) / $per);
+    for my $page (1 .. $pages + 1) {
+        my $r = $t->request(GET => "/v1/workspaces/$ws/tasks?$q&page=$page&per_page=$per", token => $token);
+        Test::More::is($r->{status}, 200, "$q, offset page $page") or do { Test::More::diag($r->{body}); next };
+        Test::More::is($r->{headers}{'x-total-count'}, scalar @$want, '... X-Total-Count: every match');
+        Test::More::ok(!exists $r->{headers}{'x-total-count-capped'}, '... exact');
+        # (indexes within the oracle's list: a slice past its end in grep
+        # would lengthen it)
+        my @slice = @$want[ grep { $_ <= $#$want } ($page - 1) * $per .. $page * $per - 1 ];
+        Test::More::is_deeply([ map { $_->{id} } @{ $r->{json}{data} // [] } ], \@slice, "... the oracle's rows");
+        Test::More::is(defined $r->{headers}{link}, $page < $pages,
+                       '... ' . ($page < $pages ? 'a' : 'no') . ' next page');
+    }
 }
 
 # psql_ids($t, $sql, @binds): the lines psql answers, empty ones left out
