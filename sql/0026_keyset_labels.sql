@@ -329,6 +329,9 @@ DECLARE
   v_kcondl text;
   v_cfrom  text;
   v_kbranch boolean := false;
+  -- (0026) the candidates of the keys the planner expects (v_kcondl)
+  v_kexp   float8;
+  v_bexp   float8;
   v_bkey   text;
   v_wtest  text;
 BEGIN
@@ -1135,14 +1138,16 @@ BEGIN
          AND v_dcond = 't.deleted_at IS NULL'
          AND v_from = 'FROM tm.tasks t WHERE t.workspace_id = $1 AND ' || v_where
          AND strpos(v_where, v_wtest) > 0
-         AND tm.live_expected(p_ws, v_fcondl || ' AND ' || c_match,
-                              p_args, p_q) <= c_kcount_max
       THEN
-        v_cfrom := tm.label_tests_unindexed(replace(v_from, v_wtest,
-                                                    v_kcondl));
-        -- a split sort's branches too, each where its keys' candidates
-        -- are few (below)
-        v_kbranch := p_split IS NOT NULL;
+        v_kexp := tm.live_expected(p_ws, v_fcondl || ' AND ' || c_match,
+                                   p_args, p_q);
+        IF v_kexp <= c_kcount_max THEN
+          v_cfrom := tm.label_tests_unindexed(replace(v_from, v_wtest,
+                                                      v_kcondl));
+          -- a split sort's branches too, each where its keys' candidates
+          -- are few (below)
+          v_kbranch := p_split IS NOT NULL;
+        END IF;
       END IF;
       EXECUTE 'SELECT count(*) FROM (SELECT 1 ' || coalesce(v_cfrom, v_from)
               || ' LIMIT '
@@ -1183,7 +1188,7 @@ BEGIN
   -- full; its rows are kept until X-Total-Count is known (v_late)
   v_need := p_limit + 1;
   FOR v_i IN 1 .. cardinality(p_split) / 2 LOOP
-    v_bfrom := v_from || ' AND ' || p_split[2 * v_i - 1];
+    v_bfrom := v_from;
     IF v_kbranch THEN
       -- (0026) the keys' candidates (see the count above), a priority's
       -- branch with that priority's key (nginx writes "t.priority = n"),
@@ -1191,22 +1196,26 @@ BEGIN
       -- label in (perf,infra), priority=4: 18 ms, where the planner ANDed
       -- the words', the labels' and the priority's bitmaps: 94; invoice
       -- with priority=4, 12,500: 41 ms, read whole and sorted, where the
-      -- branch's order read its first 151 in 13)
+      -- branch's order read its first 151 in 13); a status's branch has
+      -- no key: the count's candidates (v_kexp)
       v_bkey := (regexp_match(p_split[2 * v_i - 1],
                               '^t\.priority = ([0-9]+)(?: |$)'))[1];
-      IF tm.live_expected(p_ws, v_fcondl || ' AND ' || c_match
-                                || coalesce(' AND t.priority = ' || v_bkey, ''),
-                          p_args, p_q) <= c_kbranch_max
-      THEN
+      v_bexp := v_kexp;
+      IF v_bkey IS NOT NULL THEN
+        v_bexp := tm.live_expected(p_ws, v_fcondl || ' AND ' || c_match
+                                         || ' AND t.priority = ' || v_bkey,
+                                   p_args, p_q);
+      END IF;
+      IF v_bexp <= c_kbranch_max THEN
         v_bfrom := tm.label_tests_unindexed(replace(v_from, v_wtest,
                      tm.task_facets_cond(CASE WHEN v_bkey IS NULL THEN v_kkeys
                                               ELSE v_kkeys || (right(p_ws::text, 12)
                                                                || '=p' || v_bkey)
                                               END,
-                                         v_flabels)))
-                   || ' AND ' || p_split[2 * v_i - 1];
+                                         v_flabels)));
       END IF;
     END IF;
+    v_bfrom := v_bfrom || ' AND ' || p_split[2 * v_i - 1];
     IF v_skip > 0 THEN
       -- an offset page: one pass over the branch's ids, up to the offset
       -- left plus the rows wanted, counts them and holds the page's ids

@@ -20,7 +20,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use Taskmgr::Test;
 use Taskmgr::Load qw(setup_user);
-use Taskmgr::List qw(list_walk offset_pages psql_ids index_scans);
+use Taskmgr::List qw(list_walk offset_pages list_oracle index_scans);
 
 my $t = Taskmgr::Test->new(name => 'list_label_lists');
 $t->start(http_config => 'taskmgr_task_purge_after 0;');
@@ -60,12 +60,8 @@ sub get {
 
 my $LIVE = 't.deleted_at IS NULL';
 
-# every live task of the workspace with $where and the words, in $order
-sub oracle {
-    my ($words, $where, $order) = @_;
-    return psql_ids($t, 'SELECT t.id FROM tm.tasks t WHERE t.workspace_id = $1 AND ' . "$LIVE AND $where"
-                        . " AND t.search @@ websearch_to_tsquery('english', \$2) ORDER BY $order", $ws, $words);
-}
+# every live task of the workspace with the words and $where, in $order
+sub oracle { list_oracle($t, $ws, $_[1], $_[0], $_[2]) }
 
 # the planner's expectations, as task_find asks them: the matches more than
 # 1% of the live tasks (no one pass of few candidates: a count of its own),
