@@ -151,11 +151,12 @@ sub capped_pages {
 # time-ordered index as the keyset page of the same search, which has no
 # count (the count and the page each walked it before)
 
-for my $c ([ 'q=oscar&filter[status]=todo', q{t.status = 'todo'} ],
-           [ 'q=oscar&filter[status]=done&filter[label]=perf', q{t.status = 'done' AND t.labels @> '{perf}'} ],
-           [ 'q=quartz', 'true' ]) {
-    my ($q, $where) = @$c;
-    my $words = $q =~ /q=(\w+)/ ? $1 : die;
+for my $c ([ 'q=oscar&filter[status]=todo', q{t.status = 'todo'}, 'oscar' ],
+           [ 'q=oscar&filter[status]=done&filter[label]=perf', q{t.status = 'done' AND t.labels @> '{perf}'}, 'oscar' ],
+           [ 'q=quartz', 'true', 'quartz' ],
+           # a phrase (its pairs' test, not an index's, on the rows by key)
+           [ 'q=%22quartz+oscar%22', 'true', '"quartz oscar"' ]) {
+    my ($q, $where, $words) = @$c;
     my $want = rank_oracle($t, $ws, $where, $words);
     is(scalar @$want, 200, "$q: the oracle ranks the 200 newest matches");
     offset_pages($t, $ws, $u->{token}, $q, $want, 45);
