@@ -355,6 +355,8 @@ DECLARE
   -- below): at most this many tasks, and this many read to count its cap
   c_cwalk_tasks constant float8 := 60000;
   c_cwalk_rows constant float8 := 15000;
+  -- (0027) the conditions of deleted=include's deleted matches (see below)
+  v_dconds text;
 BEGIN
   IF p_limit < 1 OR p_limit > 200 OR p_offset < 0 OR p_offset > 100000
      OR coalesce(cardinality(p_args), 0) > 512
@@ -861,16 +863,15 @@ BEGIN
       -- walked tasks_list_idx newest first and fetched every task to test
       -- deleted_at (invoice: 37,000 rows for 200 of its 5,400 deleted
       -- matches, 40-60 ms; their bitmap, 14)
-      EXECUTE 'SELECT array_agg(s.id)::text FROM (SELECT t.id FROM '
-              || CASE WHEN tm.tasks_expected(p_ws, ' AND t.deleted_at IS NOT NULL'
-                                                   || v_filters || ' AND ' || p_gin,
-                                             p_args, p_q) <= c_fold_max
-                      THEN '(SELECT t.id, t.created_at FROM tm.tasks t'
-                           ' WHERE t.workspace_id = $1 AND t.deleted_at IS NOT NULL'
-                           || v_filters || ' AND ' || p_gin || ' OFFSET 0) t'
-                      ELSE 'tm.tasks t WHERE t.workspace_id = $1'
-                           ' AND t.deleted_at IS NOT NULL'
-                           || v_filters || ' AND ' || p_gin END
+      v_dconds := ' AND t.deleted_at IS NOT NULL' || v_filters || ' AND ' || p_gin;
+      EXECUTE 'SELECT array_agg(s.id)::text FROM (SELECT t.id '
+              || CASE WHEN tm.tasks_expected(p_ws, v_dconds, p_args, p_q)
+                           <= c_fold_max
+                      THEN 'FROM (SELECT t.id, t.created_at'
+                           ' FROM tm.tasks t WHERE t.workspace_id = $1'
+                           || v_dconds || ' OFFSET 0) t'
+                      ELSE 'FROM tm.tasks t WHERE t.workspace_id = $1'
+                           || v_dconds END
               || ' ORDER BY t.created_at DESC, t.id DESC LIMIT ' || c_rank_max
               || ') s'
          INTO v_ids
