@@ -146,6 +146,11 @@ DECLARE
                         WHEN left(p_where, 4) = 'true' THEN 'true'
                         ELSE p_where END;
   v_filters text := substr(p_where, length(v_dcond) + 1);
+  -- (0027) for the planner's expectations of a search: the filters alone
+  -- (the search's test made true: a label's stays), and with the search
+  v_fonly  text := v_filters || ' AND '
+                   || replace(coalesce(p_gin, 'true'), c_match, 'true');
+  v_fall   text := v_filters || ' AND ' || coalesce(p_gin, 'true');
   -- deleted=only (see above)
   v_deleted boolean := v_dcond = 't.deleted_at IS NOT NULL';
   -- an offset page's cursor and offset, until its ids' query takes them
@@ -459,9 +464,7 @@ BEGIN
         -- ranked: the share of the tenant's tasks the planner expects the
         -- filters to pass (v_pf), and the matches that makes (v_m)
         v_live := tm.live_expected(p_ws, '', NULL, NULL);
-        v_pf := tm.live_expected(p_ws, v_filters || ' AND '
-                                       || replace(p_gin, c_match, 'true'),
-                                 p_args, p_q)
+        v_pf := tm.live_expected(p_ws, v_fonly, p_args, p_q)
                 / greatest(v_live, 1);
         v_m := v_kw / 2000.0 * v_live * v_pf;
         IF v_st THEN
@@ -541,9 +544,7 @@ BEGIN
                                           ELSE substring(p_order FROM '^t\.([a-z_]+)')
                                           END || ') ')
       THEN
-        v_fexp := tm.live_expected(p_ws, v_filters || ' AND '
-                                         || replace(p_gin, c_match, 'true'),
-                                   p_args, p_q);
+        v_fexp := tm.live_expected(p_ws, v_fonly, p_args, p_q);
       END IF;
       -- the words' bitmap: rare words (at most 10,000 matches and 1% of
       -- the tasks) of one GIN key (one word, a phrase's pairs, or words in
@@ -575,10 +576,7 @@ BEGIN
       THEN
         v_kexp := tm.live_expected(p_ws, v_fconds || ' AND ' || c_match,
                                    p_args, p_q);
-        v_fexp := coalesce(v_fexp, tm.live_expected(p_ws,
-                             v_filters || ' AND '
-                             || replace(p_gin, c_match, 'true'),
-                             p_args, p_q));
+        v_fexp := coalesce(v_fexp, tm.live_expected(p_ws, v_fonly, p_args, p_q));
         v_facet := v_kexp <= c_fold_max
                    AND v_kexp < c_rfacet_share * c_rank_max * v_live
                                 / greatest(v_fexp, 1);
@@ -621,8 +619,7 @@ BEGIN
          AND v_dcond IN ('t.deleted_at IS NULL', 'true')
          AND ((p_count AND p_after IS NULL) OR (v_keyset AND p_split IS NULL))
       THEN
-        v_mexp := tm.live_expected(p_ws, v_filters || ' AND ' || p_gin,
-                                   p_args, p_q);
+        v_mexp := tm.live_expected(p_ws, v_fall, p_args, p_q);
         v_stream := v_live;
         IF v_mexp <= v_cand AND p_split IS NULL AND p_order ~ c_own_order THEN
           v_sf := (regexp_match(v_filters, c_own))[1];
@@ -659,10 +656,7 @@ BEGIN
           ELSIF v_filters <> '' OR p_gin <> c_match THEN
             -- the filters' way, as 0023's few filtered tasks; (0025) up
             -- to 20,000 and 2% of the live tasks (see above)
-            v_fexp := coalesce(v_fexp, tm.live_expected(p_ws,
-                                 v_filters || ' AND '
-                                 || replace(p_gin, c_match, 'true'),
-                                 p_args, p_q));
+            v_fexp := coalesce(v_fexp, tm.live_expected(p_ws, v_fonly, p_args, p_q));
             v_fewf := v_fexp <= least(c_foldf_max, c_foldf_share * v_live);
             v_foldf := v_fewf;
           END IF;
@@ -701,10 +695,7 @@ BEGIN
         IF NOT v_foldk AND (v_filters <> '' OR p_gin <> c_match)
            AND v_wexp > v_cand
         THEN
-          v_fexp := coalesce(v_fexp, tm.live_expected(p_ws,
-                               v_filters || ' AND '
-                               || replace(p_gin, c_match, 'true'),
-                               p_args, p_q));
+          v_fexp := coalesce(v_fexp, tm.live_expected(p_ws, v_fonly, p_args, p_q));
           v_fewf := v_fexp <= least(c_foldf_max, c_foldf_share * v_live);
           -- in a subquery of their own (below), but where the branches'
           -- order starts with a filter's column: the planner then reads
@@ -727,10 +718,7 @@ BEGIN
         -- only their matches (four words with priority=4 by status: 36 ms,
         -- 53 with the words alone, their 4,600 candidates each fetched)
         IF NOT v_foldk AND NOT v_fewf AND v_wexp <= v_cand THEN
-          v_fexp := coalesce(v_fexp, tm.live_expected(p_ws,
-                               v_filters || ' AND '
-                               || replace(p_gin, c_match, 'true'),
-                               p_args, p_q));
+          v_fexp := coalesce(v_fexp, tm.live_expected(p_ws, v_fonly, p_args, p_q));
           v_foldw := v_fexp >= c_foldw_share * v_live;
         END IF;
         -- (0026) a split sort's at once; a sort's where the planner expects
@@ -863,7 +851,7 @@ BEGIN
       -- walked tasks_list_idx newest first and fetched every task to test
       -- deleted_at (invoice: 37,000 rows for 200 of its 5,400 deleted
       -- matches, 40-60 ms; their bitmap, 14)
-      v_dconds := ' AND t.deleted_at IS NOT NULL' || v_filters || ' AND ' || p_gin;
+      v_dconds := ' AND t.deleted_at IS NOT NULL' || v_fall;
       EXECUTE 'SELECT array_agg(s.id)::text FROM (SELECT t.id '
               || CASE WHEN tm.tasks_expected(p_ws, v_dconds, p_args, p_q)
                            <= c_fold_max
@@ -1062,8 +1050,7 @@ BEGIN
     -- the 200 newest deleted ones (each exact in the same order)
     v_from := 'FROM (SELECT u.* FROM (SELECT t.* '
               || tm.task_recent_from('FROM tm.tasks t WHERE t.workspace_id = $1'
-                                     ' AND t.deleted_at IS NULL' || v_filters
-                                     || ' AND ' || p_gin,
+                                     ' AND t.deleted_at IS NULL' || v_fall,
                                      v_phrase, true, c_rank_max,
                                      't.created_at DESC, t.id DESC')
               || ' UNION ALL SELECT t.* FROM tm.tasks t'
@@ -1213,8 +1200,7 @@ BEGIN
         IF v_kexp > c_kcount_max AND v_kexp <= c_kcount_one
            AND v_flabels IS NULL
         THEN
-          v_mexp := coalesce(v_mexp, tm.live_expected(p_ws, v_filters
-                                       || ' AND ' || p_gin, p_args, p_q));
+          v_mexp := coalesce(v_mexp, tm.live_expected(p_ws, v_fall, p_args, p_q));
           v_kone := v_mexp >= v_kexp / 5;
         END IF;
         IF v_kexp <= c_kcount_max OR v_kone THEN
@@ -1236,11 +1222,8 @@ BEGIN
         -- nor a label's) until the count stops (two words, 7.9% of the
         -- tasks, with status=archived: 26 ms, where the planner ANDed the
         -- words' GIN bitmap, 79,000 entries, to the status's 50,000: 98)
-        v_fexp := coalesce(v_fexp, tm.live_expected(p_ws, v_filters || ' AND '
-                                     || replace(p_gin, c_match, 'true'),
-                                     p_args, p_q));
-        v_mexp := coalesce(v_mexp, tm.live_expected(p_ws, v_filters
-                                     || ' AND ' || p_gin, p_args, p_q));
+        v_fexp := coalesce(v_fexp, tm.live_expected(p_ws, v_fonly, p_args, p_q));
+        v_mexp := coalesce(v_mexp, tm.live_expected(p_ws, v_fall, p_args, p_q));
         IF v_fexp <= c_cwalk_tasks
            AND (v_cap + 1) * v_fexp / greatest(v_mexp, 1) <= c_cwalk_rows
         THEN
@@ -1314,9 +1297,7 @@ BEGIN
       END IF;
     END IF;
     IF v_wexp > v_cand AND strpos(v_bfrom, c_match) > 0
-       AND tm.live_expected(p_ws, v_filters || ' AND '
-                                  || replace(p_gin, c_match, 'true')
-                                  || ' AND ' || p_split[2 * v_i - 1],
+       AND tm.live_expected(p_ws, v_fonly || ' AND ' || p_split[2 * v_i - 1],
                             p_args, p_q) <= c_fewf_max
     THEN
       -- (0027) common words (more than 10,000 and 1% expected) in a branch

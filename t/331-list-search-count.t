@@ -69,10 +69,7 @@ sub oracle {
 
 # the live tasks the planner expects to pass $conds (tm.live_expected, as
 # task_find asks it): the preconditions of each way below
-sub expected {
-    my ($conds, $q) = @_;
-    return $t->psql(q{SELECT tm.live_expected($1::uuid, $2, NULL, $3)}, $ws, $conds, $q);
-}
+sub expected { Taskmgr::List::live_expected($t, $ws, $_[0], undef, $_[1]) }
 my $live = $t->psql(q{SELECT count(*) FROM tm.tasks WHERE workspace_id = $1 AND deleted_at IS NULL}, $ws);
 my $MATCH = q{ AND t.search @@ websearch_to_tsquery('english', $3)};
 

@@ -161,10 +161,7 @@ for my $c (@cases) {
 # the live tasks the planner expects to pass $conds (tm.live_expected, as
 # task_find asks it): the way's precondition (at most 1% of the live tasks)
 my $live = $t->psql(q{SELECT count(*) FROM tm.tasks WHERE workspace_id = $1 AND deleted_at IS NULL}, $ws);
-sub expected {
-    my ($conds, $q) = @_;
-    return $t->psql(q{SELECT tm.live_expected($1::uuid, $2, NULL, $3)}, $ws, $conds, $q);
-}
+sub expected { Taskmgr::List::live_expected($t, $ws, $_[0], undef, $_[1]) }
 my $MATCH = q{ AND t.search @@ websearch_to_tsquery('english', $3)};
 cmp_ok(expected(" AND t.labels @> '{security}'$MATCH", 'kilo lima mike'), '<=', $live / 100,
        'kilo lima mike with security: expected in at most 1%');

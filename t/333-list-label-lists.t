@@ -67,10 +67,7 @@ sub oracle { list_oracle($t, $ws, $_[1], $_[0], $_[2]) }
 # 1% of the live tasks (no one pass of few candidates: a count of its own),
 # a priority's at most 2,000 (its branch through the keys)
 my $live = $t->psql(q{SELECT count(*) FROM tm.tasks WHERE workspace_id = $1 AND deleted_at IS NULL}, $ws);
-sub expected {
-    my ($conds, $args, $q) = @_;
-    return $t->psql(q{SELECT tm.live_expected($1::uuid, $2, $3::text[], $4)}, $ws, $conds, $args, $q);
-}
+sub expected { Taskmgr::List::live_expected($t, $ws, @_) }
 my $LIST = q{ AND t.labels && string_to_array($2[1], ',')};
 my $MATCH = q{ AND t.search @@ websearch_to_tsquery('english', $3)};
 {

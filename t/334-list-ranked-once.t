@@ -67,10 +67,7 @@ sub get {
 
 # the planner's expectations, as task_find asks them
 my $live = $t->psql(q{SELECT count(*) FROM tm.tasks WHERE workspace_id = $1 AND deleted_at IS NULL}, $ws);
-sub expected {
-    my ($conds, $args, $q) = @_;
-    return $t->psql(q{SELECT tm.live_expected($1::uuid, $2, $3::text[], $4)}, $ws, $conds, $args, $q);
-}
+sub expected { Taskmgr::List::live_expected($t, $ws, @_) }
 my $MATCH = q{ AND t.search @@ websearch_to_tsquery('english', $3)};
 
 # the index reads of one request: [status, rows, {index => scans}], the

@@ -21,7 +21,7 @@ use Exporter 'import';
 use Test::More ();
 
 our @EXPORT_OK = qw(list_walk offset_pages psql_ids rank_oracle list_oracle index_scans
-                    index_read_since);
+                    index_read_since live_expected);
 
 # list_walk($t, $ws, $token, $query, $max_pages): the ids of every page of
 # GET /v1/workspaces/$ws/tasks?$query, following next_cursor (at most
@@ -93,6 +93,14 @@ sub list_oracle {
     return psql_ids($t, qq{SELECT id FROM tm.tasks t
                             WHERE t.workspace_id = \$1 AND t.deleted_at IS NULL
                               AND $match AND $where ORDER BY $order}, $ws);
+}
+
+# live_expected($t, $ws, $conds, $args, $q): the live tasks of the workspace
+# the planner expects to pass $conds (tm.live_expected, as task_find asks
+# it: $2 the filters' values, a text array literal or undef; $3 the search)
+sub live_expected {
+    my ($t, $ws, $conds, $args, $q) = @_;
+    return $t->psql(q{SELECT tm.live_expected($1::uuid, $2, $3::text[], $4)}, $ws, $conds, $args, $q);
 }
 
 # index_scans($t, $index): the scans an index of schema tm has served
