@@ -1,6 +1,6 @@
 package Taskmgr::List;
 
-# Shared helpers of the task list tests (t/325 to t/333): every page of a list
+# Shared helpers of the task list tests (t/325 to t/335): every page of a list
 # through the API, the ids an SQL oracle answers (and the oracles of a
 # ranked and of a sorted search), and whether an index of tm.tasks served a
 # scan.
@@ -8,6 +8,7 @@ package Taskmgr::List;
 #     use Taskmgr::List qw(list_walk psql_ids index_scans index_read_since);
 #     my $ids = list_walk($t, $ws, $token, 'q=needle&limit=50');   # [ids] or undef
 #     offset_pages($t, $ws, $token, 'q=needle&sort=title', $want, 40);  # checks
+#     capped_pages($t, $ws, $token, 'q=needle&sort=title', $want, 1, 3);   # checks
 #     my $want = psql_ids($t, 'SELECT id FROM tm.tasks t WHERE ...', $ws);
 #     $want = rank_oracle($t, $ws, "t.status = 'todo'", 'quartz meadow');
 #     $want = list_oracle($t, $ws, 'true', 'quartz meadow', 't.title ASC, t.id ASC');
@@ -20,8 +21,8 @@ use warnings;
 use Exporter 'import';
 use Test::More ();
 
-our @EXPORT_OK = qw(list_walk offset_pages psql_ids rank_oracle list_oracle index_scans
-                    index_read_since live_expected);
+our @EXPORT_OK = qw(list_walk offset_pages capped_pages psql_ids rank_oracle list_oracle
+                    index_scans index_read_since live_expected);
 
 # list_walk($t, $ws, $token, $query, $max_pages): the ids of every page of
 # GET /v1/workspaces/$ws/tasks?$query, following next_cursor (at most
@@ -62,6 +63,21 @@ sub offset_pages {
         Test::More::is_deeply([ map { $_->{id} } @{ $r->{json}{data} // [] } ], \@slice, "... the oracle's rows");
         Test::More::is(defined $r->{headers}{link}, $page < $pages,
                        '... ' . ($page < $pages ? 'a' : 'no') . ' next page');
+    }
+}
+
+# capped_pages($t, $ws, $token, $query, $want, @pages): offset pages of 50
+# of a search with more than 1,000 matches ($want, the oracle's ids): 200,
+# the capped X-Total-Count (1000) and the oracle's rows on each page asked
+sub capped_pages {
+    my ($t, $ws, $token, $q, $want, @pages) = @_;
+    for my $page (@pages) {
+        my $r = $t->request(GET => "/v1/workspaces/$ws/tasks?$q&page=$page&per_page=50", token => $token);
+        Test::More::is($r->{status}, 200, "$q, page $page: 200");
+        Test::More::is($r->{headers}{'x-total-count'}, 1000, '... X-Total-Count: 1000');
+        Test::More::is($r->{headers}{'x-total-count-capped'}, 'true', '... capped');
+        Test::More::is_deeply([ map { $_->{id} } @{ $r->{json}{data} // [] } ],
+                              [ @$want[ ($page - 1) * 50 .. $page * 50 - 1 ] ], "... the oracle's rows");
     }
 }
 
