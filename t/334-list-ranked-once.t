@@ -28,7 +28,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use Taskmgr::Test;
 use Taskmgr::Load qw(setup_user);
-use Taskmgr::List qw(list_walk offset_pages capped_pages list_oracle rank_oracle index_scans);
+use Taskmgr::List qw(list_walk offset_pages capped_pages list_oracle rank_oracle reads_tracker);
 
 my $t = Taskmgr::Test->new(name => 'list_ranked_once');
 $t->start(http_config => 'taskmgr_task_purge_after 0;');
@@ -60,31 +60,17 @@ SELECT $1::uuid,
   FROM generate_series(1, 45000) i}, $ws, $uid);
 $t->psql('VACUUM ANALYZE tm.tasks');
 
-sub get {
-    my ($q) = @_;
-    return $t->request(GET => "/v1/workspaces/$ws/tasks?$q", token => $u->{token});
-}
-
 # the planner's expectations, as task_find asks them
 my $live = $t->psql(q{SELECT count(*) FROM tm.tasks WHERE workspace_id = $1 AND deleted_at IS NULL}, $ws);
 sub expected { Taskmgr::List::live_expected($t, $ws, @_) }
 my $MATCH = q{ AND t.search @@ websearch_to_tsquery('english', $3)};
 
-# the index reads of one request: [status, rows, {index => scans}], the
-# scans counted from the previous request's (a backend reports its
-# statistics when idle: within 10 s); the checks of the index reads run
-# last, one after the other (@later), after every other request
+# the reads of one request ([status, rows, {index or "seq" => scans}],
+# Taskmgr::List::reads_tracker); these checks run last, one after the other
+# (@later), after every other request
 my @IDX = qw(tasks_facets_idx tasks_search_recent_idx tasks_labels_idx tasks_search_idx);
-my (%seen, @later);
-sub scans { sleep 11; return { map { $_ => index_scans($t, $_) } @IDX } }
-sub reads {
-    my ($q) = @_;
-    my $r = get($q);
-    my $now = scans();
-    my %d = map { $_ => $now->{$_} - $seen{$_} } @IDX;
-    %seen = %$now;
-    return [ $r->{status}, scalar @{ $r->{json}{data} // [] }, \%d ];
-}
+my ($tracker, @later);
+sub reads { return $tracker->(@_) }
 
 ###########################################################################
 # one word, ranked, with a label and a priority: the facet keys
@@ -255,7 +241,7 @@ for my $c ([ 'sort=title', 't.title ASC, t.id ASC' ], [ 'sort=-updated_at', 't.u
 }
 
 # the index reads, one request after the other
-%seen = %{ scans() };
+$tracker = reads_tracker($t, $ws, $u->{token}, @IDX);
 $_->() for @later;
 
 unlike($t->error_log, qr/\[(?:alert|emerg|crit)\]/, 'no alerts in the error log');

@@ -20,7 +20,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use Taskmgr::Test;
 use Taskmgr::Load qw(setup_user);
-use Taskmgr::List qw(list_walk offset_pages list_oracle index_scans capped_pages);
+use Taskmgr::List qw(list_walk offset_pages list_oracle reads_tracker capped_pages);
 
 my $t = Taskmgr::Test->new(name => 'list_branch_walk');
 $t->start(http_config => 'taskmgr_task_purge_after 0;');
@@ -49,35 +49,17 @@ SELECT $1::uuid,
   FROM generate_series(1, 30000) i}, $ws, $uid);
 $t->psql('VACUUM ANALYZE tm.tasks');
 
-sub get {
-    my ($q) = @_;
-    return $t->request(GET => "/v1/workspaces/$ws/tasks?$q", token => $u->{token});
-}
-
 # the planner's expectations, as task_find asks them
 my $live = $t->psql(q{SELECT count(*) FROM tm.tasks WHERE workspace_id = $1 AND deleted_at IS NULL}, $ws);
 sub expected { Taskmgr::List::live_expected($t, $ws, @_) }
 my $MATCH = q{ AND t.search @@ websearch_to_tsquery('english', $3)};
 
-# the reads of one request: [status, rows, {index or "seq" => scans}], the
-# scans counted from the previous request's (a backend reports its
-# statistics when idle: within 10 s); these checks run last, one after the
-# other (@later), after every other request
+# the reads of one request ([status, rows, {index or "seq" => scans}],
+# Taskmgr::List::reads_tracker); these checks run last, one after the other
+# (@later), after every other request
 my @IDX = qw(tasks_search_idx tasks_labels_idx tasks_facets_idx);
-my (%seen, @later);
-sub scans {
-    sleep 11;
-    return { seq => $t->psql(q{SELECT seq_scan FROM pg_stat_user_tables WHERE relid = 'tm.tasks'::regclass}),
-             map { $_ => index_scans($t, $_) } @IDX };
-}
-sub reads {
-    my ($q) = @_;
-    my $r = get($q);
-    my $now = scans();
-    my %d = map { $_ => $now->{$_} - $seen{$_} } keys %$now;
-    %seen = %$now;
-    return [ $r->{status}, scalar @{ $r->{json}{data} // [] }, \%d ];
-}
+my ($tracker, @later);
+sub reads { return $tracker->(@_) }
 
 cmp_ok(expected($MATCH, undef, $_), '>', $live / 100, "$_: in more than 1% of the tasks expected") for qw(kilo lima);
 
@@ -147,7 +129,7 @@ for my $c ([ 'filter[status]=in_progress&sort=title', q{t.status = 'in_progress'
 }
 
 # the reads, one request after the other
-%seen = %{ scans() };
+$tracker = reads_tracker($t, $ws, $u->{token}, @IDX);
 $_->() for @later;
 
 unlike($t->error_log, qr/\[(?:alert|emerg|crit)\]/, 'no alerts in the error log');

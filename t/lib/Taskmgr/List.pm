@@ -13,6 +13,8 @@ package Taskmgr::List;
 #     $want = rank_oracle($t, $ws, "t.status = 'todo'", 'quartz meadow');
 #     $want = list_oracle($t, $ws, 'true', 'quartz meadow', 't.title ASC, t.id ASC');
 #     my $before = index_scans($t, 'tasks_search_recent_idx');
+#     my $reads = reads_tracker($t, $ws, $token, 'tasks_search_idx');
+#     my ($status, $rows, $d) = @{ $reads->('q=needle&limit=50') };  # $d->{seq}, ...
 #     ok(index_read_since($t, 'tasks_search_recent_idx', $before));
 
 use strict;
@@ -22,7 +24,7 @@ use Exporter 'import';
 use Test::More ();
 
 our @EXPORT_OK = qw(list_walk offset_pages capped_pages psql_ids rank_oracle list_oracle
-                    index_scans index_read_since live_expected);
+                    index_scans index_read_since reads_tracker live_expected);
 
 # list_walk($t, $ws, $token, $query, $max_pages): the ids of every page of
 # GET /v1/workspaces/$ws/tasks?$query, following next_cursor (at most
@@ -124,6 +126,31 @@ sub index_scans {
     my ($t, $index) = @_;
     return $t->psql(q{SELECT idx_scan FROM pg_stat_user_indexes
                        WHERE schemaname = 'tm' AND indexrelname = $1}, $index);
+}
+
+# reads_tracker($t, $ws, $token, @indexes): a sub that makes one request,
+# GET /v1/workspaces/$ws/tasks?$query, and answers [status, rows, {name =>
+# scans}]: the scans each index of schema tm, and "seq" the sequential scans
+# of tm.tasks, served since the previous request's (or since the tracker was
+# made), read 11 s after the request (a backend reports its statistics when
+# idle: within 10 s).  Run such requests one after the other, after every
+# other request of the test.
+sub reads_tracker {
+    my ($t, $ws, $token, @indexes) = @_;
+    my $scans = sub {
+        sleep 11;
+        return { seq => $t->psql(q{SELECT seq_scan FROM pg_stat_user_tables WHERE relid = 'tm.tasks'::regclass}),
+                 map { $_ => index_scans($t, $_) } @indexes };
+    };
+    my %seen = %{ $scans->() };
+    return sub {
+        my ($q) = @_;
+        my $r = $t->request(GET => "/v1/workspaces/$ws/tasks?$q", token => $token);
+        my $now = $scans->();
+        my %d = map { $_ => $now->{$_} - $seen{$_} } keys %$now;
+        %seen = %$now;
+        return [ $r->{status}, scalar @{ $r->{json}{data} // [] }, \%d ];
+    };
 }
 
 # index_read_since($t, $index, $before): did the index serve a scan since
