@@ -21,7 +21,7 @@
 --   0027's walk of the filters' tasks being for at most 60,000.  Through
 --   the status's or the priority's index, 15,000 rows: 26 ms.
 --
--- tm_api.task_find (0027's, restated):
+-- tm_api.task_find (0027's, restated) and tm.task_facets_cond (0026's):
 -- - a branch of common words takes 0027's test on each task (no GIN
 --   condition, nor a label's) also where the planner expects the rows the
 --   branch reads for its page (its offset left plus the rows wanted, over
@@ -32,10 +32,38 @@
 --   whose tasks the planner expects to hold the count's 1,001 matches in at
 --   most 15,000: the words tested on each, sequential scans off for the
 --   count (before 0027's walk of the filters' tasks, which stays for the
---   others).
+--   others);
+-- - a label list's facet keys (the count of plain words with a label list,
+--   and a split sort's branch of it): one "@>" of the other keys and one
+--   "&&" of the labels' keys, one scan of tasks_facets_idx (0026: one "@>"
+--   a label, ORed: a scan each, the words' posting lists read once a
+--   label).  Two words with label in (perf,infra), 1,001 counted: 35 -> 31
+--   ms (the statement alone, median of 8; session 20).
 --
 -- 0027's tm_api.task_find; changed: the declarations after v_dconds, the
--- count's walk and the branches' words' test.
+-- count's walk and the branches' words' test.  tm.task_facets_cond
+-- (0026's) restated.
+
+-- (0026) the condition of tasks_facets_idx for candidates with every key
+-- of p_keys and one of p_label_keys (none: p_keys alone), for
+-- tm_api.task_find; (0028) a list of labels: "@>" p_keys AND "&&" the
+-- labels (one label: "@>" p_keys with it, as 0026)
+CREATE OR REPLACE FUNCTION tm.task_facets_cond(p_keys text[], p_label_keys text[])
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN cardinality(p_label_keys) > 1
+              THEN '(' || CASE WHEN cardinality(p_keys) > 0
+                               THEN c.f || ' @> ' || quote_literal(p_keys::text)
+                                    || '::text[] AND '
+                               ELSE '' END
+                   || c.f || ' && ' || quote_literal(p_label_keys::text)
+                   || '::text[])'
+              ELSE c.f || ' @> '
+                   || quote_literal((p_keys || coalesce(p_label_keys, '{}'))::text)
+                   || '::text[]' END
+    FROM (SELECT 'tm.task_facets(t.workspace_id, t.search, t.priority,'
+                 ' t.labels, t.project_id, t.assignee_id)'::text AS f) c
+$$;
 
 CREATE OR REPLACE FUNCTION tm_api.task_find(p_uid uuid, p_sid uuid, p_ws uuid,
                                  p_where text, p_after text, p_order text,
@@ -286,7 +314,8 @@ DECLARE
   v_thin   boolean := false;
   -- (0026) the count of an offset page through the facet keys, with a
   -- label list (label[in]) of at most c_flist_max labels among them (one
-  -- "@>" a label, ORed: v_kcondl, its filters' conditions v_fcondl), where
+  -- "@>" and one "&&" the labels, 0028: v_kcondl, its filters' conditions
+  -- v_fcondl), where
   -- the planner expects at most c_kcount_max candidates of those keys; a
   -- split sort's branch too where it expects at most c_kbranch_max (a
   -- priority's branch with its priority's key)
@@ -375,7 +404,7 @@ BEGIN
       -- (0026) and for the count of an offset page (below), a label list
       -- ("t.labels && string_to_array($2[n], ',')") of up to 4 labels: its
       -- condition with theirs (v_fcondl), and the keys with each of its
-      -- labels, ORed (v_kcondl)
+      -- labels (0028: "&&" the labels' keys; v_kcondl)
       v_flist := regexp_match(v_fhay,
                    ' AND (t\.labels && string_to_array\(\$2\[([0-9]+)\], '',''\))'
                    '(?= AND |$)');
